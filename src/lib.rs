@@ -1,0 +1,17 @@
+//! swarmcc: a distcc-compatible distributed C/C++ compiler.
+//!
+//! Data flows one way: parse (`config`, `hosts`, `args`) → decide (`args::classify`)
+//! → run (`client`, `server`, through `conn` and `protocol`) → report (`exit`, `logging`).
+
+pub mod args;
+pub mod backoff;
+pub mod client;
+pub mod compiler;
+pub mod config;
+pub mod conn;
+pub mod exec;
+pub mod exit;
+pub mod hosts;
+pub mod logging;
+pub mod protocol;
+pub mod server;

@@ -1,0 +1,112 @@
+//! The one logging path: a `log` backend writing `prog[pid] LEVEL message` lines.
+//!
+//! Every module logs through the `log` macros; only this file decides where lines go
+//! (stderr, a file, or an inherited fd such as ccache's `UNCACHED_ERR_FD`) and which
+//! levels pass. It reads no environment itself: `config` decides the target.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+pub use log::LevelFilter;
+
+/// Where log lines go.
+#[derive(Debug)]
+pub enum Target {
+    Stderr,
+    File(File),
+}
+
+impl Target {
+    /// Opens `path` for appending (mode 0666 as distcc), creating it.
+    pub fn append_file(path: &Path) -> std::io::Result<Target> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o666)
+            .open(path)?;
+        Ok(Target::File(f))
+    }
+}
+
+struct Logger {
+    prog: &'static str,
+    level: LevelFilter,
+    target: Mutex<Target>,
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= self.level
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let prefix = match record.level() {
+            log::Level::Error => "ERROR: ",
+            log::Level::Warn => "Warning: ",
+            _ => "",
+        };
+        let line = format!(
+            "{}[{}] {}{}\n",
+            self.prog,
+            std::process::id(),
+            prefix,
+            record.args()
+        );
+        let mut target = match self.target.lock() {
+            Ok(t) => t,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        // One write per line so concurrent processes appending to one file do not
+        // interleave inside a line. A failing log write must never fail a compile.
+        let _ = match &mut *target {
+            Target::Stderr => std::io::stderr().write_all(line.as_bytes()),
+            Target::File(f) => f.write_all(line.as_bytes()),
+        };
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs the logger once per process. Later calls are ignored.
+pub fn init(prog: &'static str, level: LevelFilter, target: Target) {
+    let logger = Logger {
+        prog,
+        level,
+        target: Mutex::new(target),
+    };
+    if log::set_boxed_logger(Box::new(logger)).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+/// Parses a distccd-style level name (`--log-level`).
+pub fn parse_level(name: &str) -> Option<LevelFilter> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "emerg" | "alert" | "crit" | "critical" | "err" | "error" => LevelFilter::Error,
+        "warn" | "warning" => LevelFilter::Warn,
+        "notice" | "note" | "info" => LevelFilter::Info,
+        "debug" => LevelFilter::Debug,
+        "trace" => LevelFilter::Trace,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distccd_level_names() {
+        assert_eq!(parse_level("notice"), Some(LevelFilter::Info));
+        assert_eq!(parse_level("WARNING"), Some(LevelFilter::Warn));
+        assert_eq!(parse_level("crit"), Some(LevelFilter::Error));
+        assert_eq!(parse_level("debug"), Some(LevelFilter::Debug));
+        assert_eq!(parse_level("loud"), None);
+    }
+}

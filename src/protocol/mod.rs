@@ -1,0 +1,26 @@
+//! The distcc wire protocol (versions 1, 2 and 3), as pure data transformations.
+//!
+//! This module knows nothing of sockets, files, processes, clocks or threads: it turns
+//! messages into bytes and bytes into messages. `conn` owns the sockets and feeds this
+//! module; a test (`tests/protocol_purity.rs`) fails if anything here imports I/O.
+//!
+//! Layers, bottom up:
+//! * [`frame`]: the 12-byte packet header (4-letter token + 8 hex digits) and bodies;
+//! * [`lzo`]: LZO1X block compression for protocol 2/3 bodies;
+//! * [`message`]: request/reply encoders and incremental decoders that validate the
+//!   token sequence and enforce [`Limits`] before allocating anything.
+//!
+//! Decoders are incremental: `decode(&buf)` returns `Ok(None)` when more bytes are
+//! needed, `Ok(Some((event, used)))` when one event was decoded from the first `used`
+//! bytes of `buf`, and `Err` when the bytes can never form a valid message.
+
+pub mod error;
+pub mod frame;
+pub mod lzo;
+pub mod message;
+
+pub use error::Error;
+pub use message::{
+    encode_reply, encode_request_header, encode_source, Limits, Reply, ReplyDecoder, ReplyEvent,
+    RequestDecoder, RequestEvent, Version,
+};
