@@ -1,1 +1,297 @@
-//! placeholder
+//! Reads the client's environment and host files once, into a [`ClientConfig`].
+//!
+//! No other module calls `env::var`: they receive the values from here. Invalid values
+//! are reported with the variable's name; they never crash the wrapper.
+
+use std::env;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::hosts::{self, HostList};
+
+/// The system-wide host list, used when neither `DISTCC_HOSTS` nor `$DISTCC_DIR/hosts`
+/// exists.
+pub const SYSTEM_HOSTS_FILES: &[&str] = &["/etc/distcc/hosts", "/etc/swarmcc/hosts"];
+
+/// Host files larger than this are refused, as distcc does (1 MiB).
+const MAX_HOSTS_FILE: u64 = 1024 * 1024;
+
+/// Everything the client takes from its environment.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `DISTCC_VERBOSE=1`: show every decision.
+    pub verbose: bool,
+    /// `DISTCC_LOG`: append wrapper messages to this file instead of stderr.
+    pub log_file: Option<PathBuf>,
+    /// `UNCACHED_ERR_FD`: log to this inherited fd (ccache sets it) when no log file.
+    pub uncached_err_fd: Option<i32>,
+    /// `DISTCC_DIR`, default `$HOME/.distcc`.
+    pub distcc_dir: PathBuf,
+    /// `DISTCC_HOSTS`, if set at all (an empty value means "no hosts").
+    pub hosts_env: Option<String>,
+    /// `DISTCC_IO_TIMEOUT`: longest silence while sending or receiving (default 300 s).
+    pub io_timeout: Duration,
+    /// `SWARMCC_CONNECT_TIMEOUT`: connect timeout (default 4 s, as distcc).
+    pub connect_timeout: Duration,
+    /// `SWARMCC_COMPILE_TIMEOUT`: how long a server may compile before its answer
+    /// starts (default 1800 s). Kept apart from the IO timeout so that a long compile on
+    /// a healthy server is not mistaken for a dead link.
+    pub compile_timeout: Duration,
+    /// `DISTCC_BACKOFF_PERIOD` (default 60 s; 0 disables backoff).
+    pub backoff_period: Duration,
+    /// `DISTCC_FALLBACK` (default on; "0" turns a failed distribution into an error).
+    pub fallback: bool,
+    /// `DISTCC_SKIP_LOCAL_RETRY` set (any value): accept a remote compile error as final.
+    pub skip_local_retry: bool,
+    /// `DISTCC_SAVE_TEMPS=1`: keep temporary files.
+    pub save_temps: bool,
+    /// `TMPDIR`, default `/tmp`.
+    pub tmpdir: PathBuf,
+    /// `DISTCC_NO_REWRITE_CROSS` (or the man page's `DISTCC_NO_CROSS_REWRITE`) set.
+    pub no_rewrite_cross: bool,
+    /// `_DISTCC_SAFEGUARD`: recursion level inherited from a parent swarmcc/distcc.
+    pub safeguard: Option<String>,
+    /// `PATH` as inherited.
+    pub path: OsString,
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "bad {} value {:?}: expected {}",
+            self.variable, self.value, self.expected
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where the host list came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostsSource {
+    Env,
+    File(PathBuf),
+    None,
+}
+
+impl fmt::Display for HostsSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostsSource::Env => write!(f, "$DISTCC_HOSTS"),
+            HostsSource::File(p) => write!(f, "{}", p.display()),
+            HostsSource::None => write!(f, "(no host list)"),
+        }
+    }
+}
+
+/// Why no usable host list could be read.
+#[derive(Debug)]
+pub enum HostsError {
+    Parse {
+        source: HostsSource,
+        error: hosts::ParseError,
+    },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    TooLarge(PathBuf),
+}
+
+impl fmt::Display for HostsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostsError::Parse { source, error } => write!(f, "{source}: {error}"),
+            HostsError::Read { path, error } => {
+                write!(f, "cannot read host list {}: {error}", path.display())
+            }
+            HostsError::TooLarge(p) => {
+                write!(f, "host list {} is larger than 1 MiB", p.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for HostsError {}
+
+impl ClientConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<ClientConfig, ConfigError> {
+        Self::from_lookup(&|name| env::var_os(name))
+    }
+
+    /// Reads configuration through `get`, so tests can supply their own environment.
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<OsString>) -> Result<ClientConfig, ConfigError> {
+        let text = |name: &str| get(name).map(|v| v.to_string_lossy().into_owned());
+        let distcc_dir = match get("DISTCC_DIR") {
+            Some(d) if !d.is_empty() => PathBuf::from(d),
+            _ => {
+                let home = get("HOME").unwrap_or_else(|| OsString::from("/"));
+                Path::new(&home).join(".distcc")
+            }
+        };
+        let tmpdir = match get("TMPDIR") {
+            Some(d) if !d.is_empty() => PathBuf::from(d),
+            _ => PathBuf::from("/tmp"),
+        };
+        let uncached_err_fd = match text("UNCACHED_ERR_FD") {
+            Some(v) => Some(v.trim().parse::<i32>().map_err(|_| ConfigError {
+                variable: "UNCACHED_ERR_FD",
+                value: v.clone(),
+                expected: "a file descriptor number",
+            })?),
+            None => None,
+        };
+        Ok(ClientConfig {
+            verbose: text("DISTCC_VERBOSE").is_some_and(|v| v.trim() == "1"),
+            log_file: get("DISTCC_LOG").filter(|v| !v.is_empty()).map(PathBuf::from),
+            uncached_err_fd,
+            distcc_dir,
+            hosts_env: text("DISTCC_HOSTS"),
+            io_timeout: seconds(&text, "DISTCC_IO_TIMEOUT", 300, false)?,
+            connect_timeout: seconds(&text, "SWARMCC_CONNECT_TIMEOUT", 4, false)?,
+            compile_timeout: seconds(&text, "SWARMCC_COMPILE_TIMEOUT", 1800, false)?,
+            backoff_period: seconds(&text, "DISTCC_BACKOFF_PERIOD", 60, true)?,
+            fallback: text("DISTCC_FALLBACK").is_none_or(|v| v.trim() != "0"),
+            skip_local_retry: get("DISTCC_SKIP_LOCAL_RETRY").is_some(),
+            save_temps: text("DISTCC_SAVE_TEMPS").is_some_and(|v| v.trim() == "1"),
+            tmpdir,
+            no_rewrite_cross: get("DISTCC_NO_REWRITE_CROSS").is_some()
+                || get("DISTCC_NO_CROSS_REWRITE").is_some(),
+            safeguard: text(crate::compiler::SAFEGUARD_VAR),
+            path: get("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin")),
+        })
+    }
+
+    /// The host list: `DISTCC_HOSTS`, else `$DISTCC_DIR/hosts`, else the system file.
+    /// `Ok((list, HostsSource::None))` with an empty list when none exists.
+    pub fn load_hosts(&self) -> Result<(HostList, HostsSource), HostsError> {
+        if let Some(text) = &self.hosts_env {
+            let list = hosts::parse(text).map_err(|error| HostsError::Parse {
+                source: HostsSource::Env,
+                error,
+            })?;
+            return Ok((list, HostsSource::Env));
+        }
+        let mut candidates = vec![self.distcc_dir.join("hosts")];
+        candidates.extend(SYSTEM_HOSTS_FILES.iter().map(PathBuf::from));
+        for path in candidates {
+            match std::fs::metadata(&path) {
+                Ok(m) if m.len() > MAX_HOSTS_FILE => return Err(HostsError::TooLarge(path)),
+                Ok(_) => {}
+                Err(_) => continue,
+            }
+            let text = std::fs::read_to_string(&path).map_err(|error| HostsError::Read {
+                path: path.clone(),
+                error,
+            })?;
+            let source = HostsSource::File(path);
+            let list = hosts::parse(&text).map_err(|error| HostsError::Parse {
+                source: source.clone(),
+                error,
+            })?;
+            return Ok((list, source));
+        }
+        Ok((HostList::default(), HostsSource::None))
+    }
+
+    /// Directory of lock and backoff files (`$DISTCC_DIR/lock`), shared with distcc.
+    pub fn lock_dir(&self) -> PathBuf {
+        self.distcc_dir.join("lock")
+    }
+}
+
+fn seconds(
+    text: &dyn Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: u64,
+    zero_ok: bool,
+) -> Result<Duration, ConfigError> {
+    let Some(raw) = text(variable) else {
+        return Ok(Duration::from_secs(default));
+    };
+    let bad = || ConfigError {
+        variable,
+        value: raw.clone(),
+        expected: if zero_ok {
+            "a number of seconds (0 or more)"
+        } else {
+            "a positive number of seconds"
+        },
+    };
+    let n: u64 = raw.trim().parse().map_err(|_| bad())?;
+    if n == 0 && !zero_ok {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<ClientConfig, ConfigError> {
+        let map: HashMap<String, OsString> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        ClientConfig::from_lookup(&|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_match_distcc() {
+        let c = cfg(&[("HOME", "/home/u")]).unwrap();
+        assert_eq!(c.distcc_dir, PathBuf::from("/home/u/.distcc"));
+        assert_eq!(c.io_timeout, Duration::from_secs(300));
+        assert_eq!(c.backoff_period, Duration::from_secs(60));
+        assert!(c.fallback);
+        assert!(!c.skip_local_retry);
+        assert!(!c.verbose);
+        assert_eq!(c.tmpdir, PathBuf::from("/tmp"));
+        assert_eq!(c.hosts_env, None);
+    }
+
+    #[test]
+    fn variables_are_read() {
+        let c = cfg(&[
+            ("DISTCC_DIR", "/var/tmp/portage/.distcc"),
+            ("DISTCC_VERBOSE", "1"),
+            ("DISTCC_FALLBACK", "0"),
+            ("DISTCC_SKIP_LOCAL_RETRY", "0"),
+            ("DISTCC_BACKOFF_PERIOD", "0"),
+            ("DISTCC_IO_TIMEOUT", "7"),
+            ("DISTCC_HOSTS", ""),
+            ("TMPDIR", "/scratch"),
+        ])
+        .unwrap();
+        assert_eq!(c.distcc_dir, PathBuf::from("/var/tmp/portage/.distcc"));
+        assert!(c.verbose);
+        assert!(!c.fallback);
+        // distcc: any value, even "0", skips the local retry.
+        assert!(c.skip_local_retry);
+        assert_eq!(c.backoff_period, Duration::ZERO);
+        assert_eq!(c.io_timeout, Duration::from_secs(7));
+        assert_eq!(c.hosts_env.as_deref(), Some(""));
+        assert_eq!(c.tmpdir, PathBuf::from("/scratch"));
+    }
+
+    #[test]
+    fn bad_timeout_names_the_variable() {
+        let e = cfg(&[("DISTCC_IO_TIMEOUT", "soon")]).unwrap_err();
+        assert_eq!(e.variable, "DISTCC_IO_TIMEOUT");
+        assert!(e.to_string().contains("\"soon\""), "{e}");
+        assert!(cfg(&[("DISTCC_IO_TIMEOUT", "0")]).is_err());
+    }
+}

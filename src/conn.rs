@@ -1,1 +1,215 @@
-//! placeholder
+//! The only code that reads and writes protocol sockets: it feeds bytes to the pure
+//! `protocol` decoders and enforces timeouts.
+//!
+//! It knows the protocol only through the decoders' `decode` method, and nothing of
+//! compilers, hosts or files.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::protocol::{self, ReplyDecoder, ReplyEvent, RequestDecoder, RequestEvent};
+
+/// Size of one socket read. Large enough that a typical object arrives in a few reads.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Something that decodes events from the front of a byte buffer.
+pub trait Decode {
+    type Event;
+    fn decode_next(
+        &mut self,
+        buf: &[u8],
+    ) -> Result<Option<(Self::Event, usize)>, protocol::Error>;
+}
+
+impl Decode for RequestDecoder {
+    type Event = RequestEvent;
+    fn decode_next(&mut self, buf: &[u8]) -> Result<Option<(RequestEvent, usize)>, protocol::Error> {
+        self.decode(buf)
+    }
+}
+
+impl Decode for ReplyDecoder {
+    type Event = ReplyEvent;
+    fn decode_next(&mut self, buf: &[u8]) -> Result<Option<(ReplyEvent, usize)>, protocol::Error> {
+        self.decode(buf)
+    }
+}
+
+/// Why a conversation stopped.
+#[derive(Debug)]
+pub enum ConnError {
+    /// No byte moved for longer than the allowed wait.
+    Timeout { waited: Duration, during: &'static str },
+    /// The peer closed the connection; `mid_message` if it did so inside a packet.
+    Eof { mid_message: bool },
+    /// The bytes cannot form a valid message.
+    Protocol(protocol::Error),
+    Io(io::Error),
+}
+
+impl fmt::Display for ConnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnError::Timeout { waited, during } => {
+                write!(f, "timed out after {:.1}s {during}", waited.as_secs_f64())
+            }
+            ConnError::Eof { mid_message: true } => write!(f, "connection closed mid-message"),
+            ConnError::Eof { mid_message: false } => {
+                write!(f, "connection closed without an answer")
+            }
+            ConnError::Protocol(e) => write!(f, "protocol error: {e}"),
+            ConnError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnError {}
+
+impl From<protocol::Error> for ConnError {
+    fn from(e: protocol::Error) -> Self {
+        ConnError::Protocol(e)
+    }
+}
+
+/// A protocol connection: a socket plus the bytes received but not yet decoded.
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already consumed by the decoder.
+    start: usize,
+    /// Longest allowed silence while a message is in flight.
+    io_timeout: Duration,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, io_timeout: Duration) -> Self {
+        // Small packets (headers) must not wait for Nagle; the request header is sent
+        // while the preprocessor still runs, so latency matters.
+        let _ = stream.set_nodelay(true);
+        Conn {
+            stream,
+            buf: Vec::new(),
+            start: 0,
+            io_timeout,
+        }
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    pub fn set_io_timeout(&mut self, t: Duration) {
+        self.io_timeout = t;
+    }
+
+    /// Writes all of `bytes`, failing if the peer accepts nothing for `io_timeout`.
+    pub fn send(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
+        self.stream
+            .set_write_timeout(Some(nonzero(self.io_timeout)))
+            .map_err(ConnError::Io)?;
+        match self.stream.write_all(bytes) {
+            Ok(()) => Ok(()),
+            Err(e) if is_timeout(&e) => Err(ConnError::Timeout {
+                waited: self.io_timeout,
+                during: "sending",
+            }),
+            Err(e) => Err(ConnError::Io(e)),
+        }
+    }
+
+    /// Decodes the next event. `first_wait` bounds the wait for the first byte when no
+    /// partial message is buffered (e.g. the compile time before a reply starts);
+    /// afterwards every silence is bounded by `io_timeout`.
+    pub fn next_event<D: Decode>(
+        &mut self,
+        decoder: &mut D,
+        first_wait: Option<Duration>,
+    ) -> Result<D::Event, ConnError> {
+        loop {
+            if let Some((event, used)) = decoder.decode_next(&self.buf[self.start..])? {
+                self.start += used;
+                self.compact();
+                return Ok(event);
+            }
+            let pending = self.buf.len() > self.start;
+            let (wait, during) = match first_wait {
+                Some(w) if !pending => (w, "waiting for the reply"),
+                _ => (self.io_timeout, "receiving"),
+            };
+            self.fill(wait, during)?;
+        }
+    }
+
+    /// Reads at least one more byte into the buffer.
+    fn fill(&mut self, wait: Duration, during: &'static str) -> Result<(), ConnError> {
+        let deadline = Instant::now() + wait;
+        let old_len = self.buf.len();
+        self.buf.resize(old_len + READ_CHUNK, 0);
+        let result = loop {
+            let now = Instant::now();
+            if now >= deadline {
+                break Err(ConnError::Timeout {
+                    waited: wait,
+                    during,
+                });
+            }
+            if let Err(e) = self.stream.set_read_timeout(Some(nonzero(deadline - now))) {
+                break Err(ConnError::Io(e));
+            }
+            match self.stream.read(&mut self.buf[old_len..]) {
+                Ok(0) => {
+                    break Err(ConnError::Eof {
+                        mid_message: old_len > self.start,
+                    })
+                }
+                Ok(n) => break Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(&e) => continue,
+                Err(e) => break Err(ConnError::Io(e)),
+            }
+        };
+        match result {
+            Ok(n) => {
+                self.buf.truncate(old_len + n);
+                Ok(())
+            }
+            Err(e) => {
+                self.buf.truncate(old_len);
+                Err(e)
+            }
+        }
+    }
+
+    fn compact(&mut self) {
+        // Drop consumed bytes once they dominate, so a long conversation keeps a small
+        // buffer without copying on every event.
+        if self.start > 0 && self.start * 2 >= self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+    }
+
+    /// Bytes received beyond the last decoded event.
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+}
+
+fn nonzero(d: Duration) -> Duration {
+    // A zero timeout means "block forever" to std; never let a rounding do that.
+    d.max(Duration::from_millis(1))
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}

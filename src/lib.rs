@@ -15,3 +15,4 @@ pub mod hosts;
 pub mod logging;
 pub mod protocol;
 pub mod server;
+pub mod slots;

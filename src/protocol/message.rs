@@ -1,9 +1,17 @@
 //! Request and reply sequences of the distcc protocol, versions 1–3.
 //!
-//! CONTRACT (public API used by `conn`, `client` and `server`; keep these signatures):
-//! the bodies below are placeholders to be replaced by the real implementation.
+//! Encoders append whole messages to a caller's buffer; decoders are incremental
+//! state machines that check the token order and enforce [`Limits`] before anything
+//! is allocated. What the arguments mean, where files go on disk, and when to read or
+//! write the socket are left to `client`, `server` and `conn`.
 
-use super::Error;
+use std::borrow::Cow;
+
+use super::frame::{
+    decode_string, encode_bulk, encode_header, encode_string, expect_header, take_sized, wire_len,
+    Token, HEADER_LEN,
+};
+use super::{lzo, Error};
 
 /// Protocol version, chosen per host by the client (`,lzo` → 2, `,lzo,cpp` → 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,6 +84,9 @@ pub enum FileEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestEvent {
     /// `DIST` … `ARGV`×n complete (v3: with `CDIR`). Always the first event.
+    ///
+    /// In v3 this event also consumes the `NFIL` packet that follows the arguments, so
+    /// that the file count is checked against [`Limits`] with the header.
     Header {
         version: Version,
         cwd: Option<String>,
@@ -86,45 +97,390 @@ pub enum RequestEvent {
     /// v3: one `NAME`+`FILE`/`LINK` pair.
     File(FileEntry),
     /// v3: all `NFIL` entries were received (also right after the header when NFIL is 0).
-    /// The request is complete after it.
+    /// The request is complete after it. It consumes no bytes (`used` is 0).
     FilesDone,
 }
 
 /// Incremental decoder for a client's request (server side).
+///
+/// Contract with the caller: after `Ok(Some((_, used)))` drop exactly `used` bytes from
+/// the front of the buffer; after `Ok(None)` only append to it. The decoder relies on
+/// this to avoid re-parsing the argument list on every call (a peer dripping bytes
+/// could otherwise make header parsing quadratic); if the buffer ever shrinks below
+/// what was parsed, it starts over rather than misbehave.
+///
+/// Strings (`ARGV`, `CDIR`, `NAME`, `LINK`) are handed out as `String`: a body that is
+/// not UTF-8 is refused with [`Error::BadString`], although distcc itself would pass
+/// such bytes through.
 #[derive(Debug)]
 pub struct RequestDecoder {
-    #[allow(dead_code)]
     limits: Limits,
+    state: RequestState,
+}
+
+#[derive(Debug)]
+enum RequestState {
+    Header(HeaderScan),
+    Source(Version),
+    Files {
+        remaining: u32,
+        /// A `NAME` already parsed while its `FILE`/`LINK` is still arriving, with the
+        /// length of the `NAME` packet.
+        name: Option<(String, usize)>,
+    },
+    Complete,
+}
+
+/// Progress through `DIST` … `ARGV`×n (`NFIL`) at the front of the caller's buffer.
+#[derive(Debug, Default)]
+struct HeaderScan {
+    /// Bytes at the front of the buffer already parsed into the fields below.
+    cursor: usize,
+    version: Option<Version>,
+    cwd: Option<String>,
+    argc: Option<u32>,
+    argv: Vec<String>,
+    nfil: Option<u32>,
+}
+
+impl HeaderScan {
+    /// Parses as many header packets as `buf` holds; true once the header is complete.
+    fn advance(&mut self, buf: &[u8], limits: &Limits) -> Result<bool, Error> {
+        if buf.len() < self.cursor {
+            *self = HeaderScan::default();
+        }
+        loop {
+            let rest = &buf[self.cursor..];
+            let used = match self.next_token() {
+                None => return Ok(true),
+                Some(Token::DIST) => {
+                    let Some(v) = expect_header(rest, Token::DIST)? else {
+                        return Ok(false);
+                    };
+                    self.version = Some(Version::from_wire(v)?);
+                    HEADER_LEN
+                }
+                Some(Token::CDIR) => {
+                    let Some((body, used)) =
+                        take_sized(rest, Token::CDIR, "CDIR", limits.max_string)?
+                    else {
+                        return Ok(false);
+                    };
+                    self.cwd = Some(decode_string(body, "CDIR")?);
+                    used
+                }
+                Some(Token::ARGC) => {
+                    let Some(n) = expect_header(rest, Token::ARGC)? else {
+                        return Ok(false);
+                    };
+                    if n == 0 {
+                        return Err(Error::EmptyArgv);
+                    }
+                    check_count(n, "ARGC", limits)?;
+                    self.argc = Some(n);
+                    // Bounded by max_argc already; still only a hint, so keep it modest.
+                    self.argv.reserve(n.min(256) as usize);
+                    HEADER_LEN
+                }
+                Some(Token::NFIL) => {
+                    let Some(n) = expect_header(rest, Token::NFIL)? else {
+                        return Ok(false);
+                    };
+                    check_count(n, "NFIL", limits)?;
+                    self.nfil = Some(n);
+                    HEADER_LEN
+                }
+                Some(_) => {
+                    let Some((body, used)) =
+                        take_sized(rest, Token::ARGV, "ARGV", limits.max_string)?
+                    else {
+                        return Ok(false);
+                    };
+                    self.argv.push(decode_string(body, "ARGV")?);
+                    used
+                }
+            };
+            self.cursor += used;
+        }
+    }
+
+    /// The token the header needs next, or `None` when it is complete.
+    fn next_token(&self) -> Option<Token> {
+        let Some(version) = self.version else {
+            return Some(Token::DIST);
+        };
+        let v3 = version == Version::V3;
+        if v3 && self.cwd.is_none() {
+            return Some(Token::CDIR);
+        }
+        match self.argc {
+            None => Some(Token::ARGC),
+            Some(n) if self.argv.len() < n as usize => Some(Token::ARGV),
+            Some(_) if v3 && self.nfil.is_none() => Some(Token::NFIL),
+            Some(_) => None,
+        }
+    }
+}
+
+fn check_count(n: u32, what: &'static str, limits: &Limits) -> Result<(), Error> {
+    if n > limits.max_argc {
+        return Err(Error::TooLarge {
+            what,
+            got: u64::from(n),
+            limit: u64::from(limits.max_argc),
+        });
+    }
+    Ok(())
 }
 
 impl RequestDecoder {
     pub fn new(limits: Limits) -> Self {
-        RequestDecoder { limits }
+        RequestDecoder {
+            limits,
+            state: RequestState::Header(HeaderScan::default()),
+        }
     }
-    /// Decodes the next event from the front of `buf`.
-    pub fn decode(&mut self, _buf: &[u8]) -> Result<Option<(RequestEvent, usize)>, Error> {
-        todo!("protocol: RequestDecoder::decode")
+
+    /// Decodes the next event from the front of `buf`. Returns `Ok(None)` when `buf`
+    /// does not yet hold the next event, and also once the request is complete.
+    pub fn decode(&mut self, buf: &[u8]) -> Result<Option<(RequestEvent, usize)>, Error> {
+        let limits = self.limits;
+        match &mut self.state {
+            RequestState::Header(scan) => {
+                if !scan.advance(buf, &limits)? {
+                    return Ok(None);
+                }
+                let scan = std::mem::take(scan);
+                let version = scan.version.unwrap_or(Version::V1);
+                self.state = match version {
+                    Version::V3 => RequestState::Files {
+                        remaining: scan.nfil.unwrap_or(0),
+                        name: None,
+                    },
+                    _ => RequestState::Source(version),
+                };
+                let event = RequestEvent::Header {
+                    version,
+                    cwd: scan.cwd,
+                    argv: scan.argv,
+                };
+                Ok(Some((event, scan.cursor)))
+            }
+            RequestState::Source(version) => {
+                let compressed = version.compressed();
+                let Some((body, used)) = take_sized(buf, Token::DOTI, "DOTI", limits.max_body)?
+                else {
+                    return Ok(None);
+                };
+                let source = unpack(compressed, body, &limits, "DOTI")?;
+                self.state = RequestState::Complete;
+                Ok(Some((RequestEvent::Source(source), used)))
+            }
+            RequestState::Files { remaining: 0, .. } => {
+                self.state = RequestState::Complete;
+                Ok(Some((RequestEvent::FilesDone, 0)))
+            }
+            RequestState::Files { remaining, name } => {
+                if !matches!(name, Some((_, len)) if *len <= buf.len()) {
+                    let Some((body, used)) =
+                        take_sized(buf, Token::NAME, "NAME", limits.max_string)?
+                    else {
+                        return Ok(None);
+                    };
+                    let text = decode_string(body, "NAME")?;
+                    if text.is_empty() {
+                        return Err(Error::BadString {
+                            what: "NAME",
+                            why: "empty (expected a client path)",
+                        });
+                    }
+                    *name = Some((text, used));
+                }
+                let name_len = name.as_ref().map_or(0, |(_, len)| *len);
+                let Some((entry, used)) = take_file_body(&buf[name_len..], &limits)? else {
+                    return Ok(None);
+                };
+                let Some((name, _)) = name.take() else {
+                    return Ok(None);
+                };
+                *remaining -= 1;
+                let entry = match entry {
+                    FileBody::Contents(contents) => FileEntry::File { name, contents },
+                    FileBody::Target(target) => FileEntry::Link { name, target },
+                };
+                Ok(Some((RequestEvent::File(entry), name_len + used)))
+            }
+            RequestState::Complete => Ok(None),
+        }
     }
+
     /// True once the last event of the request was returned.
     pub fn is_complete(&self) -> bool {
-        todo!("protocol: RequestDecoder::is_complete")
+        matches!(self.state, RequestState::Complete)
     }
+}
+
+enum FileBody {
+    Contents(Vec<u8>),
+    Target(String),
+}
+
+/// The `FILE` or `LINK` packet after a `NAME`.
+fn take_file_body(buf: &[u8], limits: &Limits) -> Result<Option<(FileBody, usize)>, Error> {
+    let Some(token) = buf.get(..4) else {
+        return Ok(None);
+    };
+    if Token::FILE.matches(&[token[0], token[1], token[2], token[3]]) {
+        let Some((body, used)) = take_sized(buf, Token::FILE, "FILE", limits.max_body)? else {
+            return Ok(None);
+        };
+        // FILE bodies are always LZO1X in v3: the include server stores them so.
+        let contents = unpack(true, body, limits, "FILE")?;
+        Ok(Some((FileBody::Contents(contents), used)))
+    } else if Token::LINK.matches(&[token[0], token[1], token[2], token[3]]) {
+        let Some((body, used)) = take_sized(buf, Token::LINK, "LINK", limits.max_string)? else {
+            return Ok(None);
+        };
+        Ok(Some((FileBody::Target(decode_string(body, "LINK")?), used)))
+    } else {
+        Err(Error::UnexpectedToken {
+            expected: "FILE or LINK",
+            got: [token[0], token[1], token[2], token[3]],
+        })
+    }
+}
+
+/// Turns a received bulk body into its contents. Zero-length bodies are empty and are
+/// never LZO streams (distcc does not compress empty content).
+fn unpack(
+    compressed: bool,
+    body: &[u8],
+    limits: &Limits,
+    what: &'static str,
+) -> Result<Vec<u8>, Error> {
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !compressed {
+        if body.len() > limits.max_decompressed {
+            return Err(Error::TooLarge {
+                what,
+                got: body.len() as u64,
+                limit: limits.max_decompressed as u64,
+            });
+        }
+        return Ok(body.to_vec());
+    }
+    lzo::decompress(body, limits.max_decompressed).map_err(|e| match e {
+        // Name the packet rather than the codec, so the log says which body was a bomb.
+        Error::TooLarge { got, limit, .. } => Error::TooLarge { what, got, limit },
+        other => other,
+    })
+}
+
+/// The wire form of bulk content: LZO1X for v2/v3, except that empty content is sent
+/// as a zero-length body with no LZO bytes at all (distcc's convention).
+fn pack(version: Version, data: &[u8]) -> Cow<'_, [u8]> {
+    if version.compressed() && !data.is_empty() {
+        Cow::Owned(lzo::compress(data))
+    } else {
+        Cow::Borrowed(data)
+    }
+}
+
+/// Runs an encoder so that `out` is left untouched when it fails: callers may already
+/// hold other messages in the same buffer.
+fn atomically(
+    out: &mut Vec<u8>,
+    f: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let start = out.len();
+    let result = f(out);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
 }
 
 /// Encodes `DIST` (+ `CDIR` for v3) + `ARGC` + `ARGV`s. Fails on an empty argv, an
-/// argument containing NUL, or a count/length that does not fit the wire.
+/// argument containing NUL, or a count/length that does not fit the wire. A v3 header
+/// needs `cwd` (distcc 3.4 silently leaves `CDIR` out when `getcwd` fails, which
+/// desynchronises the stream; we refuse instead). `cwd` is ignored for v1/v2.
 pub fn encode_request_header(
-    _version: Version,
-    _cwd: Option<&str>,
-    _argv: &[String],
-    _out: &mut Vec<u8>,
+    version: Version,
+    cwd: Option<&str>,
+    argv: &[String],
+    out: &mut Vec<u8>,
 ) -> Result<(), Error> {
-    todo!("protocol: encode_request_header")
+    if argv.is_empty() {
+        return Err(Error::Encode("empty argv (expected at least the compiler)"));
+    }
+    let argc = wire_len(argv.len(), "more than 2^32 arguments")?;
+    atomically(out, |out| {
+        encode_header(Token::DIST, version.number(), out);
+        if version == Version::V3 {
+            let cwd = cwd.ok_or(Error::Encode(
+                "protocol 3 needs the client's working directory (CDIR)",
+            ))?;
+            encode_string(Token::CDIR, cwd, out)?;
+        }
+        encode_header(Token::ARGC, argc, out);
+        for arg in argv {
+            encode_string(Token::ARGV, arg, out)?;
+        }
+        Ok(())
+    })
 }
 
-/// Encodes `DOTI` with the preprocessed source, compressing it for v2.
-pub fn encode_source(_version: Version, _source: &[u8], _out: &mut Vec<u8>) -> Result<(), Error> {
-    todo!("protocol: encode_source")
+/// Encodes `DOTI` with the preprocessed source, compressing it for v2. Protocol 3 has
+/// no `DOTI` (the source is one of the files), so v3 is refused.
+pub fn encode_source(version: Version, source: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+    if version == Version::V3 {
+        return Err(Error::Encode(
+            "protocol 3 sends the source as a FILE, not as DOTI",
+        ));
+    }
+    encode_bulk(Token::DOTI, &pack(version, source), out)
+}
+
+/// Encodes `NFIL` and then every entry with [`encode_file_entry`] (v3 only).
+pub fn encode_files(files: &[FileEntry], out: &mut Vec<u8>) -> Result<(), Error> {
+    let n = wire_len(files.len(), "more than 2^32 files")?;
+    atomically(out, |out| {
+        encode_header(Token::NFIL, n, out);
+        files.iter().try_for_each(|f| encode_file_entry(f, out))
+    })
+}
+
+/// Encodes one `NAME` + `FILE` (contents LZO1X-compressed here; empty contents as
+/// `FILE00000000`) or `NAME` + `LINK`. Refuses an empty name.
+pub fn encode_file_entry(entry: &FileEntry, out: &mut Vec<u8>) -> Result<(), Error> {
+    atomically(out, |out| match entry {
+        FileEntry::File { name, contents } => {
+            encode_name(name, out)?;
+            encode_bulk(Token::FILE, &pack(Version::V3, contents), out)
+        }
+        FileEntry::Link { name, target } => {
+            encode_name(name, out)?;
+            encode_string(Token::LINK, target, out)
+        }
+    })
+}
+
+/// Encodes `NAME` + `FILE` with a body that is already an LZO1X stream (as the include
+/// server's cache holds them), sent unchanged. An empty body means an empty file.
+pub fn encode_precompressed_file(name: &str, lzo: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+    atomically(out, |out| {
+        encode_name(name, out)?;
+        encode_bulk(Token::FILE, lzo, out)
+    })
+}
+
+fn encode_name(name: &str, out: &mut Vec<u8>) -> Result<(), Error> {
+    if name.is_empty() {
+        return Err(Error::Encode("empty NAME (expected a client path)"));
+    }
+    encode_string(Token::NAME, name, out)
 }
 
 /// A complete reply from the server.
@@ -140,10 +496,26 @@ pub struct Reply {
     pub deps: Option<Vec<u8>>,
 }
 
-/// Encodes `DONE` `STAT` `SERR` `SOUT` `DOTO` (and `DOTD` when `reply.deps` is Some and the
-/// version is 3), compressing bulk bodies for v2/v3. A non-zero status sends `DOTO00000000`.
-pub fn encode_reply(_version: Version, _reply: &Reply, _out: &mut Vec<u8>) -> Result<(), Error> {
-    todo!("protocol: encode_reply")
+/// Encodes `DONE` `STAT` `SERR` `SOUT` `DOTO` (and `DOTD` when `reply.deps` is Some, the
+/// version is 3 and the status is 0), compressing bulk bodies for v2/v3. A non-zero
+/// status sends `DOTO00000000` whatever `reply.object` holds. Empty bodies are sent as
+/// length 0 with no LZO bytes.
+pub fn encode_reply(version: Version, reply: &Reply, out: &mut Vec<u8>) -> Result<(), Error> {
+    let ok = reply.status == 0;
+    atomically(out, |out| {
+        encode_header(Token::DONE, version.number(), out);
+        encode_header(Token::STAT, reply.status, out);
+        encode_bulk(Token::SERR, &pack(version, &reply.stderr), out)?;
+        encode_bulk(Token::SOUT, &pack(version, &reply.stdout), out)?;
+        // distcc clients ignore an object that comes with a failure status, and 3.4
+        // does not even read it; sending it would only desynchronise them.
+        let object: &[u8] = if ok { &reply.object } else { &[] };
+        encode_bulk(Token::DOTO, &pack(version, object), out)?;
+        if let (Version::V3, true, Some(deps)) = (version, ok, &reply.deps) {
+            encode_bulk(Token::DOTD, &pack(version, deps), out)?;
+        }
+        Ok(())
+    })
 }
 
 /// What a [`ReplyDecoder`] yields, in order.
@@ -154,26 +526,789 @@ pub enum ReplyEvent {
     Status(u32),
     Stderr(Vec<u8>),
     Stdout(Vec<u8>),
+    /// The object. Empty when the status is non-zero: an object sent along with a
+    /// failure is consumed and dropped, as distcc does ("remote compiler failed but
+    /// also returned output").
     Object(Vec<u8>),
     Deps(Vec<u8>),
 }
 
-/// Incremental decoder for a server's reply (client side).
+/// Incremental decoder for a server's reply (client side). Same buffer contract as
+/// [`RequestDecoder`]; every event here is exactly one packet.
 #[derive(Debug)]
 pub struct ReplyDecoder {
-    #[allow(dead_code)]
+    version: Version,
     limits: Limits,
+    expect_deps: bool,
+    status: u32,
+    next: ReplyStep,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplyStep {
+    Done,
+    Stat,
+    Serr,
+    Sout,
+    Doto,
+    Dotd,
+    Complete,
 }
 
 impl ReplyDecoder {
     /// `expect_deps`: a v3 reply carries `DOTD` after `DOTO` on success.
-    pub fn new(_version: Version, limits: Limits, _expect_deps: bool) -> Self {
-        ReplyDecoder { limits }
+    pub fn new(version: Version, limits: Limits, expect_deps: bool) -> Self {
+        ReplyDecoder {
+            version,
+            limits,
+            expect_deps,
+            status: 0,
+            next: ReplyStep::Done,
+        }
     }
-    pub fn decode(&mut self, _buf: &[u8]) -> Result<Option<(ReplyEvent, usize)>, Error> {
-        todo!("protocol: ReplyDecoder::decode")
+
+    /// Decodes the next event from the front of `buf`. Returns `Ok(None)` when `buf`
+    /// does not yet hold the next packet, and also once the reply is complete.
+    pub fn decode(&mut self, buf: &[u8]) -> Result<Option<(ReplyEvent, usize)>, Error> {
+        let compressed = self.version.compressed();
+        let limits = self.limits;
+        let bulk = |token: Token| -> Result<Option<(Vec<u8>, usize)>, Error> {
+            let Some((body, used)) = take_sized(buf, token, token.name(), limits.max_body)? else {
+                return Ok(None);
+            };
+            Ok(Some((
+                unpack(compressed, body, &limits, token.name())?,
+                used,
+            )))
+        };
+        let (event, used, next) = match self.next {
+            ReplyStep::Done => {
+                let Some(v) = expect_header(buf, Token::DONE)? else {
+                    return Ok(None);
+                };
+                if v != self.version.number() {
+                    return Err(Error::VersionMismatch {
+                        expected: self.version.number(),
+                        got: v,
+                    });
+                }
+                (ReplyEvent::Started, HEADER_LEN, ReplyStep::Stat)
+            }
+            ReplyStep::Stat => {
+                let Some(status) = expect_header(buf, Token::STAT)? else {
+                    return Ok(None);
+                };
+                self.status = status;
+                (ReplyEvent::Status(status), HEADER_LEN, ReplyStep::Serr)
+            }
+            ReplyStep::Serr => {
+                let Some((data, used)) = bulk(Token::SERR)? else {
+                    return Ok(None);
+                };
+                (ReplyEvent::Stderr(data), used, ReplyStep::Sout)
+            }
+            ReplyStep::Sout => {
+                let Some((data, used)) = bulk(Token::SOUT)? else {
+                    return Ok(None);
+                };
+                (ReplyEvent::Stdout(data), used, ReplyStep::Doto)
+            }
+            ReplyStep::Doto => {
+                let ok = self.status == 0;
+                let next = if ok && self.expect_deps && self.version == Version::V3 {
+                    ReplyStep::Dotd
+                } else {
+                    ReplyStep::Complete
+                };
+                if ok {
+                    let Some((data, used)) = bulk(Token::DOTO)? else {
+                        return Ok(None);
+                    };
+                    (ReplyEvent::Object(data), used, next)
+                } else {
+                    // Still bounded by max_body, but never decompressed: it is dropped.
+                    let Some((_, used)) = take_sized(buf, Token::DOTO, "DOTO", limits.max_body)?
+                    else {
+                        return Ok(None);
+                    };
+                    (ReplyEvent::Object(Vec::new()), used, next)
+                }
+            }
+            ReplyStep::Dotd => {
+                let Some((data, used)) = bulk(Token::DOTD)? else {
+                    return Ok(None);
+                };
+                (ReplyEvent::Deps(data), used, ReplyStep::Complete)
+            }
+            ReplyStep::Complete => return Ok(None),
+        };
+        self.next = next;
+        Ok(Some((event, used)))
     }
+
+    /// True once the last event of the reply was returned.
     pub fn is_complete(&self) -> bool {
-        todo!("protocol: ReplyDecoder::is_complete")
+        self.next == ReplyStep::Complete
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn gcc() -> Vec<String> {
+        args(&["gcc", "-c", "x.c", "-o", "x.o"])
+    }
+
+    /// Feeds `bytes` to a decoder `chunk` bytes at a time, the way `conn` does.
+    /// Returns the events, whether the decoder completed, and unconsumed bytes.
+    fn feed<E>(
+        bytes: &[u8],
+        chunk: usize,
+        mut decode: impl FnMut(&[u8]) -> Result<Option<(E, usize)>, Error>,
+        mut complete: impl FnMut() -> bool,
+    ) -> Result<(Vec<E>, bool, usize), Error> {
+        let mut buf = Vec::new();
+        let mut fed = 0;
+        let mut events = Vec::new();
+        loop {
+            if complete() {
+                return Ok((events, true, buf.len() + bytes.len() - fed));
+            }
+            match decode(&buf)? {
+                Some((event, used)) => {
+                    buf.drain(..used);
+                    events.push(event);
+                }
+                None if fed == bytes.len() => return Ok((events, false, buf.len())),
+                None => {
+                    let n = chunk.min(bytes.len() - fed);
+                    buf.extend_from_slice(&bytes[fed..fed + n]);
+                    fed += n;
+                }
+            }
+        }
+    }
+
+    type Decoded<E> = Result<(Vec<E>, bool, usize), Error>;
+
+    fn requests(bytes: &[u8], chunk: usize, limits: Limits) -> Decoded<RequestEvent> {
+        let d = std::cell::RefCell::new(RequestDecoder::new(limits));
+        feed(
+            bytes,
+            chunk,
+            |b| d.borrow_mut().decode(b),
+            || d.borrow().is_complete(),
+        )
+    }
+
+    fn replies(
+        bytes: &[u8],
+        chunk: usize,
+        version: Version,
+        deps: bool,
+        limits: Limits,
+    ) -> Decoded<ReplyEvent> {
+        let d = std::cell::RefCell::new(ReplyDecoder::new(version, limits, deps));
+        feed(
+            bytes,
+            chunk,
+            |b| d.borrow_mut().decode(b),
+            || d.borrow().is_complete(),
+        )
+    }
+
+    /// Decodes a complete request whole and byte by byte, insisting both agree.
+    fn request_events(bytes: &[u8]) -> Vec<RequestEvent> {
+        let whole = requests(bytes, usize::MAX, Limits::default()).unwrap();
+        let drip = requests(bytes, 1, Limits::default()).unwrap();
+        assert_eq!(whole, drip);
+        assert!(whole.1, "request incomplete");
+        assert_eq!(whole.2, 0, "bytes left over");
+        whole.0
+    }
+
+    fn reply_events(bytes: &[u8], version: Version, deps: bool) -> Vec<ReplyEvent> {
+        let whole = replies(bytes, usize::MAX, version, deps, Limits::default()).unwrap();
+        let drip = replies(bytes, 1, version, deps, Limits::default()).unwrap();
+        assert_eq!(whole, drip);
+        assert!(whole.1, "reply incomplete");
+        assert_eq!(whole.2, 0, "bytes left over");
+        whole.0
+    }
+
+    fn v12_request(version: Version, argv: &[String], source: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_request_header(version, Some("/ignored"), argv, &mut out).unwrap();
+        encode_source(version, source, &mut out).unwrap();
+        out
+    }
+
+    fn v3_request(cwd: &str, argv: &[String], files: &[FileEntry]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_request_header(Version::V3, Some(cwd), argv, &mut out).unwrap();
+        encode_files(files, &mut out).unwrap();
+        out
+    }
+
+    fn sample_files() -> Vec<FileEntry> {
+        vec![
+            FileEntry::File {
+                name: "/w/p.c".into(),
+                contents: b"#include \"x.h\"\nint f(void) { return X; }\n".repeat(10),
+            },
+            FileEntry::Link {
+                name: "/usr/include".into(),
+                target: "../../../usr/include".into(),
+            },
+            FileEntry::File {
+                name: "/w/forcing_technique_271828".into(),
+                contents: vec![],
+            },
+        ]
+    }
+
+    #[test]
+    fn version_numbers() {
+        assert_eq!(Version::from_wire(0), Ok(Version::V1));
+        assert_eq!(Version::from_wire(3), Ok(Version::V3));
+        assert_eq!(Version::from_wire(4), Err(Error::UnsupportedVersion(4)));
+        assert!(!Version::V1.compressed() && Version::V2.compressed());
+    }
+
+    #[test]
+    fn v1_and_v2_requests_round_trip() {
+        let source = b"# 0 \"x.c\"\nint add(int a, int b) { return a + b; }\n".repeat(50);
+        for version in [Version::V1, Version::V2] {
+            for src in [&source[..], b""] {
+                let bytes = v12_request(version, &gcc(), src);
+                assert_eq!(
+                    request_events(&bytes),
+                    vec![
+                        RequestEvent::Header {
+                            version,
+                            cwd: None,
+                            argv: gcc()
+                        },
+                        RequestEvent::Source(src.to_vec()),
+                    ]
+                );
+            }
+        }
+        // Compression actually happened in v2, and empty bodies carry no LZO bytes.
+        assert!(v12_request(Version::V2, &gcc(), &source).len() < source.len());
+        assert!(v12_request(Version::V2, &gcc(), b"").ends_with(b"DOTI00000000"));
+    }
+
+    #[test]
+    fn v3_request_round_trips() {
+        let argv = args(&["gcc", "-MD", "-c", "p.c", "-o", "p.o", "-MT", "p.o"]);
+        let bytes = v3_request("/w", &argv, &sample_files());
+        let mut expected = vec![RequestEvent::Header {
+            version: Version::V3,
+            cwd: Some("/w".into()),
+            argv: argv.clone(),
+        }];
+        expected.extend(sample_files().into_iter().map(RequestEvent::File));
+        expected.push(RequestEvent::FilesDone);
+        assert_eq!(request_events(&bytes), expected);
+        // The empty file went out as FILE00000000 with no body.
+        assert!(bytes.ends_with(b"forcing_technique_271828FILE00000000"));
+
+        let none = v3_request("/w", &argv, &[]);
+        assert!(none.ends_with(b"NFIL00000000"));
+        assert_eq!(request_events(&none).last(), Some(&RequestEvent::FilesDone));
+    }
+
+    #[test]
+    fn v3_precompressed_empty_file() {
+        let mut bytes = Vec::new();
+        encode_request_header(Version::V3, Some("/w"), &gcc(), &mut bytes).unwrap();
+        encode_header(Token::NFIL, 1, &mut bytes);
+        encode_precompressed_file("/w/empty.h", &[0x11, 0, 0], &mut bytes).unwrap();
+        let events = request_events(&bytes);
+        assert_eq!(
+            events[1],
+            RequestEvent::File(FileEntry::File {
+                name: "/w/empty.h".into(),
+                contents: vec![]
+            })
+        );
+    }
+
+    #[test]
+    fn every_prefix_needs_more_bytes() {
+        let v2 = v12_request(Version::V2, &gcc(), b"int x;\n");
+        let v3 = v3_request("/w", &gcc(), &sample_files());
+        for bytes in [&v2, &v3] {
+            for n in 0..bytes.len() {
+                let (_, complete, _) = requests(&bytes[..n], 7, Limits::default()).unwrap();
+                assert!(!complete, "complete after {n} of {} bytes", bytes.len());
+            }
+        }
+        let mut reply = Vec::new();
+        let r = Reply {
+            object: b"\x7fELF object".to_vec(),
+            deps: Some(b"p.o: p.c\n".to_vec()),
+            ..Reply::default()
+        };
+        encode_reply(Version::V3, &r, &mut reply).unwrap();
+        for n in 0..reply.len() {
+            let (_, complete, _) =
+                replies(&reply[..n], 5, Version::V3, true, Limits::default()).unwrap();
+            assert!(!complete);
+        }
+    }
+
+    #[test]
+    fn complete_decoder_leaves_trailing_bytes() {
+        let mut bytes = v12_request(Version::V1, &gcc(), b"x");
+        bytes.extend_from_slice(b"garbage");
+        let (_, complete, left) = requests(&bytes, usize::MAX, Limits::default()).unwrap();
+        assert!(complete);
+        assert_eq!(left, 7);
+    }
+
+    fn first_error(bytes: &[u8], limits: Limits) -> Error {
+        match requests(bytes, usize::MAX, limits) {
+            Err(e) => {
+                // Dripping must hit the same error.
+                assert_eq!(requests(bytes, 1, limits).err(), Some(e.clone()));
+                e
+            }
+            Ok(r) => panic!("expected an error, got {r:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_requests() {
+        assert_eq!(
+            first_error(b"HELLO WORLD!", Limits::default()),
+            Error::UnexpectedToken {
+                expected: "DIST",
+                got: *b"HELL"
+            }
+        );
+        assert_eq!(
+            first_error(b"DIST00000004", Limits::default()),
+            Error::UnsupportedVersion(4)
+        );
+        assert_eq!(
+            first_error(b"DIST00000001ARGC00000000", Limits::default()),
+            Error::EmptyArgv
+        );
+        assert!(matches!(
+            first_error(b"DIST0000000xARGC00000001", Limits::default()),
+            Error::BadValue { .. }
+        ));
+        // v3 without CDIR derails at ARGC.
+        assert_eq!(
+            first_error(b"DIST00000003ARGC00000001", Limits::default()),
+            Error::UnexpectedToken {
+                expected: "CDIR",
+                got: *b"ARGC"
+            }
+        );
+        // A v1 request with an NFIL where DOTI belongs.
+        assert_eq!(
+            first_error(
+                b"DIST00000001ARGC00000001ARGV00000003gccNFIL00000000",
+                Limits::default()
+            ),
+            Error::UnexpectedToken {
+                expected: "DOTI",
+                got: *b"NFIL"
+            }
+        );
+        assert!(matches!(
+            first_error(
+                b"DIST00000001ARGC00000001ARGV00000003g\0c",
+                Limits::default()
+            ),
+            Error::BadString { what: "ARGV", .. }
+        ));
+        assert!(matches!(
+            first_error(
+                b"DIST00000001ARGC00000001ARGV00000003g\xffc",
+                Limits::default()
+            ),
+            Error::BadString { what: "ARGV", .. }
+        ));
+        // v2 DOTI that is not LZO.
+        assert!(matches!(
+            first_error(
+                b"DIST00000002ARGC00000001ARGV00000003gccDOTI00000003abc",
+                Limits::default()
+            ),
+            Error::Lzo(_)
+        ));
+        let v3_head = b"DIST00000003CDIR00000002/wARGC00000001ARGV00000003gccNFIL00000001";
+        let mut empty_name = v3_head.to_vec();
+        empty_name.extend_from_slice(b"NAME00000000FILE00000000");
+        assert!(matches!(
+            first_error(&empty_name, Limits::default()),
+            Error::BadString { what: "NAME", .. }
+        ));
+        let mut wrong = v3_head.to_vec();
+        wrong.extend_from_slice(b"NAME00000002/aDOTI00000000");
+        assert_eq!(
+            first_error(&wrong, Limits::default()),
+            Error::UnexpectedToken {
+                expected: "FILE or LINK",
+                got: *b"DOTI"
+            }
+        );
+    }
+
+    #[test]
+    fn dist_zero_is_v1() {
+        let events = request_events(b"DIST00000000ARGC00000001ARGV00000003gccDOTI00000001x");
+        assert_eq!(
+            events[0],
+            RequestEvent::Header {
+                version: Version::V1,
+                cwd: None,
+                argv: args(&["gcc"])
+            }
+        );
+    }
+
+    #[test]
+    fn uppercase_hex_is_accepted() {
+        let events =
+            request_events(b"DIST00000001ARGC00000001ARGV00000003gccDOTI0000000A0123456789");
+        assert_eq!(events[1], RequestEvent::Source(b"0123456789".to_vec()));
+    }
+
+    #[test]
+    fn request_limits() {
+        let tight = |f: fn(&mut Limits)| {
+            let mut l = Limits::default();
+            f(&mut l);
+            l
+        };
+        let too_large = |bytes: &[u8], limits: Limits| match first_error(bytes, limits) {
+            Error::TooLarge { what, .. } => what,
+            other => panic!("expected TooLarge, got {other:?}"),
+        };
+        let big = b"int x;\n".repeat(100);
+
+        // Counts: rejected from the 12-byte header, before any ARGV arrives.
+        let l = tight(|l| l.max_argc = 4);
+        assert_eq!(too_large(b"DIST00000001ARGC00000005", l), "ARGC");
+        assert_eq!(
+            too_large(b"DIST00000001ARGC0fffffff", Limits::default()),
+            "ARGC"
+        );
+        assert!(requests(&v12_request(Version::V1, &gcc()[..4], b""), 1, l).is_ok());
+        let files: Vec<FileEntry> = (0..5)
+            .map(|i| FileEntry::Link {
+                name: format!("/l{i}"),
+                target: "t".into(),
+            })
+            .collect();
+        assert_eq!(too_large(&v3_request("/w", &gcc()[..2], &files), l), "NFIL");
+
+        // String lengths: a 6-byte string against a limit of 5.
+        let l = tight(|l| l.max_string = 5);
+        assert_eq!(
+            too_large(b"DIST00000001ARGC00000001ARGV00000006", l),
+            "ARGV"
+        );
+        assert_eq!(too_large(b"DIST00000003CDIR00000006", l), "CDIR");
+        let name = [FileEntry::Link {
+            name: "/aaaaa".into(),
+            target: "t".into(),
+        }];
+        assert_eq!(
+            too_large(&v3_request("/w", &args(&["gcc"]), &name), l),
+            "NAME"
+        );
+        let link = [FileEntry::Link {
+            name: "/a".into(),
+            target: "tttttt".into(),
+        }];
+        assert_eq!(
+            too_large(&v3_request("/w", &args(&["gcc"]), &link), l),
+            "LINK"
+        );
+
+        // Bulk lengths as transmitted.
+        let l = tight(|l| l.max_body = 10);
+        assert_eq!(
+            too_large(&v12_request(Version::V1, &gcc(), &big), l),
+            "DOTI"
+        );
+        let file = [FileEntry::File {
+            name: "/a".into(),
+            contents: big.clone(),
+        }];
+        assert_eq!(too_large(&v3_request("/w", &gcc(), &file), l), "FILE");
+
+        // Sizes after decompression (v1 bodies count as their own content).
+        let l = Limits {
+            max_decompressed: big.len() - 1,
+            ..Limits::default()
+        };
+        assert_eq!(
+            too_large(&v12_request(Version::V1, &gcc(), &big), l),
+            "DOTI"
+        );
+        assert_eq!(
+            too_large(&v12_request(Version::V2, &gcc(), &big), l),
+            "DOTI"
+        );
+        assert_eq!(too_large(&v3_request("/w", &gcc(), &file), l), "FILE");
+        let l = Limits {
+            max_decompressed: big.len(),
+            ..Limits::default()
+        };
+        assert!(requests(&v12_request(Version::V2, &gcc(), &big), 3, l).is_ok());
+    }
+
+    #[test]
+    fn limit_is_checked_before_the_body_arrives() {
+        let l = Limits {
+            max_body: 1000,
+            ..Limits::default()
+        };
+        let mut d = RequestDecoder::new(l);
+        let head = b"DIST00000001ARGC00000001ARGV00000003gcc";
+        let (_, used) = d.decode(head).unwrap().unwrap();
+        assert_eq!(used, head.len());
+        assert!(matches!(
+            d.decode(b"DOTI00100000"),
+            Err(Error::TooLarge { what: "DOTI", .. })
+        ));
+    }
+
+    #[test]
+    fn encoder_refusals() {
+        let mut out = b"keep".to_vec();
+        assert!(encode_request_header(Version::V1, None, &[], &mut out).is_err());
+        assert!(
+            encode_request_header(Version::V1, None, &args(&["gcc", "a\0b"]), &mut out).is_err()
+        );
+        assert!(encode_request_header(Version::V3, None, &gcc(), &mut out).is_err());
+        assert!(encode_request_header(Version::V3, Some("/a\0"), &gcc(), &mut out).is_err());
+        assert!(encode_source(Version::V3, b"x", &mut out).is_err());
+        let bad_name = [FileEntry::File {
+            name: String::new(),
+            contents: vec![],
+        }];
+        assert!(encode_files(&bad_name, &mut out).is_err());
+        // A failed encoder leaves earlier messages in the buffer untouched.
+        assert_eq!(out, b"keep");
+        // cwd is not sent for v1/v2.
+        encode_request_header(Version::V2, Some("/w"), &args(&["cc"]), &mut out).unwrap();
+        assert_eq!(out, b"keepDIST00000002ARGC00000001ARGV00000002cc");
+    }
+
+    fn reply(status: u32) -> Reply {
+        Reply {
+            status,
+            stderr: b"warning: something\n".repeat(3),
+            stdout: b"out".to_vec(),
+            object: b"\x7fELF\x02\x01\x01\0\0\0\0\0".repeat(40),
+            deps: Some(b"p.o: p.c inc/x.h\n".to_vec()),
+        }
+    }
+
+    #[test]
+    fn replies_round_trip() {
+        for version in [Version::V1, Version::V2, Version::V3] {
+            for expect_deps in [false, true] {
+                let r = reply(0);
+                let mut bytes = Vec::new();
+                encode_reply(version, &r, &mut bytes).unwrap();
+                let with_deps = version == Version::V3;
+                let mut expected = vec![
+                    ReplyEvent::Started,
+                    ReplyEvent::Status(0),
+                    ReplyEvent::Stderr(r.stderr.clone()),
+                    ReplyEvent::Stdout(r.stdout.clone()),
+                    ReplyEvent::Object(r.object.clone()),
+                ];
+                if with_deps && expect_deps {
+                    expected.push(ReplyEvent::Deps(r.deps.clone().unwrap()));
+                }
+                let whole =
+                    replies(&bytes, usize::MAX, version, expect_deps, Limits::default()).unwrap();
+                let drip = replies(&bytes, 1, version, expect_deps, Limits::default()).unwrap();
+                assert_eq!(whole, drip);
+                assert_eq!(whole.0, expected);
+                assert!(whole.1);
+                // A DOTD the client did not ask for stays unconsumed.
+                let dotd_len = if with_deps && !expect_deps {
+                    let mut d = Vec::new();
+                    encode_bulk(
+                        Token::DOTD,
+                        &pack(version, r.deps.as_ref().unwrap()),
+                        &mut d,
+                    )
+                    .unwrap();
+                    d.len()
+                } else {
+                    0
+                };
+                assert_eq!(whole.2, dotd_len);
+            }
+        }
+    }
+
+    #[test]
+    fn failed_reply_sends_no_object_or_deps() {
+        for version in [Version::V1, Version::V2, Version::V3] {
+            let mut bytes = Vec::new();
+            encode_reply(version, &reply(0x100), &mut bytes).unwrap();
+            assert!(bytes.ends_with(b"DOTO00000000"));
+            let events = reply_events(&bytes, version, true);
+            assert_eq!(events[1], ReplyEvent::Status(0x100));
+            assert_eq!(events.last(), Some(&ReplyEvent::Object(vec![])));
+        }
+    }
+
+    #[test]
+    fn object_with_failure_status_is_consumed_and_dropped() {
+        for version in [Version::V1, Version::V2, Version::V3] {
+            let mut bytes = Vec::new();
+            encode_header(Token::DONE, version.number(), &mut bytes);
+            encode_header(Token::STAT, 0x100, &mut bytes);
+            encode_header(Token::SERR, 0, &mut bytes);
+            encode_header(Token::SOUT, 0, &mut bytes);
+            // Not even valid LZO: it must not be decompressed.
+            encode_bulk(Token::DOTO, b"not an object", &mut bytes).unwrap();
+            let events = reply_events(&bytes, version, true);
+            assert_eq!(events.last(), Some(&ReplyEvent::Object(vec![])));
+        }
+    }
+
+    #[test]
+    fn malformed_replies() {
+        let err = |bytes: &[u8], version| {
+            replies(bytes, usize::MAX, version, true, Limits::default()).unwrap_err()
+        };
+        assert_eq!(
+            err(b"DONE00000001", Version::V2),
+            Error::VersionMismatch {
+                expected: 2,
+                got: 1
+            }
+        );
+        assert_eq!(
+            err(b"DONE00000000", Version::V1),
+            Error::VersionMismatch {
+                expected: 1,
+                got: 0
+            }
+        );
+        assert_eq!(
+            err(b"DONE00000001SERR00000000", Version::V1),
+            Error::UnexpectedToken {
+                expected: "STAT",
+                got: *b"SERR"
+            }
+        );
+        assert!(matches!(
+            err(b"DONE00000001STATzzzzzzzz", Version::V1),
+            Error::BadValue { .. }
+        ));
+        assert!(matches!(
+            err(b"DONE00000002STAT00000000SERR00000002ab", Version::V2),
+            Error::Lzo(_)
+        ));
+        // v3 success with deps expected but something else after DOTO.
+        assert_eq!(
+            err(
+                b"DONE00000003STAT00000000SERR00000000SOUT00000000DOTO00000000DONE00000003",
+                Version::V3
+            ),
+            Error::UnexpectedToken {
+                expected: "DOTD",
+                got: *b"DONE"
+            }
+        );
+    }
+
+    #[test]
+    fn reply_limits() {
+        let r = reply(0);
+        let mut bytes = Vec::new();
+        encode_reply(Version::V2, &r, &mut bytes).unwrap();
+        let l = Limits {
+            max_body: 10,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            replies(&bytes, 1, Version::V2, false, l),
+            Err(Error::TooLarge { what: "SERR", .. })
+        ));
+        let l = Limits {
+            max_decompressed: r.object.len() - 1,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            replies(&bytes, 1, Version::V2, false, l),
+            Err(Error::TooLarge { what: "DOTO", .. })
+        ));
+        let mut v1 = Vec::new();
+        encode_reply(Version::V1, &r, &mut v1).unwrap();
+        assert!(matches!(
+            replies(&v1, usize::MAX, Version::V1, false, l),
+            Err(Error::TooLarge { what: "DOTO", .. })
+        ));
+    }
+
+    #[test]
+    fn decoders_never_panic_on_noise() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let valid = [
+            v12_request(Version::V1, &gcc(), b"int x;\n"),
+            v12_request(Version::V2, &gcc(), &b"int x;\n".repeat(20)),
+            v3_request("/w", &gcc(), &sample_files()),
+        ];
+        let mut reply_bytes = Vec::new();
+        encode_reply(Version::V3, &reply(0), &mut reply_bytes).unwrap();
+        let small = Limits {
+            max_argc: 64,
+            max_string: 4096,
+            max_body: 1 << 20,
+            max_decompressed: 1 << 20,
+        };
+        for i in 0..3000 {
+            // Mutate valid messages: noise alone rarely gets past the first token.
+            let base = if i % 4 == 3 {
+                &reply_bytes
+            } else {
+                &valid[i % 3]
+            };
+            let mut bytes = base.clone();
+            for _ in 0..(next() % 3 + 1) {
+                let at = (next() as usize) % bytes.len();
+                let v = next() as u8;
+                // Prefer digits so headers stay parseable and lengths change.
+                bytes[at] = if v & 1 == 0 {
+                    b"0123456789abcdef"[usize::from(v >> 4)]
+                } else {
+                    v
+                };
+            }
+            let chunk = 1 + (next() % 40) as usize;
+            let _ = requests(&bytes, chunk, small);
+            let _ = replies(&bytes, chunk, Version::V3, true, small);
+            let noise: Vec<u8> = (0..(next() % 200)).map(|_| next() as u8).collect();
+            let _ = requests(&noise, chunk, small);
+            let _ = replies(&noise, chunk, Version::V2, false, small);
+        }
     }
 }

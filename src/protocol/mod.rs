@@ -10,6 +10,7 @@
 //! * [`message`]: request/reply encoders and incremental decoders that validate the
 //!   token sequence and enforce [`Limits`] before allocating anything.
 //!
+//! Encoders append to a caller's `Vec<u8>` and leave it untouched when they fail.
 //! Decoders are incremental: `decode(&buf)` returns `Ok(None)` when more bytes are
 //! needed, `Ok(Some((event, used)))` when one event was decoded from the first `used`
 //! bytes of `buf`, and `Err` when the bytes can never form a valid message.
@@ -21,6 +22,7 @@ pub mod message;
 
 pub use error::Error;
 pub use message::{
-    encode_reply, encode_request_header, encode_source, Limits, Reply, ReplyDecoder, ReplyEvent,
+    encode_file_entry, encode_files, encode_precompressed_file, encode_reply,
+    encode_request_header, encode_source, FileEntry, Limits, Reply, ReplyDecoder, ReplyEvent,
     RequestDecoder, RequestEvent, Version,
 };

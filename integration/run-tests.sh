@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The project's test command (see README): installs what the tests need, then runs
+# every test — unit, integration and interop against Debian's real distcc 3.4.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for tool in distcc distccd distccmon-text; do
+    command -v "$tool" >/dev/null || { need+=(distcc); break; }
+done
+command -v cmake >/dev/null || need+=(cmake)   # lzo-sys builds the reference liblzo2
+command -v make >/dev/null || need+=(make)
+command -v gcc >/dev/null || need+=(gcc)
+command -v g++ >/dev/null || need+=(g++)
+command -v python3 >/dev/null || need+=(python3)
+if ((${#need[@]})); then
+    echo "run-tests: installing ${need[*]}"
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cargo fmt --check
+cargo clippy --all-targets --quiet -- -D warnings
+# Two test threads: the machines are small and the interop tests start servers.
+cargo test --all-targets -- --test-threads=2

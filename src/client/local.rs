@@ -1,0 +1,79 @@
+//! Runs the real compiler on this machine, with the user's stdio, and turns its wait
+//! status into the exit code a direct call would have given.
+//!
+//! Used for jobs that cannot be distributed and for every fallback.
+
+use std::ffi::OsString;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Command, ExitStatus};
+
+use crate::compiler::SAFEGUARD_VAR;
+
+/// Everything needed to start the real compiler.
+#[derive(Debug, Clone)]
+pub struct CompilerCommand<'a> {
+    /// The real compiler's executable (never swarmcc itself).
+    pub program: &'a Path,
+    /// argv, argv[0] as the user wrote it (compilers such as gcc look at argv[0]).
+    pub argv: &'a [OsString],
+    /// The PATH the compiler should see (trimmed of our masquerade directory).
+    pub path: &'a OsString,
+    /// The recursion level to pass on, so a nested swarmcc/distcc runs locally at once.
+    pub safeguard_level: u32,
+}
+
+impl CompilerCommand<'_> {
+    /// A `Command` ready to spawn, with `args` replacing argv[1..].
+    pub fn command_with(&self, args: &[OsString]) -> Command {
+        let mut cmd = Command::new(self.program);
+        if let Some(arg0) = self.argv.first() {
+            cmd.arg0(arg0);
+        }
+        cmd.args(args)
+            .env("PATH", self.path)
+            .env(SAFEGUARD_VAR, self.safeguard_level.to_string());
+        cmd
+    }
+
+    pub fn command(&self) -> Command {
+        self.command_with(self.argv.get(1..).unwrap_or(&[]))
+    }
+}
+
+/// Runs the compiler with inherited stdio and returns its exit code.
+pub fn run(cmd: &CompilerCommand<'_>) -> Result<i32, String> {
+    let status = cmd
+        .command()
+        .status()
+        .map_err(|e| format!("cannot run compiler {}: {e}", cmd.program.display()))?;
+    Ok(exit_code(status))
+}
+
+/// The exit code a shell reports for `status`: the code, or 128 + signal.
+pub fn exit_code(status: ExitStatus) -> i32 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(sig)) => 128 + sig,
+        (None, None) => 1,
+    }
+}
+
+/// The same mapping for a raw wait(2) status as sent in `STAT`.
+pub fn exit_code_from_wait(raw: u32) -> i32 {
+    exit_code(ExitStatus::from_raw(raw as i32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_status_mapping() {
+        assert_eq!(exit_code_from_wait(0), 0);
+        assert_eq!(exit_code_from_wait(0x100), 1);
+        assert_eq!(exit_code_from_wait(0x6e00), 110);
+        // Killed by SIGSEGV (11), as a shell would report it.
+        assert_eq!(exit_code_from_wait(11), 139);
+    }
+}

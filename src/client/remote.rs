@@ -1,0 +1,298 @@
+//! One remote compile: local preprocessing overlapped with connecting, the request, and
+//! the reply — or the reason it failed, so the caller can pick another host or fall back.
+//!
+//! Sockets are driven through `conn`; bytes are made and parsed by `protocol`.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::Read;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tempfile::TempPath;
+
+use crate::args::RemoteJob;
+use crate::client::local::CompilerCommand;
+use crate::conn::{Conn, ConnError};
+use crate::protocol::{self, Limits, Reply, ReplyDecoder, ReplyEvent, Version};
+
+/// Why a remote attempt did not produce a reply.
+#[derive(Debug)]
+pub enum AttemptError {
+    /// Could not resolve or connect to the host.
+    Connect(String),
+    /// The conversation failed (timeout, reset, truncated or malformed reply).
+    Conn(ConnError),
+    /// The local preprocessor failed: the source is at fault, not the host. The local
+    /// compile will report the same error.
+    Preprocess(String),
+}
+
+impl fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttemptError::Connect(e) => write!(f, "cannot connect: {e}"),
+            AttemptError::Conn(e) => write!(f, "{e}"),
+            AttemptError::Preprocess(e) => write!(f, "preprocessing failed: {e}"),
+        }
+    }
+}
+
+/// The preprocessed translation unit, kept across attempts so that a second host does
+/// not cost a second preprocessing run.
+#[derive(Debug)]
+pub struct Preprocessed {
+    pub text: Vec<u8>,
+    /// The preprocessor's own diagnostics (e.g. `#warning`), shown only if the remote
+    /// result is accepted — a local fallback prints its own.
+    pub stderr: Vec<u8>,
+    /// The dependency file the preprocessor wrote, waiting to be moved into place.
+    pub deps: Option<TempPath>,
+}
+
+enum CppState {
+    Idle,
+    Running {
+        child: Child,
+        stderr: JoinHandle<Vec<u8>>,
+        i_file: TempPath,
+        deps: Option<TempPath>,
+    },
+    Done(Result<Preprocessed, String>),
+}
+
+/// The local preprocessing step of one job.
+pub struct Preprocessor<'a> {
+    job: &'a RemoteJob,
+    compiler: &'a CompilerCommand<'a>,
+    tmpdir: &'a Path,
+    save_temps: bool,
+    state: CppState,
+}
+
+impl<'a> Preprocessor<'a> {
+    pub fn new(
+        job: &'a RemoteJob,
+        compiler: &'a CompilerCommand<'a>,
+        tmpdir: &'a Path,
+        save_temps: bool,
+    ) -> Self {
+        Preprocessor {
+            job,
+            compiler,
+            tmpdir,
+            save_temps,
+            state: CppState::Idle,
+        }
+    }
+
+    /// Starts the preprocessor in the background (no-op if already started).
+    pub fn start(&mut self) {
+        if !matches!(self.state, CppState::Idle) {
+            return;
+        }
+        self.state = match self.spawn() {
+            Ok(state) => state,
+            Err(e) => CppState::Done(Err(e)),
+        };
+    }
+
+    fn spawn(&mut self) -> Result<CppState, String> {
+        if self.job.preprocessed_input {
+            let text = std::fs::read(&self.job.input)
+                .map_err(|e| format!("cannot read {}: {e}", self.job.input))?;
+            return Ok(CppState::Done(Ok(Preprocessed {
+                text,
+                stderr: Vec::new(),
+                deps: None,
+            })));
+        }
+        let i_file = tempfile::Builder::new()
+            .prefix("swarmcc_")
+            .suffix(self.job.preprocessed_ext)
+            .tempfile_in(self.tmpdir)
+            .map_err(|e| format!("cannot create a temporary file in {}: {e}", self.tmpdir.display()))?
+            .into_temp_path();
+        let deps = match &self.job.dep_file {
+            Some(d) => Some(deps_temp(Path::new(d))?),
+            None => None,
+        };
+        let i_str = i_file.to_string_lossy().into_owned();
+        let d_str = deps.as_ref().map(|d| d.to_string_lossy().into_owned());
+        let argv = self.job.cpp_argv(&i_str, d_str.as_deref());
+        let args: Vec<OsString> = argv.iter().skip(1).map(OsString::from).collect();
+        log::debug!("preprocessing: {}", shell_words::join(&argv));
+        let mut child = self
+            .compiler
+            .command_with(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", self.compiler.program.display()))?;
+        let mut pipe = child.stderr.take().expect("stderr was piped");
+        let stderr = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            buf
+        });
+        Ok(CppState::Running {
+            child,
+            stderr,
+            i_file,
+            deps,
+        })
+    }
+
+    /// Waits for the preprocessor and returns its output.
+    pub fn wait(&mut self) -> Result<&mut Preprocessed, String> {
+        self.start();
+        if let CppState::Running { .. } = self.state {
+            let CppState::Running {
+                mut child,
+                stderr,
+                i_file,
+                deps,
+            } = std::mem::replace(&mut self.state, CppState::Idle)
+            else {
+                unreachable!()
+            };
+            let status = child.wait();
+            let err_text = stderr.join().unwrap_or_default();
+            let result = match status {
+                Ok(s) if s.success() => match std::fs::read(&i_file) {
+                    Ok(text) => Ok(Preprocessed {
+                        text,
+                        stderr: err_text,
+                        deps,
+                    }),
+                    Err(e) => Err(format!("cannot read {}: {e}", i_file.display())),
+                },
+                Ok(s) => Err(format!(
+                    "{} exited with {}{}",
+                    self.compiler.program.display(),
+                    s,
+                    if err_text.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", String::from_utf8_lossy(&err_text).trim_end())
+                    }
+                )),
+                Err(e) => Err(format!("waiting for the preprocessor: {e}")),
+            };
+            if self.save_temps {
+                let _ = i_file.keep();
+            }
+            self.state = CppState::Done(result);
+        }
+        match &mut self.state {
+            CppState::Done(Ok(p)) => Ok(p),
+            CppState::Done(Err(e)) => Err(e.clone()),
+            _ => unreachable!("preprocessor state after wait"),
+        }
+    }
+}
+
+impl Drop for Preprocessor<'_> {
+    fn drop(&mut self) {
+        if let CppState::Running { child, .. } = &mut self.state {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A temporary file beside the final `.d`, so that moving it into place is a rename.
+fn deps_temp(final_path: &Path) -> Result<TempPath, String> {
+    let dir = match final_path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    tempfile::Builder::new()
+        .prefix(".swarmcc-")
+        .suffix(".d.tmp")
+        .tempfile_in(&dir)
+        .map(|f| f.into_temp_path())
+        .map_err(|e| format!("cannot create a temporary file in {}: {e}", dir.display()))
+}
+
+/// Timeouts of one attempt, kept apart so a long compile is not taken for a dead link.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub io: Duration,
+    pub compile: Duration,
+}
+
+/// What the attempt talks to.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub version: Version,
+}
+
+/// Runs one remote compile on `target`. The preprocessor is started before connecting,
+/// so both overlap; the request header goes out while it still runs.
+pub fn attempt(
+    target: &Target<'_>,
+    remote_argv: &[String],
+    cpp: &mut Preprocessor<'_>,
+    timeouts: Timeouts,
+) -> Result<Reply, AttemptError> {
+    cpp.start();
+    let stream = connect(target.host, target.port, timeouts.connect)?;
+    let mut conn = Conn::new(stream, timeouts.io);
+    let mut out = Vec::with_capacity(1024);
+    protocol::encode_request_header(target.version, None, remote_argv, &mut out)
+        .map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
+    conn.send(&out).map_err(AttemptError::Conn)?;
+
+    let pre = cpp.wait().map_err(AttemptError::Preprocess)?;
+    out.clear();
+    protocol::encode_source(target.version, &pre.text, &mut out)
+        .map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
+    conn.send(&out).map_err(AttemptError::Conn)?;
+    drop(out);
+
+    let mut decoder = ReplyDecoder::new(target.version, Limits::default(), false);
+    let mut reply = Reply::default();
+    let mut first = true;
+    while !decoder.is_complete() {
+        let wait = if first { Some(timeouts.compile) } else { None };
+        let event = conn
+            .next_event(&mut decoder, wait)
+            .map_err(AttemptError::Conn)?;
+        first = false;
+        match event {
+            ReplyEvent::Started => {}
+            ReplyEvent::Status(s) => reply.status = s,
+            ReplyEvent::Stderr(b) => reply.stderr = b,
+            ReplyEvent::Stdout(b) => reply.stdout = b,
+            ReplyEvent::Object(b) => reply.object = b,
+            ReplyEvent::Deps(b) => reply.deps = Some(b),
+        }
+    }
+    Ok(reply)
+}
+
+fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, AttemptError> {
+    let addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| AttemptError::Connect(format!("cannot resolve {host}: {e}")))?
+        .collect();
+    let mut last = None;
+    for addr in &addrs {
+        match TcpStream::connect_timeout(addr, timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(format!("{addr}: {e}")),
+        }
+    }
+    Err(AttemptError::Connect(
+        last.unwrap_or_else(|| format!("{host} has no address")),
+    ))
+}

@@ -1,0 +1,240 @@
+//! Shared helpers for the integration tests: temp projects, free ports, and servers
+//! (swarmccd, Debian's distccd, a stalling fake) that are always stopped by a guard.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const SWARMCC: &str = env!("CARGO_BIN_EXE_swarmcc");
+pub const SWARMCCD: &str = env!("CARGO_BIN_EXE_swarmccd");
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// Copies a directory tree (files and subdirectories only).
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else {
+            fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped, even if the test panics.
+pub struct ProcessGuard {
+    pub child: Child,
+    pub name: String,
+}
+
+impl ProcessGuard {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ProcessGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running swarmccd in the foreground, logging to `log`.
+pub struct Swarmccd {
+    pub guard: ProcessGuard,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Swarmccd {
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+pub fn start_swarmccd(dir: &Path, extra: &[&str]) -> Swarmccd {
+    let port = free_port();
+    let log = dir.join(format!("swarmccd-{port}.log"));
+    let tmp = dir.join(format!("swarmccd-tmp-{port}"));
+    fs::create_dir_all(&tmp).unwrap();
+    let child = Command::new(SWARMCCD)
+        .args(["--no-detach", "--log-level", "debug", "--listen", "127.0.0.1"])
+        .args(["--port", &port.to_string()])
+        .arg("--log-file")
+        .arg(&log)
+        .args(extra)
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start swarmccd");
+    let guard = ProcessGuard {
+        child,
+        name: "swarmccd".into(),
+    };
+    assert!(
+        wait_for_port(port, Duration::from_secs(10)),
+        "swarmccd did not listen on {port}: {}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    Swarmccd { guard, port, log }
+}
+
+/// Debian's real distccd, in the foreground. It drops root to the `distccd` user, so its
+/// log lives in a world-writable directory.
+pub struct Distccd {
+    pub guard: ProcessGuard,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Distccd {
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+pub fn start_distccd(dir: &Path) -> Distccd {
+    let port = free_port();
+    let logdir = dir.join(format!("distccd-{port}"));
+    fs::create_dir_all(&logdir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&logdir, fs::Permissions::from_mode(0o1777)).unwrap();
+    // The tree above must be searchable by the unprivileged daemon user.
+    let mut p = logdir.parent();
+    while let Some(d) = p {
+        if let Ok(m) = fs::metadata(d) {
+            let mode = m.permissions().mode();
+            if mode & 0o001 == 0 && d.starts_with(std::env::temp_dir()) {
+                let _ = fs::set_permissions(d, fs::Permissions::from_mode(mode | 0o711));
+            }
+        }
+        p = d.parent();
+    }
+    let log = logdir.join("distccd.log");
+    let child = Command::new("distccd")
+        .args(["--no-detach", "--daemon", "--allow", "127.0.0.1", "--listen", "127.0.0.1"])
+        .args(["-p", &port.to_string(), "-j", "4", "--log-level", "info"])
+        .arg("--log-file")
+        .arg(&log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start distccd (apt-get install distcc)");
+    let guard = ProcessGuard {
+        child,
+        name: "distccd".into(),
+    };
+    assert!(wait_for_port(port, Duration::from_secs(10)), "distccd did not listen on {port}");
+    Distccd { guard, port, log }
+}
+
+/// A fake server that accepts connections, reads what arrives, and never answers.
+pub struct StallServer {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl StallServer {
+    pub fn start() -> StallServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::spawn(move || {
+            let mut held = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut s, _)) => {
+                        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+                        let mut buf = [0u8; 4096];
+                        let _ = s.read(&mut buf);
+                        held.push(s);
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        StallServer {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for StallServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs a command and returns its output, failing the test if it cannot start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run command")
+}
+
+/// A command that runs `swarmcc` with a clean distcc environment rooted in `distcc_dir`.
+pub fn swarmcc(distcc_dir: &Path, hosts: &str) -> Command {
+    let mut c = Command::new(SWARMCC);
+    c.env("DISTCC_DIR", distcc_dir)
+        .env("DISTCC_HOSTS", hosts)
+        .env_remove("DISTCC_VERBOSE")
+        .env_remove("DISTCC_LOG")
+        .env_remove("DISTCC_FALLBACK")
+        .env_remove("DISTCC_SKIP_LOCAL_RETRY")
+        .env_remove("DISTCC_BACKOFF_PERIOD")
+        .env_remove("_DISTCC_SAFEGUARD");
+    c
+}
+
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed: {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
