@@ -71,12 +71,22 @@ mod tests {
             fs::read(lock.join("backoff_tcp_10.0.0.1_3632_0")).unwrap(),
             b"x"
         );
-        assert!(is_backed_off(&lock, "tcp_10.0.0.1_3632", period, SystemTime::now()));
+        assert!(is_backed_off(
+            &lock,
+            "tcp_10.0.0.1_3632",
+            period,
+            SystemTime::now()
+        ));
         // Expired once the period has passed.
         let later = SystemTime::now() + Duration::from_secs(61);
         assert!(!is_backed_off(&lock, "tcp_10.0.0.1_3632", period, later));
         clear(&lock, "tcp_10.0.0.1_3632");
-        assert!(!is_backed_off(&lock, "tcp_10.0.0.1_3632", period, SystemTime::now()));
+        assert!(!is_backed_off(
+            &lock,
+            "tcp_10.0.0.1_3632",
+            period,
+            SystemTime::now()
+        ));
     }
 
     #[test]
@@ -84,6 +94,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         mark(dir.path(), "h", Duration::ZERO);
         assert!(!timefile(dir.path(), "h").exists());
-        assert!(!is_backed_off(dir.path(), "h", Duration::ZERO, SystemTime::now()));
+        assert!(!is_backed_off(
+            dir.path(),
+            "h",
+            Duration::ZERO,
+            SystemTime::now()
+        ));
     }
 }

@@ -225,7 +225,12 @@ pub fn probe_executable(candidate: &Path, self_exe: Option<&Path>) -> Probe {
 /// 3. if the trimmed PATH has no real `<name>` left but the original does (swarmcc's
 ///    directory came *after* the compiler's, e.g. `CC=/opt/shims/gcc` with
 ///    `PATH=/usr/bin:/opt/shims`), the original PATH: distcc fails such a build, while
-///    [`find_real_compiler`] skips swarmcc on any PATH.
+///    [`find_real_compiler`] skips swarmcc on any PATH;
+/// 4. finally, any entry still ahead of the first real `<name>` whose `<name>` is
+///    swarmcc is removed (a second shim directory, or ours under a spelling that step
+///    1 could not match). This matters beyond our own search: gcc, run as plain
+///    `gcc`, finds its installation by looking itself up on PATH, and if it meets our
+///    shim first it looks for `cc1` next to swarmcc and fails.
 ///
 /// Dropping the entries before our directory (step 1) is kept on purpose: with ccache
 /// ahead of us (`/usr/lib/ccache:/opt/shims:/usr/bin`) keeping them would send the
@@ -278,6 +283,7 @@ pub fn classify_invocation_with(
             }
         })
         .filter(|t| has_compiler(t) || !has_compiler(path_env));
+    let path = drop_shims_before_compiler(trimmed.as_deref().unwrap_or(path_env), name, probe, cwd);
     let mut compiler_argv = Vec::with_capacity(argv.len());
     // The basename goes onwards: the server and the PATH search want `gcc`, not the
     // shim's path.
@@ -285,8 +291,42 @@ pub fn classify_invocation_with(
     compiler_argv.extend_from_slice(&argv[1..]);
     Invocation::Masquerade {
         compiler_argv,
-        path: trimmed.unwrap_or_else(|| path_env.to_os_string()),
+        path,
     }
+}
+
+/// PATH without the entries, before the first one holding a real `name`, whose `name`
+/// is swarmcc (step 4 of [`classify_invocation_with`]). Entries after the compiler's
+/// are kept: they cannot shadow it, and may hold other tools the build needs.
+fn drop_shims_before_compiler(
+    path_env: &OsStr,
+    name: &str,
+    probe: &dyn Fn(&Path) -> Probe,
+    cwd: &Path,
+) -> OsString {
+    let mut seen_compiler = false;
+    let kept: Vec<&[u8]> = path_entries(path_env)
+        .into_iter()
+        .filter(|e| {
+            if seen_compiler {
+                return true;
+            }
+            match probe(&normalize(entry_dir(e), cwd).join(name)) {
+                Probe::Swarmcc => false,
+                Probe::Compiler => {
+                    seen_compiler = true;
+                    true
+                }
+                Probe::Missing => true,
+            }
+        })
+        .map(OsStr::as_bytes)
+        .collect();
+    if kept.len() == path_entries(path_env).len() {
+        // Unchanged: hand back the value exactly as given.
+        return path_env.to_os_string();
+    }
+    OsString::from_vec(kept.join(&b':'))
 }
 
 /// Splits a PATH value into entries. An empty entry means the current directory, as
@@ -748,7 +788,12 @@ mod tests {
     }
 
     fn classify(args: &[&str]) -> Invocation {
-        classify_invocation_with(&v(args), OsStr::new("/a:/b"), &|_| false, Path::new("/"))
+        classify_invocation_with(
+            &v(args),
+            OsStr::new("/a:/b"),
+            &|_| Probe::Missing,
+            Path::new("/"),
+        )
     }
 
     // --- classify_invocation ------------------------------------------------------------------
@@ -842,7 +887,7 @@ mod tests {
         let inv = classify_invocation_with(
             &v(&["/opt/shims/cc", "-c", "a.c"]),
             OsStr::new("/x:/opt/shims:/usr/bin"),
-            &|_| false,
+            &|_| Probe::Missing,
             Path::new("/"),
         );
         assert_eq!(
@@ -858,17 +903,84 @@ mod tests {
     #[test]
     fn masquerade_falls_back_to_self_search_for_odd_spelling() {
         // argv[0] goes through a symlinked directory that PATH does not spell.
-        let is_self = |p: &Path| p == Path::new("/opt/shims/gcc");
         let inv = classify_invocation_with(
             &v(&["/home/u/shimlink/gcc", "-c", "a.c"]),
             OsStr::new("/opt/shims:/usr/bin"),
-            &is_self,
+            &fake_probe,
             Path::new("/"),
         );
         match inv {
             Invocation::Masquerade { path, .. } => assert_eq!(path, OsString::from("/usr/bin")),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Shims in /opt/shims, compilers in /usr/bin and (ccache) /usr/lib/ccache.
+    fn fake_probe(p: &Path) -> Probe {
+        match p.parent().and_then(Path::to_str) {
+            Some("/opt/shims" | "/home/u/shimlink") => Probe::Swarmcc,
+            Some("/usr/bin" | "/usr/lib/ccache") => Probe::Compiler,
+            _ => Probe::Missing,
+        }
+    }
+
+    fn masquerade_path(argv0: &str, path: &str) -> OsString {
+        let argv = v(&[argv0, "-c", "a.c"]);
+        match classify_invocation_with(&argv, OsStr::new(path), &fake_probe, Path::new("/w")) {
+            Invocation::Masquerade { path, .. } => path,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn masquerade_shims_after_compiler_keeps_original_path() {
+        // distcc would leave an empty PATH here and fail the build.
+        let path = "/usr/bin:/opt/shims";
+        assert_eq!(
+            masquerade_path("/opt/shims/gcc", path),
+            OsString::from(path)
+        );
+        assert_eq!(masquerade_path("gcc", path), OsString::from(path));
+    }
+
+    #[test]
+    fn masquerade_behind_ccache_drops_ccache() {
+        let path = "/usr/lib/ccache:/opt/shims:/usr/bin";
+        assert_eq!(
+            masquerade_path("/opt/shims/gcc", path),
+            OsString::from("/usr/bin")
+        );
+        assert_eq!(masquerade_path("gcc", path), OsString::from("/usr/bin"));
+    }
+
+    #[test]
+    fn masquerade_drops_other_shim_spellings_ahead_of_the_compiler() {
+        assert_eq!(
+            masquerade_path("gcc", "/opt/shims:/home/u/shimlink:/x:/usr/bin:/opt/shims"),
+            // (the trailing /opt/shims is a duplicate of ours, so step 1 drops it)
+            OsString::from("/x:/usr/bin")
+        );
+        assert_eq!(
+            masquerade_path("gcc", "/opt/shims:/usr/bin:/home/u/shimlink"),
+            OsString::from("/usr/bin:/home/u/shimlink")
+        );
+        assert_eq!(
+            masquerade_path("/opt/shims/gcc", "/home/u/shimlink:/opt/shims:/usr/bin"),
+            OsString::from("/usr/bin")
+        );
+        // Not trimmable by name, and no compiler at all: shims still go.
+        assert_eq!(
+            masquerade_path("/elsewhere/gcc", "/home/u/shimlink:/x"),
+            OsString::from("/x")
+        );
+    }
+
+    #[test]
+    fn masquerade_without_any_compiler_still_trims() {
+        assert_eq!(
+            masquerade_path("/opt/shims/gcc", "/opt/shims:/x"),
+            OsString::from("/x")
+        );
     }
 
     // --- trim_masquerade_path ----------------------------------------------------------------

@@ -132,7 +132,9 @@ impl ClientConfig {
     }
 
     /// Reads configuration through `get`, so tests can supply their own environment.
-    pub fn from_lookup(get: &dyn Fn(&str) -> Option<OsString>) -> Result<ClientConfig, ConfigError> {
+    pub fn from_lookup(
+        get: &dyn Fn(&str) -> Option<OsString>,
+    ) -> Result<ClientConfig, ConfigError> {
         let text = |name: &str| get(name).map(|v| v.to_string_lossy().into_owned());
         let distcc_dir = match get("DISTCC_DIR") {
             Some(d) if !d.is_empty() => PathBuf::from(d),
@@ -155,7 +157,9 @@ impl ClientConfig {
         };
         Ok(ClientConfig {
             verbose: text("DISTCC_VERBOSE").is_some_and(|v| v.trim() == "1"),
-            log_file: get("DISTCC_LOG").filter(|v| !v.is_empty()).map(PathBuf::from),
+            log_file: get("DISTCC_LOG")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
             uncached_err_fd,
             distcc_dir,
             hosts_env: text("DISTCC_HOSTS"),

@@ -17,15 +17,15 @@ const READ_CHUNK: usize = 256 * 1024;
 /// Something that decodes events from the front of a byte buffer.
 pub trait Decode {
     type Event;
-    fn decode_next(
-        &mut self,
-        buf: &[u8],
-    ) -> Result<Option<(Self::Event, usize)>, protocol::Error>;
+    fn decode_next(&mut self, buf: &[u8]) -> Result<Option<(Self::Event, usize)>, protocol::Error>;
 }
 
 impl Decode for RequestDecoder {
     type Event = RequestEvent;
-    fn decode_next(&mut self, buf: &[u8]) -> Result<Option<(RequestEvent, usize)>, protocol::Error> {
+    fn decode_next(
+        &mut self,
+        buf: &[u8],
+    ) -> Result<Option<(RequestEvent, usize)>, protocol::Error> {
         self.decode(buf)
     }
 }
@@ -41,9 +41,14 @@ impl Decode for ReplyDecoder {
 #[derive(Debug)]
 pub enum ConnError {
     /// No byte moved for longer than the allowed wait.
-    Timeout { waited: Duration, during: &'static str },
+    Timeout {
+        waited: Duration,
+        during: &'static str,
+    },
     /// The peer closed the connection; `mid_message` if it did so inside a packet.
-    Eof { mid_message: bool },
+    Eof {
+        mid_message: bool,
+    },
     /// The bytes cannot form a valid message.
     Protocol(protocol::Error),
     Io(io::Error),

@@ -63,7 +63,11 @@ fn try_lock(dir: &Path, lock_name: &str, slot: u32) -> io::Result<Option<File>> 
 /// (as distcc does, so load spreads across hosts). Waits until one frees up or
 /// `deadline` passes. Returns `Ok(None)` on timeout, and an error when the lock
 /// directory is unusable (the caller then proceeds without a slot rather than hang).
-pub fn acquire(dir: &Path, pools: &[Pool<'_>], deadline: Option<Instant>) -> io::Result<Option<SlotLease>> {
+pub fn acquire(
+    dir: &Path,
+    pools: &[Pool<'_>],
+    deadline: Option<Instant>,
+) -> io::Result<Option<SlotLease>> {
     fs::create_dir_all(dir)?;
     let max = pools.iter().map(|p| p.limit).max().unwrap_or(0);
     if max == 0 {
@@ -102,8 +106,14 @@ mod tests {
     fn slots_fill_breadth_first_and_release_on_drop() {
         let dir = tempfile::tempdir().unwrap();
         let pools = [
-            Pool { lock_name: "tcp_a_1", limit: 2 },
-            Pool { lock_name: "tcp_b_1", limit: 1 },
+            Pool {
+                lock_name: "tcp_a_1",
+                limit: 2,
+            },
+            Pool {
+                lock_name: "tcp_b_1",
+                limit: 1,
+            },
         ];
         let now = Some(Instant::now());
         // fcntl locks are per process, so a second lock from this same process would
@@ -135,7 +145,10 @@ mod tests {
             unsafe { libc::_exit(code) };
         }
         std::thread::sleep(Duration::from_millis(200));
-        let pools = [Pool { lock_name: "localhost", limit: 1 }];
+        let pools = [Pool {
+            lock_name: "localhost",
+            limit: 1,
+        }];
         let busy = acquire(dir.path(), &pools, Some(Instant::now())).unwrap();
         assert!(busy.is_none(), "slot held by the child must be busy");
         // Once the child exits the kernel drops its lock and we get the slot.

@@ -7,7 +7,7 @@
 //! it only exercises what `args` promises.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use swarmcc::args::{self, Decision, RemoteJob};
@@ -109,6 +109,7 @@ fn read(path: &Path) -> Vec<u8> {
 }
 
 /// What the server does: swap the input for its temp file and `-o` for its temp output.
+/// Done by hand here, then compared with `RemoteJob::server_argv`.
 fn server_argv(remote: &[String], temp_in: &str, temp_out: &str) -> Vec<String> {
     let Decision::Remote(job) = args::classify(remote) else {
         panic!("server refuses {remote:?}");
@@ -130,6 +131,7 @@ fn server_argv(remote: &[String], temp_in: &str, temp_out: &str) -> Vec<String> 
         }
     }
     assert_eq!(inputs, 1, "{remote:?}");
+    assert_eq!(out, job.server_argv(temp_in, temp_out));
     out
 }
 
@@ -215,7 +217,7 @@ fn check(line: &str) -> Result<String, String> {
     }
 }
 
-fn path_str(p: &PathBuf) -> &str {
+fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 

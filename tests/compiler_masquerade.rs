@@ -16,7 +16,7 @@ use std::process::Command;
 
 use swarmcc::compiler::{
     classify_invocation_with, exists_on_path, find_real_compiler, is_executable_file, is_swarmcc,
-    resolve_generic, trim_masquerade_path, Invocation,
+    probe_executable, resolve_generic, trim_masquerade_path, Invocation, Probe,
 };
 use tempfile::TempDir;
 
@@ -84,6 +84,10 @@ impl World {
 
     fn holds_self(&self) -> impl Fn(&Path) -> bool + '_ {
         move |p: &Path| is_executable_file(p) && is_swarmcc(p, &self.self_exe)
+    }
+
+    fn probe(&self) -> impl Fn(&Path) -> Probe + '_ {
+        move |p: &Path| probe_executable(p, Some(&self.self_exe))
     }
 }
 
@@ -232,7 +236,7 @@ fn trim_by_bare_name_only_cuts_at_self_when_asked_to() {
     // us). distcc's rule would cut at the real compiler's directory; the narrowed
     // check refuses, leaving PATH whole.
     let w = world();
-    let path = path_of(&[w.real.clone()]);
+    let path = path_of(&[&w.real]);
     assert_eq!(
         trim_masquerade_path("gcc", &path, &is_executable_file, &w.root),
         Some(OsString::new())
@@ -255,7 +259,7 @@ fn trim_relative_argv0() {
 
 fn masquerade(w: &World, argv0: &str, path: &OsString, cwd: &Path) -> (Vec<String>, OsString) {
     let argv = vec![argv0.to_string(), "-c".into(), "x.c".into()];
-    match classify_invocation_with(&argv, path, &w.holds_self(), cwd) {
+    match classify_invocation_with(&argv, path, &w.probe(), cwd) {
         Invocation::Masquerade {
             compiler_argv,
             path,
@@ -301,6 +305,19 @@ fn masquerade_then_search_survives_every_odd_path() {
             assert_eq!(
                 found.as_deref(),
                 Ok(w.real.join("gcc").as_path()),
+                "argv0 {argv0}, PATH {path:?}, trimmed {trimmed:?}"
+            );
+            // The compiler itself, run as plain `gcc`, must also meet the real gcc
+            // first on PATH: gcc locates its installation that way.
+            let first = trimmed
+                .to_str()
+                .unwrap()
+                .split(':')
+                .map(|e| Path::new(e).join("gcc"))
+                .find(|p| is_executable_file(p));
+            assert_eq!(
+                first.as_deref(),
+                Some(w.real.join("gcc").as_path()),
                 "argv0 {argv0}, PATH {path:?}, trimmed {trimmed:?}"
             );
         }

@@ -34,7 +34,11 @@ fn tiny_source(dir: &Path) -> std::path::PathBuf {
 
 fn local_object(dir: &Path, src: &Path) -> Vec<u8> {
     let out = dir.join("reference.o");
-    let o = run(Command::new("gcc").args(["-O2", "-c"]).arg(src).arg("-o").arg(&out));
+    let o = run(Command::new("gcc")
+        .args(["-O2", "-c"])
+        .arg(src)
+        .arg("-o")
+        .arg(&out));
     assert_success(&o, "reference compile");
     fs::read(out).unwrap()
 }
@@ -61,7 +65,11 @@ fn refused_connection_falls_back_and_backs_off() {
     assert!(t.elapsed() < Duration::from_secs(20));
     assert_eq!(fs::read(&out_o).unwrap(), want);
     // A successful fallback prints nothing of ours (autoconf compares stderr).
-    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(backoff_file(&ddir, port).exists(), "host is backed off");
 
     // While backed off, the host is not even tried, and the compile is still local.
@@ -89,7 +97,12 @@ fn fallback_disabled_is_an_error_with_exit_116() {
         .arg(&src)
         .arg("-o")
         .arg(&out_o));
-    assert_eq!(out.status.code(), Some(116), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(116),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!out_o.exists());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("fallbacks are disabled"), "{err}");
@@ -102,13 +115,15 @@ fn zero_backoff_period_does_not_loop() {
     let port = free_port();
     let ddir = tmp.path().join("ddir");
     let t = Instant::now();
-    let out = run(swarmcc(&ddir, &format!("127.0.0.1:{port}/4 127.0.0.1:{port}/2"))
-        .env("DISTCC_BACKOFF_PERIOD", "0")
-        .env("DISTCC_FALLBACK", "0")
-        .args(["gcc", "-c"])
-        .arg(&src)
-        .arg("-o")
-        .arg(tmp.path().join("o.o")));
+    let out = run(
+        swarmcc(&ddir, &format!("127.0.0.1:{port}/4 127.0.0.1:{port}/2"))
+            .env("DISTCC_BACKOFF_PERIOD", "0")
+            .env("DISTCC_FALLBACK", "0")
+            .args(["gcc", "-c"])
+            .arg(&src)
+            .arg("-o")
+            .arg(tmp.path().join("o.o")),
+    );
     // distcc 3.4 retries forever here; we try each host once and stop.
     assert_eq!(out.status.code(), Some(116));
     assert!(t.elapsed() < Duration::from_secs(20));
@@ -132,7 +147,10 @@ fn stalled_host_times_out_and_falls_back() {
         .arg(&out_o));
     assert_success(&out, "compile with a stalling host");
     let took = t.elapsed();
-    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(15), "took {took:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(15),
+        "took {took:?}"
+    );
     assert_eq!(fs::read(&out_o).unwrap(), want);
     assert!(backoff_file(&ddir, stall.port).exists());
 }
@@ -167,14 +185,15 @@ fn server_killed_mid_compile_falls_back() {
     let _ = server.guard.child.kill();
     let _ = server.guard.child.wait();
     let mut client = client;
-    let out = std::mem::replace(
-        &mut client.child,
-        Command::new("true").spawn().unwrap(),
-    )
-    .wait_with_output()
-    .unwrap();
+    let out = std::mem::replace(&mut client.child, Command::new("true").spawn().unwrap())
+        .wait_with_output()
+        .unwrap();
     assert_success(&out, "compile whose server was killed");
-    assert_eq!(fs::read(&out_o).unwrap(), want, "identical object from the fallback");
+    assert_eq!(
+        fs::read(&out_o).unwrap(),
+        want,
+        "identical object from the fallback"
+    );
     assert!(backoff_file(&ddir, server.port).exists());
 }
 
@@ -192,7 +211,10 @@ fn broken_host_spec_names_the_token_and_compiles_locally() {
     assert_success(&out, "compile with a broken host list");
     assert!(out_o.exists());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("127.0.0.1:abc"), "the message names the bad token: {err}");
+    assert!(
+        err.contains("127.0.0.1:abc"),
+        "the message names the bad token: {err}"
+    );
 }
 
 #[test]
@@ -208,10 +230,16 @@ fn remote_compile_error_shows_one_set_of_diagnostics() {
         if skip {
             cmd.env("DISTCC_SKIP_LOCAL_RETRY", "1");
         }
-        let out = run(cmd.current_dir(tmp.path()).args(["gcc", "-c", "bad.c", "-o", "bad.o"]));
+        let out = run(cmd
+            .current_dir(tmp.path())
+            .args(["gcc", "-c", "bad.c", "-o", "bad.o"]));
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.matches("error: expected").count(), 1, "one diagnostic (skip={skip}):\n{err}");
+        assert_eq!(
+            err.matches("error: expected").count(),
+            1,
+            "one diagnostic (skip={skip}):\n{err}"
+        );
         assert!(!tmp.path().join("bad.o").exists());
     }
     // A genuine compile error is not the host's fault.

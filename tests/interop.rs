@@ -96,7 +96,12 @@ fn swarmcc_to_real_distccd_plain_and_lzo() {
         );
         assert_success(&out, &format!("build through swarmcc to distccd ({hosts})"));
         let after = count(&server.log_text(), "COMPILE_OK");
-        assert_eq!(after - before, 6, "distccd compiled all six sources:\n{}", server.log_text());
+        assert_eq!(
+            after - before,
+            6,
+            "distccd compiled all six sources:\n{}",
+            server.log_text()
+        );
         assert_same_outputs(&local, &dir, true);
         // The compiler warning reaches the user exactly once.
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -126,9 +131,17 @@ fn real_distcc_to_swarmccd_plain_and_lzo() {
                 ("DISTCC_FALLBACK", "0"),
             ],
         );
-        assert_success(&out, &format!("build through real distcc to swarmccd ({hosts})"));
+        assert_success(
+            &out,
+            &format!("build through real distcc to swarmccd ({hosts})"),
+        );
         let after = count(&server.log_text(), "COMPILE_OK");
-        assert_eq!(after - before, 6, "swarmccd compiled all six sources:\n{}", server.log_text());
+        assert_eq!(
+            after - before,
+            6,
+            "swarmccd compiled all six sources:\n{}",
+            server.log_text()
+        );
         // distcc's own client writes the .d files (and gets their names wrong, its bug
         // #62), so only the objects are ours to compare here.
         assert_same_outputs(&local, &dir, false);
@@ -162,6 +175,11 @@ fn swarmcc_to_swarmccd_through_masquerade_shims() {
         ],
     );
     assert_success(&out, "masquerade build");
-    assert_eq!(count(&server.log_text(), "COMPILE_OK"), 6, "{}", server.log_text());
+    assert_eq!(
+        count(&server.log_text(), "COMPILE_OK"),
+        6,
+        "{}",
+        server.log_text()
+    );
     assert_same_outputs(&local, &dir, true);
 }

@@ -114,7 +114,7 @@ enum Role {
     CppOnly,
     /// `-c`/`-S`: `-E` for the preprocessor, kept remotely.
     Stop,
-    /// `-o` and its value: replaced for the preprocessor, kept remotely.
+    /// `-o` and its value: replaced in both derived commands.
     Output,
     /// Driver-level `-MF` and its value: replaced by our own `-MF` for the preprocessor.
     DepFile,
@@ -147,7 +147,8 @@ pub struct RemoteJob {
     pub preprocessed_ext: &'static str,
     argv: Vec<String>,
     roles: Vec<Role>,
-    /// The user gave `-o` (otherwise `output` is derived and must be added remotely).
+    input_index: usize,
+    /// The user gave `-o` (otherwise `output` is derived by gcc's rules).
     output_given: bool,
     /// `-MD`/`-MMD` given to the driver: `cpp_argv` adds `-MF` (and maybe `-MQ`).
     driver_deps: bool,
@@ -195,20 +196,36 @@ impl RemoteJob {
 
     /// The command for the server: preprocessor-only options removed, `-x` rewritten to
     /// the preprocessed language, the original input name kept (the server substitutes
-    /// its temp file), and `-o <output>` always present.
+    /// its temp file), and the output always given as the last two arguments,
+    /// `-o <output>`, whatever form the user wrote it in.
     pub fn remote_argv(&self) -> Vec<String> {
         let mut out = Vec::with_capacity(self.argv.len() + 2);
         for (arg, role) in self.argv.iter().zip(&self.roles) {
             match role {
-                Role::Keep | Role::Stop | Role::Output => out.push(arg.clone()),
+                Role::Keep | Role::Stop => out.push(arg.clone()),
                 Role::Language(text) => out.push(text.clone()),
-                Role::CppOnly | Role::DepFile => {}
+                Role::CppOnly | Role::DepFile | Role::Output => {}
             }
         }
-        if !self.output_given {
-            out.push("-o".to_owned());
-            out.push(self.output.clone());
+        out.push("-o".to_owned());
+        out.push(self.output.clone());
+        out
+    }
+
+    /// For the server, on a job classified from the argv it received: that argv with the
+    /// input replaced by `temp_input` and the output by `temp_output` (as a final
+    /// `-o temp_output`). Nothing else is changed.
+    pub fn server_argv(&self, temp_input: &str, temp_output: &str) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.argv.len() + 2);
+        for (index, (arg, role)) in self.argv.iter().zip(&self.roles).enumerate() {
+            if index == self.input_index {
+                out.push(temp_input.to_owned());
+            } else if *role != Role::Output {
+                out.push(arg.clone());
+            }
         }
+        out.push("-o".to_owned());
+        out.push(temp_output.to_owned());
         out
     }
 
@@ -550,6 +567,7 @@ fn scan(argv: &[String]) -> Result<RemoteJob, LocalReason> {
         preprocessed_ext: lang.preprocessed_ext().unwrap_or(".i"),
         argv: argv.to_vec(),
         roles,
+        input_index,
         output_given: !outputs.is_empty(),
         driver_deps: driver_mode && !preprocessed_input,
         user_targets,
@@ -980,7 +998,9 @@ mod tests {
         let j = job("gcc -c sub/a.c -O2");
         assert_eq!(joined(j.remote_argv()), "gcc -c sub/a.c -O2 -o a.o");
         let j = job("gcc -S -oa.s a.c");
-        assert_eq!(joined(j.remote_argv()), "gcc -S -oa.s a.c");
+        assert_eq!(joined(j.remote_argv()), "gcc -S a.c -o a.s");
+        let j = job("gcc --output=o/a.o -c a.c");
+        assert_eq!(joined(j.remote_argv()), "gcc -c a.c -o o/a.o");
     }
 
     #[test]
@@ -989,6 +1009,10 @@ mod tests {
         assert_eq!(
             joined(j.remote_argv()),
             "gcc -x cpp-output -c foo.src -o foo.o"
+        );
+        assert_eq!(
+            joined(job(&joined(j.remote_argv())).server_argv("t.i", "t.o")),
+            "gcc -x cpp-output -c t.i -o t.o"
         );
         assert_eq!(j.preprocessed_ext, ".i");
         assert!(!j.preprocessed_input);
@@ -1110,6 +1134,10 @@ mod tests {
             assert_eq!(server.output, client.output, "{line}");
             assert_eq!(server.dep_file, None, "{line}");
             assert_eq!(server.remote_argv(), client.remote_argv(), "{line}");
+            let run = joined(server.server_argv("/t/d_1.i", "/t/d_1.o"));
+            assert!(run.ends_with(" -o /t/d_1.o"), "{run}");
+            assert_eq!(run.matches("/t/d_1.i").count(), 1, "{run}");
+            assert!(!run.contains(&client.input), "{run}");
         }
     }
 }

@@ -110,14 +110,23 @@ fn run_untouched(cfg: &ClientConfig, argv: &[OsString]) -> i32 {
     // argv[1] as the compiler when invoked as swarmcc, else argv[0] (masquerade).
     let self_name = argv
         .first()
-        .map(|a| Path::new(a).file_name().unwrap_or_default().to_string_lossy().into_owned())
+        .map(|a| {
+            Path::new(a)
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
         .unwrap_or_default();
     let compiler_argv: Vec<OsString> = if self_name.contains("swarmcc") || self_name == "distcc" {
         argv.get(1..).unwrap_or(&[]).to_vec()
     } else {
         argv.to_vec()
     };
-    let Some(name) = compiler_argv.first().map(|s| s.to_string_lossy().into_owned()) else {
+    let Some(name) = compiler_argv
+        .first()
+        .map(|s| s.to_string_lossy().into_owned())
+    else {
         eprintln!("swarmcc: no compiler given; see swarmcc --help");
         return ExitCode::BadArguments.code();
     };
@@ -163,7 +172,12 @@ fn report_local(result: Result<i32, String>) -> i32 {
 }
 
 /// Compiles one command line: remotely when possible, else locally.
-fn compile(cfg: &ClientConfig, compiler_argv: Vec<String>, path: OsString, masquerade: bool) -> i32 {
+fn compile(
+    cfg: &ClientConfig,
+    compiler_argv: Vec<String>,
+    path: OsString,
+    masquerade: bool,
+) -> i32 {
     if compiler_argv.is_empty() {
         eprintln!("swarmcc: no compiler given; see swarmcc --help");
         return ExitCode::BadArguments.code();
@@ -199,7 +213,10 @@ fn compile(cfg: &ClientConfig, compiler_argv: Vec<String>, path: OsString, masqu
     let expanded = args::expand_response_files(&compiler_argv, &|p| std::fs::read_to_string(p));
     let job = match args::classify(&expanded) {
         Decision::Local(reason) => {
-            log::info!("running locally: {reason}: {}", shell_words::join(&compiler_argv));
+            log::info!(
+                "running locally: {reason}: {}",
+                shell_words::join(&compiler_argv)
+            );
             return run_local(cfg, &cmd, &reason);
         }
         Decision::Remote(job) => job,
@@ -208,7 +225,10 @@ fn compile(cfg: &ClientConfig, compiler_argv: Vec<String>, path: OsString, masqu
     let hosts = match cfg.load_hosts() {
         Ok((list, source)) => {
             if list.hosts.is_empty() {
-                log::warn!("{source} contains no hosts; compiling {} locally", job.input);
+                log::warn!(
+                    "{source} contains no hosts; compiling {} locally",
+                    job.input
+                );
             }
             list
         }
@@ -292,9 +312,13 @@ fn distribute(
             .filter(|&i| !tried[i] && usable(&hosts.hosts[i]))
             .filter(|&i| {
                 let h = &hosts.hosts[i];
-                let off = backoff::is_backed_off(&lock_dir, &h.lock_name(), cfg.backoff_period, now);
+                let off =
+                    backoff::is_backed_off(&lock_dir, &h.lock_name(), cfg.backoff_period, now);
                 if off {
-                    log::info!("{} is backed off after a recent failure; skipping it", h.spec);
+                    log::info!(
+                        "{} is backed off after a recent failure; skipping it",
+                        h.spec
+                    );
                 }
                 !off
             })
@@ -302,7 +326,10 @@ fn distribute(
         if candidates.is_empty() {
             break;
         }
-        let names: Vec<String> = candidates.iter().map(|&i| hosts.hosts[i].lock_name()).collect();
+        let names: Vec<String> = candidates
+            .iter()
+            .map(|&i| hosts.hosts[i].lock_name())
+            .collect();
         let pools: Vec<Pool<'_>> = candidates
             .iter()
             .zip(&names)
@@ -315,7 +342,10 @@ fn distribute(
             Ok(Some(l)) => Some(l),
             Ok(None) => None,
             Err(e) => {
-                log::debug!("slot locks unavailable ({e}); using {} without one", hosts.hosts[candidates[0]].spec);
+                log::debug!(
+                    "slot locks unavailable ({e}); using {} without one",
+                    hosts.hosts[candidates[0]].spec
+                );
                 None
             }
         };
@@ -325,7 +355,10 @@ fn distribute(
 
         let (name, port) = match &host.kind {
             HostKind::Localhost => {
-                log::info!("compiling {} on localhost (listed in the host list)", job.input);
+                log::info!(
+                    "compiling {} on localhost (listed in the host list)",
+                    job.input
+                );
                 drop(cpp);
                 return report_local(local::run(cmd));
             }
@@ -337,14 +370,22 @@ fn distribute(
             _ => Version::V2,
         };
         if host.cpp {
-            log::info!("{}: pump mode (,cpp) is not supported; using protocol 2", host.spec);
+            log::info!(
+                "{}: pump mode (,cpp) is not supported; using protocol 2",
+                host.spec
+            );
         }
         let target = remote::Target {
             host: name,
             port,
             version,
         };
-        log::info!("compiling {} on {} (protocol {})", job.input, host.spec, version.number());
+        log::info!(
+            "compiling {} on {} (protocol {})",
+            job.input,
+            host.spec,
+            version.number()
+        );
         log::debug!("remote command: {}", shell_words::join(&remote_argv));
         match remote::attempt(&target, &remote_argv, &mut cpp, timeouts) {
             Ok(reply) => {
@@ -379,7 +420,10 @@ fn usable(h: &HostSpec) -> bool {
         return false;
     }
     if let HostKind::Ssh { .. } = h.kind {
-        log::warn!("{}: ssh hosts are not supported by swarmcc; skipping it", h.spec);
+        log::warn!(
+            "{}: ssh hosts are not supported by swarmcc; skipping it",
+            h.spec
+        );
         return false;
     }
     true
@@ -420,27 +464,43 @@ fn finish_remote(
         log::warn!("{} refused {}: {reason}", host.spec, job.input);
         if !cfg.fallback {
             eprintln!("swarmcc: {reason}");
-            eprintln!("swarmcc: failed to distribute {} and fallbacks are disabled (DISTCC_FALLBACK=0)", job.input);
+            eprintln!(
+                "swarmcc: failed to distribute {} and fallbacks are disabled (DISTCC_FALLBACK=0)",
+                job.input
+            );
             return ExitCode::NoHosts.code();
         }
-        return fall_back(cfg, cmd, job, Fallback::AllFailed(vec![format!("{}: {reason}", host.spec)]));
+        return fall_back(
+            cfg,
+            cmd,
+            job,
+            Fallback::AllFailed(vec![format!("{}: {reason}", host.spec)]),
+        );
     }
     if reply.status != 0 {
         if cfg.skip_local_retry && code < 128 {
             log::info!("remote compile of {} on {} failed (exit {code}); not retrying (DISTCC_SKIP_LOCAL_RETRY)", job.input, host.spec);
-            let pre_err = cpp.wait().map(|p| std::mem::take(&mut p.stderr)).unwrap_or_default();
+            let pre_err = cpp
+                .wait()
+                .map(|p| std::mem::take(&mut p.stderr))
+                .unwrap_or_default();
             emit(&reply.stdout, &pre_err, &reply.stderr);
             return code;
         }
         log::info!(
             "remote compile of {} on {} failed (exit {code}); retrying locally",
-            job.input, host.spec
+            job.input,
+            host.spec
         );
         let local_code = report_local(local::run(cmd));
         if local_code == 0 {
             // The same source compiles here: the host (or its compiler) is at fault.
             backoff::mark(lock_dir, &host.lock_name(), cfg.backoff_period);
-            log::warn!("{} failed on {} but compiled locally; backing off that host", job.input, host.spec);
+            log::warn!(
+                "{} failed on {} but compiled locally; backing off that host",
+                job.input,
+                host.spec
+            );
         }
         return local_code;
     }

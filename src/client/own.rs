@@ -46,7 +46,9 @@ Environment (as distcc):
 
 /// Runs one of swarmcc's own commands; returns the exit code.
 pub fn run(args: &[String], cfg: &ClientConfig) -> i32 {
-    let cli = match Cli::try_parse_from(std::iter::once("swarmcc".to_string()).chain(args.iter().cloned())) {
+    let cli = match Cli::try_parse_from(
+        std::iter::once("swarmcc".to_string()).chain(args.iter().cloned()),
+    ) {
         Ok(c) => c,
         Err(e) => {
             let is_help = matches!(
@@ -54,7 +56,11 @@ pub fn run(args: &[String], cfg: &ClientConfig) -> i32 {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
             );
             let _ = e.print();
-            return if is_help { 0 } else { ExitCode::BadArguments.code() };
+            return if is_help {
+                0
+            } else {
+                ExitCode::BadArguments.code()
+            };
         }
     };
     if cli.version {

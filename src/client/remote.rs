@@ -114,7 +114,12 @@ impl<'a> Preprocessor<'a> {
             .prefix("swarmcc_")
             .suffix(self.job.preprocessed_ext)
             .tempfile_in(self.tmpdir)
-            .map_err(|e| format!("cannot create a temporary file in {}: {e}", self.tmpdir.display()))?
+            .map_err(|e| {
+                format!(
+                    "cannot create a temporary file in {}: {e}",
+                    self.tmpdir.display()
+                )
+            })?
             .into_temp_path();
         let deps = match &self.job.dep_file {
             Some(d) => Some(deps_temp(Path::new(d))?),

@@ -17,7 +17,9 @@ pub const SWARMCC: &str = env!("CARGO_BIN_EXE_swarmcc");
 pub const SWARMCCD: &str = env!("CARGO_BIN_EXE_swarmccd");
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Copies a directory tree (files and subdirectories only).
@@ -92,7 +94,13 @@ pub fn start_swarmccd(dir: &Path, extra: &[&str]) -> Swarmccd {
     let tmp = dir.join(format!("swarmccd-tmp-{port}"));
     fs::create_dir_all(&tmp).unwrap();
     let child = Command::new(SWARMCCD)
-        .args(["--no-detach", "--log-level", "debug", "--listen", "127.0.0.1"])
+        .args([
+            "--no-detach",
+            "--log-level",
+            "debug",
+            "--listen",
+            "127.0.0.1",
+        ])
         .args(["--port", &port.to_string()])
         .arg("--log-file")
         .arg(&log)
@@ -148,7 +156,14 @@ pub fn start_distccd(dir: &Path) -> Distccd {
     }
     let log = logdir.join("distccd.log");
     let child = Command::new("distccd")
-        .args(["--no-detach", "--daemon", "--allow", "127.0.0.1", "--listen", "127.0.0.1"])
+        .args([
+            "--no-detach",
+            "--daemon",
+            "--allow",
+            "127.0.0.1",
+            "--listen",
+            "127.0.0.1",
+        ])
         .args(["-p", &port.to_string(), "-j", "4", "--log-level", "info"])
         .arg("--log-file")
         .arg(&log)
@@ -161,7 +176,10 @@ pub fn start_distccd(dir: &Path) -> Distccd {
         child,
         name: "distccd".into(),
     };
-    assert!(wait_for_port(port, Duration::from_secs(10)), "distccd did not listen on {port}");
+    assert!(
+        wait_for_port(port, Duration::from_secs(10)),
+        "distccd did not listen on {port}"
+    );
     Distccd { guard, port, log }
 }
 
