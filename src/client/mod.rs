@@ -300,6 +300,7 @@ fn distribute(
         &|name| compiler::resolve_generic(name, cmd.path),
     );
 
+    let order = host_order(hosts);
     let mut cpp = Preprocessor::new(job, cmd, &cfg.tmpdir, cfg.save_temps);
     // Each host is tried at most once per job: a failing host never loops (distcc 3.4
     // retried forever with DISTCC_BACKOFF_PERIOD=0).
@@ -308,7 +309,9 @@ fn distribute(
 
     loop {
         let now = SystemTime::now();
-        let candidates: Vec<usize> = (0..hosts.hosts.len())
+        let candidates: Vec<usize> = order
+            .iter()
+            .copied()
             .filter(|&i| !tried[i] && usable(&hosts.hosts[i]))
             .filter(|&i| {
                 let h = &hosts.hosts[i];
@@ -413,6 +416,27 @@ fn distribute(
         Fallback::AllFailed(failures)
     };
     fall_back(cfg, cmd, job, why)
+}
+
+/// The order in which hosts are offered slots: the list order, or a per-process
+/// shuffle with `--randomize` (so many clients do not all start on the first host).
+fn host_order(hosts: &HostList) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..hosts.hosts.len()).collect();
+    if hosts.randomize {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let mut state = (u64::from(std::process::id()) << 32 | u64::from(nanos)) | 1;
+        // Fisher-Yates with xorshift64: spreading load needs no cryptographic quality.
+        for i in (1..order.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            order.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+    }
+    order
 }
 
 fn usable(h: &HostSpec) -> bool {
@@ -555,4 +579,35 @@ fn emit(stdout: &[u8], cpp_stderr: &[u8], stderr: &[u8]) {
     let mut e = std::io::stderr().lock();
     let _ = e.write_all(cpp_stderr);
     let _ = e.write_all(stderr);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_order_is_a_permutation_and_plain_lists_keep_their_order() {
+        let mut list = crate::hosts::parse("a b c d e f g h").unwrap();
+        assert_eq!(host_order(&list), (0..8).collect::<Vec<_>>());
+        list.randomize = true;
+        let mut order = host_order(&list);
+        order.sort_unstable();
+        assert_eq!(order, (0..8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn refusal_is_told_apart_from_a_compile_error() {
+        let refusal = Reply {
+            status: 110 << 8,
+            stderr: b"swarmccd: compiler \"tcc\" is not in the whitelist\n".to_vec(),
+            ..Reply::default()
+        };
+        assert!(is_refusal(&refusal));
+        let compile_error = Reply {
+            status: 1 << 8,
+            stderr: b"x.c:1:1: error: expected\n".to_vec(),
+            ..Reply::default()
+        };
+        assert!(!is_refusal(&compile_error));
+    }
 }

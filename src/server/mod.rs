@@ -1,1 +1,304 @@
-//! placeholder
+//! The compile server (`swarmccd`): accepts connections on a listener it is given,
+//! checks each peer against the allow list, and serves each allowed connection on its
+//! own thread, with at most `jobs` compilers running at once.
+//!
+//! [`run`] takes an already-bound listener and a shutdown flag, so tests bind port 0
+//! and `daemon` binds the real port. One job is `serve`; the allow list is `access`;
+//! compiler and option policy is `whitelist`; command-line flags, detaching, pid file and
+//! privileges are `daemon` and `cli`. Spawning the compiler is `crate::exec`.
+
+pub mod access;
+pub mod cli;
+pub mod daemon;
+pub mod serve;
+pub mod whitelist;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::io::AsRawFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::protocol::Limits;
+
+pub use access::AllowList;
+pub use daemon::main;
+pub use whitelist::{Admission, CmdList, Refusal};
+
+/// The default TCP port, as distccd.
+pub const DEFAULT_PORT: u16 = 3632;
+
+/// Everything `run` needs; built from the command line and environment by `daemon`, or
+/// directly by tests.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Peers allowed to connect; others are closed without a byte.
+    pub allow: AllowList,
+    /// Maximum number of compilers running at once (`--jobs`).
+    pub jobs: usize,
+    /// Maximum number of connections being served at once (reading requests, waiting
+    /// for a compile slot, sending replies); further connections wait in the backlog.
+    pub max_connections: usize,
+    /// Longest silence allowed from a client while its request arrives, and while a
+    /// reply is sent.
+    pub io_timeout: Duration,
+    /// `--job-lifetime`: kill a compiler that runs longer.
+    pub job_lifetime: Option<Duration>,
+    /// Compiler whitelist, `DISTCC_CMDLIST`, compiler search path.
+    pub admission: Admission,
+    /// Where per-job private directories are created (`$TMPDIR`).
+    pub tmpdir: PathBuf,
+    /// `DISTCC_SAVE_TEMPS=1`: keep each job's directory.
+    pub save_temps: bool,
+    /// Bounds on what a request may make us allocate.
+    pub limits: Limits,
+}
+
+impl ServerConfig {
+    /// A configuration with defaults for everything but the allow list and the compiler
+    /// policy.
+    pub fn new(allow: AllowList, admission: Admission) -> Self {
+        ServerConfig {
+            allow,
+            jobs: default_jobs(),
+            max_connections: default_jobs() * 4 + 8,
+            io_timeout: Duration::from_secs(60),
+            job_lifetime: None,
+            admission,
+            tmpdir: std::env::temp_dir(),
+            save_temps: false,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// distccd's default: the number of CPUs plus two.
+pub fn default_jobs() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get()) + 2
+}
+
+/// A counting semaphore whose permits are returned when dropped.
+#[derive(Debug)]
+pub(crate) struct Semaphore {
+    free: Mutex<usize>,
+    changed: Condvar,
+}
+
+pub(crate) struct Permit<'a>(&'a Semaphore);
+
+impl Semaphore {
+    pub(crate) fn new(n: usize) -> Self {
+        Semaphore {
+            free: Mutex::new(n.max(1)),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, usize> {
+        // A panicking holder cannot leave the count inconsistent: it is one integer.
+        self.free.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for a permit for at most `wait`.
+    pub(crate) fn acquire_timeout(&self, wait: Duration) -> Option<Permit<'_>> {
+        let deadline = Instant::now() + wait;
+        let mut free = self.lock();
+        while *free == 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            free = self
+                .changed
+                .wait_timeout(free, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        *free -= 1;
+        Some(Permit(self))
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *self.0.lock() += 1;
+        self.0.changed.notify_one();
+    }
+}
+
+/// State shared by the accept loop and the connection threads.
+pub(crate) struct Shared {
+    pub(crate) cfg: ServerConfig,
+    pub(crate) compile_slots: Semaphore,
+    pub(crate) shutdown: Arc<AtomicBool>,
+    /// Open connections, so that shutdown can unblock their reads.
+    open: Mutex<HashMap<u64, TcpStream>>,
+    open_changed: Condvar,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    fn new(cfg: ServerConfig, shutdown: Arc<AtomicBool>) -> Self {
+        Shared {
+            compile_slots: Semaphore::new(cfg.jobs),
+            cfg,
+            shutdown,
+            open: Mutex::new(HashMap::new()),
+            open_changed: Condvar::new(),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn stopping(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+
+    fn open(&self) -> MutexGuard<'_, HashMap<u64, TcpStream>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Serves connections from `listener` until `shutdown` becomes true, then stops
+/// accepting, cancels running compiles, unblocks pending reads, and returns once every
+/// connection thread has finished. The listener is used in non-blocking mode.
+pub fn run(listener: TcpListener, cfg: ServerConfig, shutdown: Arc<AtomicBool>) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let shared = Arc::new(Shared::new(cfg, shutdown));
+    while !shared.stopping() {
+        if shared.open().len() >= shared.cfg.max_connections {
+            // Leave further clients in the backlog until a connection ends.
+            let open = shared.open();
+            let _ = shared
+                .open_changed
+                .wait_timeout(open, Duration::from_millis(250));
+            continue;
+        }
+        if !wait_readable(&listener, Duration::from_millis(250))? {
+            continue;
+        }
+        let (stream, peer) = match listener.accept() {
+            Ok(pair) => pair,
+            Err(e) if transient_accept_error(&e) => continue,
+            Err(e) => {
+                log::error!("accept failed: {e}");
+                // E.g. out of file descriptors: do not spin.
+                thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        accept_one(&shared, stream, peer);
+    }
+    log::info!("shutting down: waiting for connections to finish");
+    let mut open = shared.open();
+    for stream in open.values() {
+        let _ = stream.shutdown(Shutdown::Both);
+    }
+    while !open.is_empty() {
+        open = shared
+            .open_changed
+            .wait_timeout(open, Duration::from_millis(250))
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+        for stream in open.values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+    Ok(())
+}
+
+/// Serves one already accepted connection on the calling thread (`--inetd`). The
+/// caller has applied the allow list.
+pub fn serve_stream(stream: TcpStream, peer: SocketAddr, cfg: ServerConfig) {
+    let shared = Shared::new(cfg, Arc::new(AtomicBool::new(false)));
+    let peer = SocketAddr::new(access::display_ip(peer.ip()), peer.port());
+    serve::serve_connection(stream, peer, &shared);
+}
+
+fn accept_one(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let ip = access::display_ip(peer.ip());
+    let shown = SocketAddr::new(ip, peer.port());
+    if !shared.cfg.allow.allows(peer.ip()) {
+        // As distccd: no byte for a denied peer, and no job summary.
+        log::error!("connection from client '{shown}' denied by access list");
+        drop(stream);
+        return;
+    }
+    log::debug!("connection from {shown}");
+    // The accepted socket must block: Conn uses read/write timeouts.
+    if let Err(e) = stream.set_nonblocking(false) {
+        log::error!("client {shown}: cannot set up the socket: {e}");
+        return;
+    }
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    match stream.try_clone() {
+        Ok(clone) => {
+            shared.open().insert(id, clone);
+        }
+        Err(e) => {
+            log::error!("client {shown}: cannot set up the socket: {e}");
+            return;
+        }
+    }
+    let worker = Arc::clone(shared);
+    let spawned = thread::Builder::new()
+        .name(format!("client {shown}"))
+        .spawn(move || {
+            serve::serve_connection(stream, shown, &worker);
+            worker.open().remove(&id);
+            worker.open_changed.notify_all();
+        });
+    if let Err(e) = spawned {
+        log::error!("client {shown}: cannot start a thread: {e}");
+        shared.open().remove(&id);
+    }
+}
+
+/// Waits until the listener has a connection to accept (or `wait` passes).
+fn wait_readable(listener: &TcpListener, wait: Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = wait.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: `pfd` is one valid pollfd that outlives the call.
+    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(rc > 0)
+}
+
+fn transient_accept_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn semaphore_bounds_and_returns_permits() {
+        let s = Semaphore::new(2);
+        let a = s.acquire_timeout(Duration::ZERO).unwrap();
+        let _b = s.acquire_timeout(Duration::ZERO).unwrap();
+        assert!(s.acquire_timeout(Duration::from_millis(10)).is_none());
+        drop(a);
+        assert!(s.acquire_timeout(Duration::ZERO).is_some());
+    }
+}

@@ -70,8 +70,29 @@ impl ProcessGuard {
 
 impl Drop for ProcessGuard {
     fn drop(&mut self) {
+        // Servers run as process-group leaders (see `spawn_group`), so killing the
+        // group also stops their workers: distccd's preforked children outlive a
+        // SIGKILL to the parent alone.
+        let pid = self.child.id() as i32;
+        // SAFETY: kill(2) with a negative pid signals that process group only.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Spawns `cmd` as the leader of a new process group, guarded.
+pub fn spawn_group(cmd: &mut Command, name: &str) -> ProcessGuard {
+    use std::os::unix::process::CommandExt;
+    let child = cmd
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    ProcessGuard {
+        child,
+        name: name.into(),
     }
 }
 
@@ -93,6 +114,11 @@ pub fn start_swarmccd(dir: &Path, extra: &[&str]) -> Swarmccd {
     let log = dir.join(format!("swarmccd-{port}.log"));
     let tmp = dir.join(format!("swarmccd-tmp-{port}"));
     fs::create_dir_all(&tmp).unwrap();
+    // Started as root, swarmccd runs as an unprivileged user: its temp dir must be
+    // writable and the test dir searchable by that user.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
     let child = Command::new(SWARMCCD)
         .args([
             "--no-detach",

@@ -1,0 +1,216 @@
+//! `swarmccd`'s command line: distccd's flags (so existing init scripts and unit files
+//! keep working) plus a few of our own, each documented for `--help`.
+//!
+//! Plain data filled in by clap; turning it into a configuration, and every check that
+//! touches the system, is `daemon`'s job.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "swarmccd",
+    version,
+    about = "Compile server for distcc and swarmcc clients (distccd-compatible)",
+    long_about = "Compile server for distcc and swarmcc clients. Accepts distccd's options.\n\n\
+        Without any --allow, only this machine (127.0.0.0/8 and ::1) may connect. \
+        Refused requests (compiler not whitelisted, unsafe options, pump mode) are \
+        answered with the reason, which distcc clients print before compiling locally.\n\n\
+        Environment: DISTCCD_PATH (where compilers are searched, instead of PATH), \
+        DISTCC_CMDLIST and DISTCC_CMDLIST_NUMWORDS (an explicit list of compilers that \
+        replaces the whitelist), DISTCC_SAVE_TEMPS=1 (keep job directories), TMPDIR."
+)]
+pub struct Cli {
+    /// Allow clients from ADDR[/BITS] (IPv4, IPv6 or a host name; repeatable). An IPv4
+    /// entry also matches IPv4-mapped IPv6 peers.
+    #[arg(short = 'a', long = "allow", value_name = "ADDR[/BITS]")]
+    pub allow: Vec<String>,
+
+    /// Allow private networks: 192.168.0.0/16, 10.0.0.0/8, 172.16.0.0/12,
+    /// 127.0.0.0/8, fe80::/10, fc00::/7 and ::1.
+    #[arg(long)]
+    pub allow_private: bool,
+
+    /// Listen on this address only. Default: 127.0.0.1 when no --allow or
+    /// --allow-private is given; otherwise 0.0.0.0, or [::] (IPv4 and IPv6) when an
+    /// allowed network is IPv6.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// TCP port to listen on.
+    #[arg(short = 'p', long, value_name = "PORT", default_value_t = super::DEFAULT_PORT,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+
+    /// Maximum number of compilers running at once [default: CPUs + 2].
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+
+    /// Niceness increment applied at startup (inherited by compilers).
+    #[arg(
+        short = 'N',
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        allow_negative_numbers = true
+    )]
+    pub nice: i32,
+
+    /// Run as a standalone TCP server (the default unless --inetd).
+    #[arg(long)]
+    pub daemon: bool,
+
+    /// Stay in the foreground instead of detaching.
+    #[arg(long)]
+    pub no_detach: bool,
+
+    /// Write the server's pid to FILE (after detaching); removed at exit.
+    #[arg(short = 'P', long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+
+    /// Append log lines to FILE (opened before privileges are dropped).
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+
+    /// Log level: critical, error, warning, notice, info or debug.
+    #[arg(long, value_name = "LEVEL", default_value = "notice")]
+    pub log_level: String,
+
+    /// Log to standard error (kept open when detaching).
+    #[arg(long)]
+    pub log_stderr: bool,
+
+    /// Log everything (--log-level debug).
+    #[arg(long)]
+    pub verbose: bool,
+
+    /// When started as root, run as USER [default: distccd, else distcc, else nobody].
+    /// swarmccd never serves as root.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Kill a compiler that runs longer than SECONDS (its whole process group); the
+    /// client gets exit status 118. 0 means no limit.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub job_lifetime: u64,
+
+    /// Run any compiler the client names (no whitelist). Only for trusted clients,
+    /// e.g. over ssh.
+    #[arg(long, alias = "make-me-a-botnet")]
+    pub enable_tcp_insecure: bool,
+
+    /// Serve one connection on standard input (a TCP socket passed by inetd), then exit.
+    #[arg(long)]
+    pub inetd: bool,
+
+    /// Extra whitelist directory (repeatable): a compiler name is allowed when an
+    /// executable entry of that name is in one of /usr/lib/distcc, /usr/lib/distcc/bin,
+    /// /usr/lib/swarmcc/bin or these.
+    #[arg(long, value_name = "DIR")]
+    pub whitelist_dir: Vec<PathBuf>,
+
+    /// Close a connection whose client stays silent this long while sending its
+    /// request or receiving the reply.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub io_timeout: u64,
+
+    /// Debug mode: --no-detach --log-stderr --log-level debug.
+    #[arg(short = 'W', long)]
+    pub wizard: bool,
+
+    /// Accepted for distccd compatibility; has no effect (one thread per connection).
+    #[arg(long)]
+    pub no_fork: bool,
+
+    /// Accepted for distccd compatibility; has no effect.
+    #[arg(long)]
+    pub no_fifo: bool,
+
+    /// Accepted for distccd compatibility; not supported (a warning is logged).
+    #[arg(long)]
+    pub zeroconf: bool,
+
+    /// Accepted for distccd compatibility; not supported yet (a warning is logged).
+    #[arg(long)]
+    pub stats: bool,
+
+    /// Accepted for distccd compatibility; not supported yet (a warning is logged).
+    #[arg(long, value_name = "PORT")]
+    pub stats_port: Option<u16>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("swarmccd").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn distccd_init_script_flags() {
+        let c = parse(&[
+            "--daemon",
+            "--allow",
+            "10.0.0.0/8",
+            "-a",
+            "127.0.0.1",
+            "--listen",
+            "127.0.0.1",
+            "-p",
+            "3700",
+            "-j",
+            "4",
+            "-N",
+            "10",
+            "--pid-file",
+            "/run/d.pid",
+            "--log-file",
+            "/var/log/d.log",
+            "--log-level",
+            "debug",
+            "--no-detach",
+            "--user",
+            "distccd",
+            "--job-lifetime",
+            "600",
+            "--zeroconf",
+            "--stats",
+            "--stats-port",
+            "3633",
+            "--no-fork",
+            "--no-fifo",
+            "--make-me-a-botnet",
+        ]);
+        assert_eq!(c.allow, ["10.0.0.0/8", "127.0.0.1"]);
+        assert_eq!(c.port, 3700);
+        assert_eq!(c.jobs, Some(4));
+        assert_eq!(c.nice, 10);
+        assert!(c.daemon && c.no_detach && c.enable_tcp_insecure);
+        assert_eq!(c.job_lifetime, 600);
+    }
+
+    #[test]
+    fn defaults_and_bounds() {
+        let c = parse(&[]);
+        assert_eq!(c.port, 3632);
+        assert_eq!(c.nice, 5);
+        assert_eq!(c.jobs, None);
+        assert_eq!(c.log_level, "notice");
+        let no = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("swarmccd").chain(args.iter().copied())).is_err()
+        };
+        assert!(no(&["-j", "0"]));
+        assert!(no(&["-p", "0"]));
+        assert!(no(&["--bogus"]));
+        assert_eq!(parse(&["--nice", "-3"]).nice, -3);
+    }
+}

@@ -1,0 +1,778 @@
+//! Starting `swarmccd`: flags and environment to a [`ServerConfig`], logging, binding,
+//! niceness, detaching, the pid file, dropping root, signals, then [`super::run`].
+//!
+//! The order matters and differs from distccd 3.4 on purpose: the log file and the
+//! listening socket are opened, and the pid file written, while still root, so that a
+//! log or pid path only root can write works (distccd drops privileges first and then
+//! silently runs without them). Forking happens before any thread exists.
+
+use std::ffi::{CString, OsString};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::{AsRawFd, FromRawFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::exit::ExitCode;
+use crate::logging::{self, LevelFilter, Target};
+
+use super::access::{self, AllowList};
+use super::cli::Cli;
+use super::whitelist::{compiler_search_path, Admission, CmdList};
+use super::ServerConfig;
+
+/// A startup failure: the message for the user and the exit code.
+#[derive(Debug)]
+pub struct StartError {
+    pub code: ExitCode,
+    pub message: String,
+}
+
+impl StartError {
+    fn new(code: ExitCode, message: impl Into<String>) -> Self {
+        StartError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The values `swarmccd` takes from its environment, read once.
+#[derive(Debug, Clone, Default)]
+pub struct ServerEnv {
+    pub distccd_path: Option<OsString>,
+    pub path: Option<OsString>,
+    pub cmdlist: Option<PathBuf>,
+    pub cmdlist_numwords: Option<String>,
+    pub save_temps: bool,
+    pub tmpdir: PathBuf,
+}
+
+impl ServerEnv {
+    pub fn from_process() -> Self {
+        let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        ServerEnv {
+            distccd_path: non_empty("DISTCCD_PATH"),
+            path: non_empty("PATH"),
+            cmdlist: non_empty("DISTCC_CMDLIST").map(PathBuf::from),
+            cmdlist_numwords: std::env::var("DISTCC_CMDLIST_NUMWORDS").ok(),
+            save_temps: std::env::var("DISTCC_SAVE_TEMPS").is_ok_and(|v| v == "1"),
+            tmpdir: std::env::temp_dir(),
+        }
+    }
+}
+
+/// The whole daemon: parses `args` (including the program name), runs until a signal,
+/// and returns the process exit code.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::BadArguments.code()
+            } else {
+                0
+            };
+        }
+    };
+    let logs_to_file = cli.log_file.is_some() && !cli.log_stderr && !cli.wizard;
+    match start(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            // Always on stderr (the log may not be set up yet), and in the log file too.
+            if logs_to_file {
+                log::error!("{e}");
+            }
+            eprintln!("swarmccd: {e}");
+            e.code.code()
+        }
+    }
+}
+
+/// What the flags say about the allow list, and whether the user gave one at all.
+pub fn allow_list(cli: &Cli) -> Result<(AllowList, bool), StartError> {
+    let mut list = AllowList::default();
+    for entry in &cli.allow {
+        list.push(
+            access::parse_allow(entry).map_err(|e| StartError::new(ExitCode::BadArguments, e))?,
+        );
+    }
+    if cli.allow_private {
+        list.push(AllowList::private_nets());
+    }
+    if list.is_empty() {
+        return Ok((AllowList::loopback(), false));
+    }
+    Ok((list, true))
+}
+
+/// Builds the server configuration from the flags and the environment. Reads the
+/// `DISTCC_CMDLIST` file; touches nothing else.
+pub fn config(cli: &Cli, env: &ServerEnv, allow: AllowList) -> Result<ServerConfig, StartError> {
+    let mut admission = Admission::whitelist(&cli.whitelist_dir, Vec::new());
+    admission.search_path = compiler_search_path(
+        env.distccd_path.as_deref(),
+        env.path.as_deref(),
+        &admission.whitelist_dirs,
+    );
+    admission.insecure = cli.enable_tcp_insecure;
+    if let Some(path) = &env.cmdlist {
+        let words = match env.cmdlist_numwords.as_deref() {
+            None | Some("") => 1,
+            Some(text) => text
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| {
+                    StartError::new(
+                        ExitCode::BadArguments,
+                        format!(
+                            "bad DISTCC_CMDLIST_NUMWORDS value {text:?}: expected a number ≥ 1"
+                        ),
+                    )
+                })?,
+        };
+        let list = CmdList::load(path, words).map_err(|e| {
+            StartError::new(
+                ExitCode::IoError,
+                format!("cannot read DISTCC_CMDLIST file {}: {e}", path.display()),
+            )
+        })?;
+        admission.cmdlist = Some(list);
+    }
+    let mut cfg = ServerConfig::new(allow, admission);
+    if let Some(j) = cli.jobs {
+        cfg.jobs = j as usize;
+        cfg.max_connections = cfg.jobs * 4 + 8;
+    }
+    cfg.io_timeout = Duration::from_secs(cli.io_timeout);
+    cfg.job_lifetime = (cli.job_lifetime > 0).then(|| Duration::from_secs(cli.job_lifetime));
+    cfg.tmpdir = env.tmpdir.clone();
+    cfg.save_temps = env.save_temps;
+    Ok(cfg)
+}
+
+/// The address to listen on when `--listen` is not given (see `--help`).
+pub fn default_listen(allow_given: bool, allow: &AllowList) -> IpAddr {
+    if !allow_given {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else if allow
+        .nets()
+        .iter()
+        .any(|n| matches!(n, ipnet::IpNet::V6(_)))
+    {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        access::ANY_V4
+    }
+}
+
+fn start(mut cli: Cli) -> Result<(), StartError> {
+    if cli.wizard {
+        cli.no_detach = true;
+        cli.log_stderr = true;
+        cli.verbose = true;
+    }
+    let level = if cli.verbose {
+        LevelFilter::Debug
+    } else {
+        logging::parse_level(&cli.log_level).ok_or_else(|| {
+            StartError::new(
+                ExitCode::BadArguments,
+                format!(
+                    "bad --log-level {:?}: expected critical, error, warning, notice, info or debug",
+                    cli.log_level
+                ),
+            )
+        })?
+    };
+    let detach = !cli.no_detach && !cli.inetd;
+    let target = match (&cli.log_file, cli.log_stderr) {
+        (Some(path), false) => Target::append_file(path).map_err(|e| {
+            StartError::new(
+                ExitCode::IoError,
+                format!("cannot open log file {}: {e}", path.display()),
+            )
+        })?,
+        // In inetd mode stderr is usually the client's socket: never write there.
+        (None, false) if cli.inetd => Target::File(dev_null()?),
+        _ => Target::Stderr,
+    };
+    if detach && cli.log_file.is_none() && !cli.log_stderr {
+        eprintln!(
+            "swarmccd: warning: no --log-file or --log-stderr: messages are discarded once detached"
+        );
+    }
+    logging::init("swarmccd", level, target);
+
+    for (given, what) in [
+        (cli.zeroconf, "--zeroconf is not supported"),
+        (
+            cli.stats || cli.stats_port.is_some(),
+            "--stats is not supported yet",
+        ),
+    ] {
+        if given {
+            log::warn!("{what}; ignored");
+        }
+    }
+    let (allow, allow_given) = allow_list(&cli)?;
+    let mut env = ServerEnv::from_process();
+    env.tmpdir = absolute(&env.tmpdir)?;
+    cli.whitelist_dir = cli
+        .whitelist_dir
+        .iter()
+        .map(|d| absolute(d))
+        .collect::<Result<_, _>>()?;
+    let cfg = config(&cli, &env, allow)?;
+    if cfg.admission.cmdlist.is_none()
+        && !cfg.admission.insecure
+        && !cfg.admission.whitelist_dirs.iter().any(|d| d.is_dir())
+    {
+        log::warn!(
+            "no whitelist directory exists ({}): every compile will be refused; \
+             create compiler links there or pass --whitelist-dir",
+            cfg.admission
+                .whitelist_dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    nice(cli.nice);
+
+    if cli.inetd {
+        let user = drop_root(cli.user.as_deref(), None)?;
+        return serve_inetd(cfg, allow_given, user.as_deref());
+    }
+
+    let listen = match &cli.listen {
+        Some(text) => parse_listen(text)?,
+        None => default_listen(allow_given, &cfg.allow),
+    };
+    let listener = bind(listen, cli.port)?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| StartError::new(ExitCode::BindFailed, format!("bound socket: {e}")))?;
+
+    // Detaching changes the working directory to /.
+    let pid_path = cli.pid_file.as_deref().map(absolute).transpose()?;
+    if detach {
+        detach_from_terminal(cli.log_stderr)?;
+    }
+    let pid_file = match &pid_path {
+        Some(path) => Some(PidFile::write(path)?),
+        None => None,
+    };
+    let user = drop_root(cli.user.as_deref(), pid_file.as_ref())?;
+    check_tmpdir(&cfg.tmpdir, user.as_deref())?;
+
+    let shutdown = Arc::new(AtomicBool::new(false));
+    install_signal_handlers(Arc::clone(&shutdown));
+
+    log::info!(
+        "swarmccd {} listening on {local}",
+        env!("CARGO_PKG_VERSION")
+    );
+    log::info!("allowing up to {} active jobs", cfg.jobs);
+    if allow_given {
+        log::info!("allowed clients: {}", cfg.allow);
+    } else {
+        log::warn!(
+            "no --allow option specified: serving this machine only ({}); \
+             pass --allow ADDR[/BITS] or --allow-private to serve other hosts",
+            cfg.allow
+        );
+    }
+    if let Some(list) = &cfg.admission.cmdlist {
+        log::info!(
+            "compilers allowed by DISTCC_CMDLIST {} ({} entries)",
+            list.source.display(),
+            list.len()
+        );
+    } else if cfg.admission.insecure {
+        log::warn!("--enable-tcp-insecure: any compiler a client names will run");
+    } else {
+        log::info!(
+            "compiler whitelist: {}",
+            cfg.admission
+                .whitelist_dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    log::debug!(
+        "compiler search path: {}",
+        std::env::join_paths(&cfg.admission.search_path)
+            .unwrap_or_default()
+            .to_string_lossy()
+    );
+    log::debug!("job directories in {}", cfg.tmpdir.display());
+
+    let result = super::run(listener, cfg, shutdown);
+    drop(pid_file);
+    log::info!("terminated");
+    result.map_err(|e| StartError::new(ExitCode::IoError, format!("server failed: {e}")))
+}
+
+/// `path` made absolute against the current directory (which detaching changes).
+fn absolute(path: &Path) -> Result<PathBuf, StartError> {
+    std::path::absolute(path).map_err(|e| {
+        StartError::new(
+            ExitCode::BadArguments,
+            format!("bad path {}: {e}", path.display()),
+        )
+    })
+}
+
+fn dev_null() -> Result<File, StartError> {
+    OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| StartError::new(ExitCode::IoError, format!("cannot open /dev/null: {e}")))
+}
+
+/// `--listen` value: an IP literal (brackets allowed) or a host name (first address).
+pub fn parse_listen(text: &str) -> Result<IpAddr, StartError> {
+    let host = text.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse() {
+        return Ok(ip);
+    }
+    (host, 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .map(|a| a.ip())
+        .ok_or_else(|| {
+            StartError::new(
+                ExitCode::BadArguments,
+                format!("bad --listen value {text:?}: not an address or a known host name"),
+            )
+        })
+}
+
+fn bind(ip: IpAddr, port: u16) -> Result<TcpListener, StartError> {
+    let addr = SocketAddr::new(ip, port);
+    match TcpListener::bind(addr) {
+        Ok(l) => Ok(l),
+        // A host without IPv6: fall back to IPv4 for the wildcard default.
+        Err(e) if ip == IpAddr::V6(Ipv6Addr::UNSPECIFIED) => {
+            log::warn!("cannot listen on {addr} ({e}); listening on IPv4 only");
+            bind(access::ANY_V4, port)
+        }
+        Err(e) => Err(StartError::new(
+            ExitCode::BindFailed,
+            format!("cannot listen on {addr}: {e}"),
+        )),
+    }
+}
+
+/// Applies `--nice`. A failure (e.g. a negative value without privilege) is logged.
+fn nice(inc: i32) {
+    if inc == 0 {
+        return;
+    }
+    // SAFETY: errno is thread-local and we are the only thread; nice has no
+    // memory-safety preconditions.
+    let failed = unsafe {
+        *libc::__errno_location() = 0;
+        libc::nice(inc) == -1 && *libc::__errno_location() != 0
+    };
+    if failed {
+        log::warn!(
+            "cannot change niceness by {inc}: {}",
+            io::Error::last_os_error()
+        );
+    }
+}
+
+/// Forks into the background: the parent exits 0, the child starts a new session,
+/// leaves the working directory, and points stdio at /dev/null (stderr stays when it
+/// is the log). Must run before any thread is started.
+fn detach_from_terminal(keep_stderr: bool) -> Result<(), StartError> {
+    let fail = |what: &str| {
+        StartError::new(
+            ExitCode::Distcc,
+            format!("cannot detach ({what}): {}", io::Error::last_os_error()),
+        )
+    };
+    // SAFETY: no other thread exists yet, so the child's copy of the process is
+    // consistent; both sides only continue with ordinary code.
+    match unsafe { libc::fork() } {
+        -1 => return Err(fail("fork")),
+        0 => {}
+        // SAFETY: _exit skips destructors and atexit handlers that belong to the child.
+        _ => unsafe { libc::_exit(0) },
+    }
+    // SAFETY: setsid has no memory-safety preconditions.
+    if unsafe { libc::setsid() } == -1 {
+        return Err(fail("setsid"));
+    }
+    std::env::set_current_dir("/").map_err(|_| fail("chdir /"))?;
+    let null = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|_| fail("open /dev/null"))?;
+    let targets: &[libc::c_int] = if keep_stderr { &[0, 1] } else { &[0, 1, 2] };
+    for &fd in targets {
+        // SAFETY: dup2 onto a standard descriptor from one we own.
+        if unsafe { libc::dup2(null.as_raw_fd(), fd) } == -1 {
+            return Err(fail("redirect stdio"));
+        }
+    }
+    Ok(())
+}
+
+/// The pid file: written after detaching, removed (or emptied, if the directory does
+/// not let the unprivileged user remove it) when dropped.
+#[derive(Debug)]
+pub struct PidFile {
+    path: PathBuf,
+}
+
+impl PidFile {
+    pub fn write(path: &Path) -> Result<PidFile, StartError> {
+        let text = format!("{}\n", std::process::id());
+        let written = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()));
+        written.map_err(|e| {
+            StartError::new(
+                ExitCode::IoError,
+                format!("cannot write pid file {}: {e}", path.display()),
+            )
+        })?;
+        Ok(PidFile {
+            path: path.to_owned(),
+        })
+    }
+
+    fn chown(&self, uid: libc::uid_t, gid: libc::gid_t) {
+        if let Err(e) = std::os::unix::fs::chown(&self.path, Some(uid), Some(gid)) {
+            log::warn!(
+                "cannot hand pid file {} to uid {uid}: {e}",
+                self.path.display()
+            );
+        }
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if fs::remove_file(&self.path).is_err() {
+            let _ = OpenOptions::new()
+                .write(true)
+                .open(&self.path)
+                .and_then(|f| f.set_len(0));
+        }
+    }
+}
+
+struct Account {
+    name: String,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+}
+
+fn lookup_user(name: &str) -> Option<Account> {
+    let cname = CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: an all-zero passwd is a valid value for getpwnam_r to overwrite.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer refers to live, correctly sized storage for the call.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    (rc == 0 && !result.is_null()).then(|| Account {
+        name: name.to_owned(),
+        uid: pwd.pw_uid,
+        gid: pwd.pw_gid,
+    })
+}
+
+/// When running as root, becomes `user` (or distccd, distcc, nobody, uid 65534 in
+/// that order), with no supplementary groups and no way to regain privileges. Returns
+/// the user name when it switched.
+fn drop_root(user: Option<&str>, pid_file: Option<&PidFile>) -> Result<Option<String>, StartError> {
+    // SAFETY: getuid/geteuid cannot fail and have no preconditions.
+    let root = unsafe { libc::getuid() == 0 || libc::geteuid() == 0 };
+    if !root {
+        if let Some(u) = user {
+            log::debug!("--user {u} ignored: not started as root");
+        }
+        return Ok(None);
+    }
+    let account = match user {
+        Some(name) => lookup_user(name).ok_or_else(|| {
+            StartError::new(
+                ExitCode::SetuidFailed,
+                format!("--user {name}: no such user"),
+            )
+        })?,
+        None => ["distccd", "distcc", "nobody"]
+            .iter()
+            .find_map(|n| lookup_user(n))
+            .unwrap_or(Account {
+                name: "uid 65534".to_owned(),
+                uid: 65534,
+                gid: 65534,
+            }),
+    };
+    if account.uid == 0 {
+        return Err(StartError::new(
+            ExitCode::SetuidFailed,
+            format!("refusing to run as root (--user {})", account.name),
+        ));
+    }
+    if let Some(p) = pid_file {
+        p.chown(account.uid, account.gid);
+    }
+    let fail = |what: &str| {
+        StartError::new(
+            ExitCode::SetuidFailed,
+            format!(
+                "cannot switch to user {} ({what}): {}",
+                account.name,
+                io::Error::last_os_error()
+            ),
+        )
+    };
+    // SAFETY: the group list is one valid gid that outlives the call.
+    if unsafe { libc::setgroups(1, &account.gid) } != 0 {
+        return Err(fail("setgroups"));
+    }
+    // SAFETY: setgid/setuid have no memory-safety preconditions.
+    if unsafe { libc::setgid(account.gid) } != 0 {
+        return Err(fail("setgid"));
+    }
+    // SAFETY: as above.
+    if unsafe { libc::setuid(account.uid) } != 0 {
+        return Err(fail("setuid"));
+    }
+    // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes plain integers.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        log::warn!("cannot set no_new_privs: {}", io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::getuid() == 0 || libc::geteuid() == 0 } {
+        return Err(StartError::new(
+            ExitCode::SetuidFailed,
+            "still root after dropping privileges",
+        ));
+    }
+    log::info!(
+        "running as user {} (uid {}, gid {})",
+        account.name,
+        account.uid,
+        account.gid
+    );
+    Ok(Some(account.name))
+}
+
+/// Fails early, with the reason, when jobs could not create their directories.
+fn check_tmpdir(dir: &Path, user: Option<&str>) -> Result<(), StartError> {
+    tempfile::Builder::new()
+        .prefix("swarmccd_probe")
+        .tempdir_in(dir)
+        .map(drop)
+        .map_err(|e| {
+            let who = user.map(|u| format!(" by user {u}")).unwrap_or_default();
+            StartError::new(
+                ExitCode::IoError,
+                format!(
+                    "TMPDIR {} is not usable{who}: {e}; set TMPDIR to a directory it can write",
+                    dir.display()
+                ),
+            )
+        })
+}
+
+/// Set by the signal handler; copied into the server's shutdown flag by a watcher.
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_sig: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    SIGNALLED.store(true, Ordering::SeqCst);
+}
+
+/// SIGTERM, SIGINT and SIGHUP stop the server cleanly (the pid file is removed).
+fn install_signal_handlers(shutdown: Arc<AtomicBool>) {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: the handler only performs an atomic store; a zeroed sigaction with
+        // the handler set and an empty mask is valid.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+    thread::spawn(move || loop {
+        if SIGNALLED.load(Ordering::SeqCst) {
+            log::info!("signal received: shutting down");
+            shutdown.store(true, Ordering::SeqCst);
+            return;
+        }
+        thread::sleep(Duration::from_millis(100));
+    });
+}
+
+/// `--inetd`: one connection on standard input, which must be a TCP socket.
+fn serve_inetd(cfg: ServerConfig, allow_given: bool, user: Option<&str>) -> Result<(), StartError> {
+    // SAFETY: dup returns a new descriptor that we then own exclusively.
+    let fd = unsafe { libc::dup(0) };
+    if fd < 0 {
+        return Err(StartError::new(
+            ExitCode::IoError,
+            format!("--inetd: standard input: {}", io::Error::last_os_error()),
+        ));
+    }
+    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
+    let stream = unsafe { TcpStream::from_raw_fd(fd) };
+    let peer = stream.peer_addr().map_err(|e| {
+        StartError::new(
+            ExitCode::IoError,
+            format!(
+                "--inetd needs a TCP socket on standard input ({e}); \
+                 pipes, as used over ssh, are not supported yet"
+            ),
+        )
+    })?;
+    check_tmpdir(&cfg.tmpdir, user)?;
+    // inetd (and tcpwrappers) do their own access control; an explicit --allow applies.
+    if allow_given && !cfg.allow.allows(peer.ip()) {
+        log::error!("connection from client '{peer}' denied by access list");
+        return Ok(());
+    }
+    super::serve_stream(stream, peer, cfg);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("swarmccd").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn no_allow_means_loopback_only() {
+        let (list, given) = allow_list(&cli(&[])).unwrap();
+        assert!(!given);
+        assert_eq!(list, AllowList::loopback());
+        assert_eq!(
+            default_listen(given, &list),
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        );
+    }
+
+    #[test]
+    fn listen_default_follows_the_allow_list() {
+        let (list, given) = allow_list(&cli(&["-a", "10.0.0.0/8"])).unwrap();
+        assert!(given);
+        assert_eq!(default_listen(given, &list), access::ANY_V4);
+        let (list, given) = allow_list(&cli(&["-a", "10.0.0.0/8", "-a", "fd00::/8"])).unwrap();
+        assert_eq!(
+            default_listen(given, &list),
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        );
+        let (list, given) = allow_list(&cli(&["--allow-private"])).unwrap();
+        assert!(given && list.allows("::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_allow_is_an_argument_error() {
+        let e = allow_list(&cli(&["-a", "10.0.0.0/99"])).unwrap_err();
+        assert_eq!(e.code, ExitCode::BadArguments);
+    }
+
+    #[test]
+    fn config_from_flags_and_env() {
+        let env = ServerEnv {
+            distccd_path: Some("/opt/cc/bin:/usr/lib/distcc".into()),
+            path: Some("/usr/bin".into()),
+            tmpdir: "/var/tmp".into(),
+            save_temps: true,
+            ..ServerEnv::default()
+        };
+        let c = cli(&["-j", "3", "--job-lifetime", "9", "--whitelist-dir", "/w"]);
+        let cfg = config(&c, &env, AllowList::loopback()).unwrap();
+        assert_eq!(cfg.jobs, 3);
+        assert_eq!(cfg.job_lifetime, Some(Duration::from_secs(9)));
+        assert_eq!(
+            cfg.admission.search_path,
+            vec![PathBuf::from("/opt/cc/bin")]
+        );
+        assert!(cfg.admission.whitelist_dirs.contains(&PathBuf::from("/w")));
+        assert!(cfg.save_temps);
+        assert_eq!(cfg.tmpdir, PathBuf::from("/var/tmp"));
+    }
+
+    #[test]
+    fn cmdlist_from_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("cmds");
+        fs::write(&list, "/opt/x/bin/gcc\n").unwrap();
+        let env = ServerEnv {
+            cmdlist: Some(list),
+            cmdlist_numwords: Some("2".into()),
+            ..ServerEnv::default()
+        };
+        let cfg = config(&cli(&[]), &env, AllowList::loopback()).unwrap();
+        let adm = &cfg.admission;
+        assert_eq!(
+            adm.admit_compiler("bin/gcc").unwrap(),
+            Path::new("/opt/x/bin/gcc")
+        );
+        let bad = ServerEnv {
+            cmdlist_numwords: Some("zero".into()),
+            ..env
+        };
+        assert!(config(&cli(&[]), &bad, AllowList::loopback()).is_err());
+    }
+
+    #[test]
+    fn listen_values() {
+        assert_eq!(
+            parse_listen("127.0.0.1").unwrap(),
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        );
+        assert_eq!(
+            parse_listen("[::1]").unwrap(),
+            IpAddr::V6(Ipv6Addr::LOCALHOST)
+        );
+        assert!(parse_listen("no-such-host.invalid").is_err());
+    }
+}

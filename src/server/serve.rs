@@ -1,0 +1,535 @@
+//! One connection, one job: read the request, apply the policy, compile in a private
+//! temp directory, answer, clean up, and write the one-line job summary.
+//!
+//! Bytes on the socket go through `conn` and the `protocol` decoders and encoders;
+//! what may run is decided by `whitelist`; running it is `exec`. Every refusal of a
+//! fully read request is answered (status 110, reason in `SERR`) rather than closed
+//! silently as distccd does, so the user can see why; only unreadable streams (bad
+//! bytes, unknown version, a client that vanished) are closed without a reply.
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::args::{self, filename, Decision, RemoteJob};
+use crate::conn::{Conn, ConnError};
+use crate::exec::{self, End};
+use crate::exit::ExitCode;
+use crate::protocol::{encode_reply, Reply, RequestDecoder, RequestEvent, Version};
+
+use super::whitelist::{check_arguments, Refusal};
+use super::Shared;
+
+/// The wait status every refusal is answered with: exit 110, distcc's "compiler
+/// missing", which clients treat as a failed remote compile and retry locally.
+pub const REFUSAL_STATUS: u32 = (ExitCode::CompilerMissing as u32) << 8;
+
+/// The job summary's result field, as distccd names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobResult {
+    CompileOk,
+    CompileError,
+    CompileTimeout,
+    CliDisconn,
+    RejBadReq,
+    Other,
+}
+
+impl fmt::Display for JobResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JobResult::CompileOk => "COMPILE_OK",
+            JobResult::CompileError => "COMPILE_ERROR",
+            JobResult::CompileTimeout => "COMPILE_TIMEOUT",
+            JobResult::CliDisconn => "CLI_DISCONN",
+            JobResult::RejBadReq => "REJ_BAD_REQ",
+            JobResult::Other => "OTHER",
+        })
+    }
+}
+
+/// What the job log line reports.
+#[derive(Debug)]
+struct Summary {
+    result: JobResult,
+    status: u32,
+    ret: i32,
+    reason: Option<String>,
+}
+
+impl Summary {
+    fn new(result: JobResult, status: u32, ret: i32) -> Self {
+        Summary {
+            result,
+            status,
+            ret,
+            reason: None,
+        }
+    }
+
+    fn because(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    fn disconnected(ret: ExitCode, why: impl Into<String>) -> Self {
+        Summary::new(JobResult::CliDisconn, 0, ret.code()).because(why)
+    }
+}
+
+/// The parts of a request we keep.
+struct Request {
+    version: Version,
+    argv: Vec<String>,
+    /// v1/v2: the preprocessed source. v3: `None` (files are received and dropped).
+    source: Option<Vec<u8>>,
+}
+
+/// What the job log names: the compiler and input as the client sent them.
+#[derive(Default)]
+struct Names {
+    compiler: String,
+    input: String,
+}
+
+/// Serves one accepted, allowed connection and logs its summary line.
+pub(crate) fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
+    let start = Instant::now();
+    let mut names = Names::default();
+    let summary = serve(stream, peer, shared, &mut names);
+    let mut line = format!(
+        "client: {peer} {} exit:{} sig:{} core:{} ret:{} time:{}ms",
+        summary.result,
+        exec::exit_code(summary.status).unwrap_or(0),
+        exec::signal(summary.status).unwrap_or(0),
+        u8::from(exec::core_dumped(summary.status)),
+        summary.ret,
+        start.elapsed().as_millis(),
+    );
+    if !names.compiler.is_empty() {
+        line.push(' ');
+        line.push_str(&names.compiler);
+    }
+    if !names.input.is_empty() {
+        line.push(' ');
+        line.push_str(&names.input);
+    }
+    if let Some(reason) = &summary.reason {
+        line.push_str(&format!(" ({reason})"));
+    }
+    log::info!("{line}");
+}
+
+fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, names: &mut Names) -> Summary {
+    let cfg = &shared.cfg;
+    let mut conn = Conn::new(stream, cfg.io_timeout);
+    let req = match read_request(&mut conn, shared) {
+        Ok(req) => req,
+        Err(summary) => {
+            // Disconnects are routine; a malformed request is worth a warning.
+            if let (JobResult::RejBadReq, Some(why)) = (summary.result, &summary.reason) {
+                log::warn!("client {peer}: {why}");
+            }
+            return summary;
+        }
+    };
+    names.compiler = req.argv.first().cloned().unwrap_or_default();
+    let (job, program) = match decide(&req, shared, names) {
+        Ok(plan) => plan,
+        Err(refusal) => {
+            log::warn!("client {peer}: refused: {refusal}");
+            return answer_refusal(&mut conn, req.version, &refusal);
+        }
+    };
+    let source = req.source.unwrap_or_default();
+    compile(
+        &mut conn,
+        peer,
+        shared,
+        req.version,
+        &job,
+        &program,
+        &source,
+    )
+}
+
+/// Reads one whole request. Errors are summaries: the stream is unusable afterwards.
+fn read_request(conn: &mut Conn, shared: &Shared) -> Result<Request, Summary> {
+    let wait = Some(shared.cfg.io_timeout);
+    let mut decoder = RequestDecoder::new(shared.cfg.limits);
+    let (version, argv) = match conn.next_event(&mut decoder, wait) {
+        Ok(RequestEvent::Header { version, argv, .. }) => (version, argv),
+        Ok(other) => {
+            return Err(
+                Summary::new(JobResult::RejBadReq, 0, ExitCode::ProtocolError.code()).because(
+                    format!("bad request: unexpected {other:?} before the header"),
+                ),
+            )
+        }
+        Err(ConnError::Eof { mid_message: false }) => {
+            return Err(
+                Summary::new(JobResult::Other, 0, ExitCode::Truncated.code())
+                    .because("closed without sending a request"),
+            )
+        }
+        Err(e) => return Err(read_failure(e)),
+    };
+    let source = match version {
+        Version::V1 | Version::V2 => match conn.next_event(&mut decoder, wait) {
+            Ok(RequestEvent::Source(s)) => Some(s),
+            Ok(other) => {
+                return Err(
+                    Summary::new(JobResult::RejBadReq, 0, ExitCode::ProtocolError.code())
+                        .because(format!("bad request: expected DOTI, got {other:?}")),
+                )
+            }
+            Err(e) => return Err(read_failure(e)),
+        },
+        Version::V3 => {
+            // Read (and drop) every file, so that the refusal can be answered in-protocol.
+            while !decoder.is_complete() {
+                if let Err(e) = conn.next_event(&mut decoder, wait) {
+                    return Err(read_failure(e));
+                }
+            }
+            None
+        }
+    };
+    Ok(Request {
+        version,
+        argv,
+        source,
+    })
+}
+
+fn read_failure(e: ConnError) -> Summary {
+    match e {
+        ConnError::Protocol(p) => {
+            Summary::new(JobResult::RejBadReq, 0, ExitCode::ProtocolError.code())
+                .because(format!("bad request: {p}"))
+        }
+        ConnError::Eof { .. } => {
+            Summary::disconnected(ExitCode::IoError, format!("reading the request: {e}"))
+        }
+        ConnError::Timeout { .. } => {
+            Summary::disconnected(ExitCode::Timeout, format!("reading the request: {e}"))
+        }
+        ConnError::Io(_) => {
+            Summary::disconnected(ExitCode::IoError, format!("reading the request: {e}"))
+        }
+    }
+}
+
+/// The policy, in order: protocol version, compiler admission, forbidden options, and
+/// the same argument scan as the client (one C-family input, `-c`/`-S`, one output…).
+/// Records the input's name in `names` for the job log as soon as it is known.
+fn decide(
+    req: &Request,
+    shared: &Shared,
+    names: &mut Names,
+) -> Result<(RemoteJob, PathBuf), Refusal> {
+    let decision = args::classify(&req.argv);
+    if let Decision::Remote(job) = &decision {
+        names.input = job.input.clone();
+    }
+    if req.version == Version::V3 {
+        return Err(Refusal::new(
+            ExitCode::ProtocolError,
+            "pump mode (protocol 3, ,cpp) is not supported by this server; \
+             list it without ,cpp to send preprocessed sources",
+        ));
+    }
+    let Some(argv0) = req.argv.first() else {
+        return Err(Refusal::new(ExitCode::BadArguments, "empty command line"));
+    };
+    let program = shared.cfg.admission.admit_compiler(argv0)?;
+    check_arguments(&req.argv)?;
+    match decision {
+        Decision::Remote(job) => Ok((job, program)),
+        Decision::Local(reason) => Err(Refusal::new(
+            ExitCode::BadArguments,
+            format!("cannot compile this command remotely: {reason}"),
+        )),
+    }
+}
+
+fn answer_refusal(conn: &mut Conn, version: Version, refusal: &Refusal) -> Summary {
+    let reply = Reply {
+        status: REFUSAL_STATUS,
+        stderr: refusal.client_message().into_bytes(),
+        ..Reply::default()
+    };
+    let summary = Summary::new(JobResult::Other, REFUSAL_STATUS, refusal.code.code())
+        .because(refusal.reason.clone());
+    match send_reply(conn, version, &reply) {
+        Ok(()) => summary,
+        Err(e) => Summary::disconnected(ExitCode::IoError, format!("sending the refusal: {e}")),
+    }
+}
+
+fn send_reply(conn: &mut Conn, version: Version, reply: &Reply) -> Result<(), String> {
+    let mut bytes = Vec::new();
+    encode_reply(version, reply, &mut bytes).map_err(|e| format!("cannot encode: {e}"))?;
+    conn.send(&bytes).map_err(|e| e.to_string())
+}
+
+/// A private directory per job, removed on drop unless temps are saved.
+struct JobDir {
+    dir: Option<tempfile::TempDir>,
+}
+
+impl JobDir {
+    fn create(shared: &Shared) -> io::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("swarmccd_")
+            .tempdir_in(&shared.cfg.tmpdir)?;
+        let mut me = JobDir { dir: Some(dir) };
+        if shared.cfg.save_temps {
+            if let Some(d) = me.dir.take() {
+                log::info!("DISTCC_SAVE_TEMPS: keeping {}", d.path().display());
+                let _ = d.keep();
+            }
+        }
+        Ok(me)
+    }
+}
+
+fn compile(
+    conn: &mut Conn,
+    peer: SocketAddr,
+    shared: &Shared,
+    version: Version,
+    job: &RemoteJob,
+    program: &Path,
+    source: &[u8],
+) -> Summary {
+    let cfg = &shared.cfg;
+    // Wait for a compile slot, watching for the client giving up meanwhile.
+    let _slot = loop {
+        if let Some(permit) = shared
+            .compile_slots
+            .acquire_timeout(Duration::from_millis(250))
+        {
+            break permit;
+        }
+        if shared.stopping() || client_gone(conn.stream()) {
+            return Summary::disconnected(
+                ExitCode::IoError,
+                "client left while waiting for a slot",
+            );
+        }
+    };
+    let workdir = match JobDir::create(shared) {
+        Ok(d) => d,
+        Err(e) => {
+            let why = format!(
+                "cannot create a job directory in {}: {e}",
+                cfg.tmpdir.display()
+            );
+            log::error!("client {peer}: {why}");
+            return answer_refusal(conn, version, &Refusal::new(ExitCode::IoError, why));
+        }
+    };
+    let dir = match &workdir.dir {
+        Some(d) => d.path().to_owned(),
+        None => return Summary::new(JobResult::Other, 0, 0),
+    };
+    let input = dir.join(temp_input_name(&job.input, job.preprocessed_ext));
+    let output = dir.join(temp_output_name(&job.output));
+    if let Err(e) = fs::write(&input, source) {
+        let why = format!("cannot write {}: {e}", input.display());
+        log::error!("client {peer}: {why}");
+        return answer_refusal(conn, version, &Refusal::new(ExitCode::IoError, why));
+    }
+    let argv = job.server_argv(&path_str(&input), &path_str(&output));
+    log::debug!(
+        "client {peer}: compiling {} as: {} {}",
+        job.input,
+        program.display(),
+        argv[1..].join(" ")
+    );
+    let mut cmd = Command::new(program);
+    cmd.args(&argv[1..])
+        .current_dir(&dir)
+        .env(crate::compiler::SAFEGUARD_VAR, "1");
+    if let Ok(path) = std::env::join_paths(&cfg.admission.search_path) {
+        if !path.is_empty() {
+            cmd.env("PATH", path);
+        }
+    }
+    let opts = exec::Options {
+        deadline: cfg.job_lifetime.map(|d| Instant::now() + d),
+        capture_dir: Some(dir.clone()),
+        ..exec::Options::default()
+    };
+    let stream = conn.stream();
+    let mut cancel = || shared.stopping() || client_gone(stream);
+    let finished = match exec::run(&mut cmd, &opts, &mut cancel) {
+        Ok(f) => f,
+        Err(e) => {
+            let why = format!("cannot run compiler {}: {e}", program.display());
+            log::error!("client {peer}: {why}");
+            return answer_refusal(conn, version, &Refusal::new(ExitCode::CompilerMissing, why));
+        }
+    };
+    let mut reply = Reply {
+        status: finished.status,
+        stderr: finished.stderr,
+        stdout: finished.stdout,
+        ..Reply::default()
+    };
+    let summary = match finished.end {
+        End::Cancelled => {
+            let why = if shared.stopping() {
+                "server shutting down, compiler killed"
+            } else {
+                "client disconnected, compiler killed"
+            };
+            return Summary::disconnected(ExitCode::IoError, why);
+        }
+        End::TimedOut => {
+            let secs = cfg.job_lifetime.unwrap_or_default().as_secs();
+            reply.status = exec::exit_status(ExitCode::Timeout as u8);
+            reply.stderr.extend_from_slice(
+                format!("swarmccd: compile killed after {secs}s (--job-lifetime)\n").as_bytes(),
+            );
+            Summary::new(
+                JobResult::CompileTimeout,
+                reply.status,
+                ExitCode::Timeout.code(),
+            )
+        }
+        End::Exited if finished.status != 0 => {
+            Summary::new(JobResult::CompileError, finished.status, 0)
+        }
+        End::Exited => match fs::read(&output) {
+            Ok(object) => {
+                reply.object = object;
+                Summary::new(JobResult::CompileOk, 0, 0)
+            }
+            Err(e) => {
+                // distccd stops mid-reply here (its issue list 6.1.6); we fail cleanly.
+                let why = format!("the compiler succeeded but wrote no output file: {e}");
+                log::error!("client {peer}: {why}");
+                reply.status = REFUSAL_STATUS;
+                reply
+                    .stderr
+                    .extend_from_slice(format!("swarmccd: {why}\n").as_bytes());
+                Summary::new(JobResult::Other, REFUSAL_STATUS, ExitCode::Distcc.code()).because(why)
+            }
+        },
+    };
+    // Everything is in memory now: clean up before answering, so that a client that
+    // has its reply never finds our files still there.
+    drop(workdir);
+    match send_reply(conn, version, &reply) {
+        Ok(()) => summary,
+        Err(e) => Summary::disconnected(ExitCode::IoError, format!("sending the reply: {e}")),
+    }
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// The temp input's name: the client's base name (so that a source without line
+/// markers compiles to the same object and assembly as it would locally) with the
+/// preprocessed extension of its source name, as distccd's `dcc_preproc_exten`
+/// (`.c`→`.i`, C++ sources→`.ii`, `.m`→`.mi`, `.mm`/`.M`→`.mii`), falling back to the
+/// job's language. Unusual names become `input`.
+pub fn temp_input_name(client_input: &str, fallback_ext: &'static str) -> String {
+    let ext = filename::preprocessed_ext(client_input).unwrap_or(fallback_ext);
+    let base = filename::basename(client_input);
+    let stem = match base.rfind('.') {
+        Some(dot) if dot > 0 => &base[..dot],
+        _ => base,
+    };
+    let plain = !stem.is_empty()
+        && stem.len() <= 100
+        && stem != "output"
+        && !stem.starts_with('-')
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b));
+    format!("{}{ext}", if plain { stem } else { "input" })
+}
+
+/// The temp output's name: `output` with the extension of the client's output name
+/// (`.o`, `.s`…), `.o` when it has none or an unusual one.
+pub fn temp_output_name(client_output: &str) -> String {
+    match filename::extension(client_output) {
+        Some(ext)
+            if !ext.is_empty()
+                && ext.len() <= 8
+                && ext.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            format!("output.{ext}")
+        }
+        _ => "output.o".to_owned(),
+    }
+}
+
+/// True when the client closed its end or the connection broke. Bytes waiting to be
+/// read are not a disconnect (and are left alone).
+fn client_gone(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    // SAFETY: recv writes at most one byte into `byte`, which outlives the call.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            byte.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    match n {
+        0 => true,
+        n if n > 0 => false,
+        _ => !matches!(
+            io::Error::last_os_error().kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_names_follow_dcc_preproc_exten() {
+        assert_eq!(temp_input_name("src/hello.c", ".i"), "hello.i");
+        assert_eq!(temp_input_name("a.i", ".i"), "a.i");
+        for cxx in ["a.cc", "a.cpp", "a.cxx", "a.cp", "a.c++", "a.C", "a.ii"] {
+            assert_eq!(temp_input_name(cxx, ".i"), "a.ii", "{cxx}");
+        }
+        assert_eq!(temp_input_name("a.m", ".i"), "a.mi");
+        assert_eq!(temp_input_name("a.mi", ".i"), "a.mi");
+        for objcxx in ["a.mm", "a.M", "a.mii"] {
+            assert_eq!(temp_input_name(objcxx, ".i"), "a.mii", "{objcxx}");
+        }
+        // -x c++ on an odd name: the job's language decides.
+        assert_eq!(temp_input_name("weird.txt", ".ii"), "weird.ii");
+        assert_eq!(temp_input_name("sp ace.c", ".i"), "input.i");
+        assert_eq!(temp_input_name("output.c", ".i"), "input.i");
+        assert_eq!(temp_input_name("-rf.c", ".i"), "input.i");
+    }
+
+    #[test]
+    fn output_names_keep_the_extension() {
+        assert_eq!(temp_output_name("obj/x.o"), "output.o");
+        assert_eq!(temp_output_name("x.s"), "output.s");
+        assert_eq!(temp_output_name("x"), "output.o");
+        assert_eq!(temp_output_name("x.o;rm"), "output.o");
+    }
+
+    #[test]
+    fn refusal_status_is_exit_110() {
+        assert_eq!(REFUSAL_STATUS, 0x6e00);
+    }
+}
