@@ -16,6 +16,8 @@ pub use log::LevelFilter;
 pub enum Target {
     Stderr,
     File(File),
+    /// The system log (facility daemon), distccd's default for a detached server.
+    Syslog,
 }
 
 impl Target {
@@ -51,6 +53,14 @@ impl log::Log for Logger {
             log::Level::Warn => "Warning: ",
             _ => "",
         };
+        let mut target = match self.target.lock() {
+            Ok(t) => t,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Target::Syslog = &*target {
+            syslog(record.level(), &format!("{prefix}{}", record.args()));
+            return;
+        }
         let line = format!(
             "{}[{}] {}{}\n",
             self.prog,
@@ -58,23 +68,44 @@ impl log::Log for Logger {
             prefix,
             record.args()
         );
-        let mut target = match self.target.lock() {
-            Ok(t) => t,
-            Err(poisoned) => poisoned.into_inner(),
-        };
         // One write per line so concurrent processes appending to one file do not
         // interleave inside a line. A failing log write must never fail a compile.
         let _ = match &mut *target {
             Target::Stderr => std::io::stderr().write_all(line.as_bytes()),
             Target::File(f) => f.write_all(line.as_bytes()),
+            Target::Syslog => Ok(()),
         };
     }
 
     fn flush(&self) {}
 }
 
+fn syslog(level: log::Level, message: &str) {
+    let priority = match level {
+        log::Level::Error => libc::LOG_ERR,
+        log::Level::Warn => libc::LOG_WARNING,
+        log::Level::Info => libc::LOG_NOTICE,
+        log::Level::Debug | log::Level::Trace => libc::LOG_DEBUG,
+    };
+    // A message with a NUL cannot be passed to C; drop what follows it.
+    let text = message.split('\0').next().unwrap_or_default();
+    if let Ok(c) = std::ffi::CString::new(text) {
+        // SAFETY: both pointers are valid NUL-terminated strings for the call, and the
+        // "%s" format consumes exactly the one argument given.
+        unsafe { libc::syslog(priority, c"%s".as_ptr(), c.as_ptr()) };
+    }
+}
+
 /// Installs the logger once per process. Later calls are ignored.
 pub fn init(prog: &'static str, level: LevelFilter, target: Target) {
+    if let Target::Syslog = target {
+        // openlog keeps the ident pointer: it must live for the whole process, which a
+        // &'static str turned into a leaked CString does.
+        let ident = std::ffi::CString::new(prog).unwrap_or_default();
+        // SAFETY: `ident` is leaked below, so the pointer stays valid forever.
+        unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
+        std::mem::forget(ident);
+    }
     let logger = Logger {
         prog,
         level,

@@ -8,7 +8,7 @@
 
 use std::ffi::{CString, OsString};
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::unix::fs::OpenOptionsExt;
@@ -210,15 +210,11 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
                 format!("cannot open log file {}: {e}", path.display()),
             )
         })?,
-        // In inetd mode stderr is usually the client's socket: never write there.
-        (None, false) if cli.inetd => Target::File(dev_null()?),
+        // In inetd mode stderr is usually the client's socket, and a detached daemon
+        // has no terminal: both log to syslog, as distccd does.
+        (None, false) if cli.inetd || detach => Target::Syslog,
         _ => Target::Stderr,
     };
-    if detach && cli.log_file.is_none() && !cli.log_stderr {
-        eprintln!(
-            "swarmccd: warning: no --log-file or --log-stderr: messages are discarded once detached"
-        );
-    }
     logging::init("swarmccd", level, target);
 
     for (given, what) in [
@@ -342,13 +338,6 @@ fn absolute(path: &Path) -> Result<PathBuf, StartError> {
             format!("bad path {}: {e}", path.display()),
         )
     })
-}
-
-fn dev_null() -> Result<File, StartError> {
-    OpenOptions::new()
-        .write(true)
-        .open("/dev/null")
-        .map_err(|e| StartError::new(ExitCode::IoError, format!("cannot open /dev/null: {e}")))
 }
 
 /// `--listen` value: an IP literal (brackets allowed) or a host name (first address).
