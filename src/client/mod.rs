@@ -26,12 +26,7 @@ use crate::logging::{self, LevelFilter, Target};
 use crate::protocol::{Reply, Version};
 use crate::slots::{self, Pool, SlotLease};
 use local::CompilerCommand;
-use remote::{AttemptError, Preprocessor, Timeouts};
-
-/// Default local compile slots (`--localslots`), as distcc.
-const DEFAULT_LOCAL_SLOTS: u32 = 4;
-/// Default local preprocessor slots (`--localslots_cpp`), as distcc.
-const DEFAULT_LOCAL_CPP_SLOTS: u32 = 8;
+use remote::{AttemptError, CppSlots, Preprocessor, Timeouts};
 
 /// Entry point of the `swarmcc` binary: returns the process exit code.
 pub fn main(argv_os: Vec<OsString>) -> i32 {
@@ -243,7 +238,7 @@ fn compile(
 }
 
 fn local_slots(hosts: &HostList) -> u32 {
-    hosts.local_slots.unwrap_or(DEFAULT_LOCAL_SLOTS).max(1)
+    hosts.local_slots_or_default().max(1)
 }
 
 /// Runs a non-distributable job locally, holding a local slot like distcc.
@@ -251,7 +246,7 @@ fn run_local(cfg: &ClientConfig, cmd: &CompilerCommand<'_>, reason: &LocalReason
     // Only the slot limits matter here; an unreadable host list means defaults.
     let hosts = cfg.load_hosts().map(|(h, _)| h).unwrap_or_default();
     let limit = match reason {
-        LocalReason::Preprocess => hosts.local_slots_cpp.unwrap_or(DEFAULT_LOCAL_CPP_SLOTS),
+        LocalReason::Preprocess => hosts.local_slots_cpp_or_default(),
         _ => local_slots(&hosts),
     };
     let _lease = local_lease(cfg, limit);
@@ -301,7 +296,11 @@ fn distribute(
     );
 
     let order = host_order(hosts);
-    let mut cpp = Preprocessor::new(job, cmd, &cfg.tmpdir, cfg.save_temps);
+    let cpp_slots = CppSlots {
+        lock_dir: &lock_dir,
+        limit: hosts.local_slots_cpp_or_default(),
+    };
+    let mut cpp = Preprocessor::new(job, cmd, &cfg.tmpdir, cfg.save_temps, cpp_slots);
     // Each host is tried at most once per job: a failing host never loops (distcc 3.4
     // retried forever with DISTCC_BACKOFF_PERIOD=0).
     let mut tried = vec![false; hosts.hosts.len()];

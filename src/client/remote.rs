@@ -18,6 +18,7 @@ use crate::args::RemoteJob;
 use crate::client::local::CompilerCommand;
 use crate::conn::{Conn, ConnError};
 use crate::protocol::{self, Limits, Reply, ReplyDecoder, ReplyEvent, Version};
+use crate::slots::{self, Pool, SlotLease};
 
 /// Why a remote attempt did not produce a reply.
 #[derive(Debug)]
@@ -60,8 +61,17 @@ enum CppState {
         stderr: JoinHandle<Vec<u8>>,
         i_file: TempPath,
         deps: Option<TempPath>,
+        /// The local preprocessing slot, held until the preprocessor exits.
+        _slot: Option<SlotLease>,
     },
     Done(Result<Preprocessed, String>),
+}
+
+/// Where the local preprocessing slots are (`cpu_localhost_N`, `--localslots_cpp`).
+#[derive(Debug, Clone, Copy)]
+pub struct CppSlots<'a> {
+    pub lock_dir: &'a Path,
+    pub limit: u32,
 }
 
 /// The local preprocessing step of one job.
@@ -70,6 +80,7 @@ pub struct Preprocessor<'a> {
     compiler: &'a CompilerCommand<'a>,
     tmpdir: &'a Path,
     save_temps: bool,
+    slots: CppSlots<'a>,
     state: CppState,
 }
 
@@ -79,12 +90,14 @@ impl<'a> Preprocessor<'a> {
         compiler: &'a CompilerCommand<'a>,
         tmpdir: &'a Path,
         save_temps: bool,
+        slots: CppSlots<'a>,
     ) -> Self {
         Preprocessor {
             job,
             compiler,
             tmpdir,
             save_temps,
+            slots,
             state: CppState::Idle,
         }
     }
@@ -130,6 +143,16 @@ impl<'a> Preprocessor<'a> {
         let argv = self.job.cpp_argv(&i_str, d_str.as_deref());
         let args: Vec<OsString> = argv.iter().skip(1).map(OsString::from).collect();
         log::debug!("preprocessing: {}", shell_words::join(&argv));
+        // Many remote slots must not mean as many local preprocessors: like distcc, a
+        // job preprocesses only while holding one of the --localslots_cpp slots.
+        let pools = [Pool {
+            lock_name: "localhost",
+            limit: self.slots.limit.max(1),
+        }];
+        let slot = slots::acquire(self.slots.lock_dir, &pools, None).unwrap_or_else(|e| {
+            log::debug!("no preprocessing slot lock ({e}); preprocessing without one");
+            None
+        });
         let mut child = self
             .compiler
             .command_with(&args)
@@ -149,6 +172,7 @@ impl<'a> Preprocessor<'a> {
             stderr,
             i_file,
             deps,
+            _slot: slot,
         })
     }
 
@@ -161,11 +185,13 @@ impl<'a> Preprocessor<'a> {
                 stderr,
                 i_file,
                 deps,
+                _slot,
             } = std::mem::replace(&mut self.state, CppState::Idle)
             else {
                 unreachable!()
             };
             let status = child.wait();
+            drop(_slot);
             let err_text = stderr.join().unwrap_or_default();
             let result = match status {
                 Ok(s) if s.success() => match std::fs::read(&i_file) {
