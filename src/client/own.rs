@@ -46,6 +46,11 @@ Environment (as distcc):
 
 /// Runs one of swarmcc's own commands; returns the exit code.
 pub fn run(args: &[String], cfg: &ClientConfig) -> i32 {
+    if args.is_empty() {
+        // As distcc: a bare `swarmcc` is a mistake (a missing compiler command).
+        eprintln!("swarmcc: no compiler command given; usage: swarmcc [COMPILER] ARGS..., or see swarmcc --help");
+        return ExitCode::BadArguments.code();
+    }
     let cli = match Cli::try_parse_from(
         std::iter::once("swarmcc".to_string()).chain(args.iter().cloned()),
     ) {
