@@ -36,7 +36,7 @@ pub struct ClientConfig {
     /// `SWARMCC_CONNECT_TIMEOUT`: connect timeout (default 4 s, as distcc).
     pub connect_timeout: Duration,
     /// `SWARMCC_COMPILE_TIMEOUT`: how long a server may compile before its answer
-    /// starts (default 1800 s). Kept apart from the IO timeout so that a long compile on
+    /// starts (default 600 s). Kept apart from the IO timeout so that a long compile on
     /// a healthy server is not mistaken for a dead link.
     pub compile_timeout: Duration,
     /// `DISTCC_BACKOFF_PERIOD` (default 60 s; 0 disables backoff).
@@ -165,7 +165,7 @@ impl ClientConfig {
             hosts_env: text("DISTCC_HOSTS"),
             io_timeout: seconds(&text, "DISTCC_IO_TIMEOUT", 300, false)?,
             connect_timeout: seconds(&text, "SWARMCC_CONNECT_TIMEOUT", 4, false)?,
-            compile_timeout: seconds(&text, "SWARMCC_COMPILE_TIMEOUT", 1800, false)?,
+            compile_timeout: seconds(&text, "SWARMCC_COMPILE_TIMEOUT", 600, false)?,
             backoff_period: seconds(&text, "DISTCC_BACKOFF_PERIOD", 60, true)?,
             fallback: text("DISTCC_FALLBACK").is_none_or(|v| v.trim() != "0"),
             skip_local_retry: get("DISTCC_SKIP_LOCAL_RETRY").is_some(),

@@ -38,7 +38,7 @@ Environment (as distcc):
   DISTCC_BACKOFF_PERIOD=S skip a failed host for S seconds (default 60; 0 disables)
   DISTCC_IO_TIMEOUT=S     longest silence while sending/receiving (default 300)
   SWARMCC_CONNECT_TIMEOUT=S  connect timeout (default 4)
-  SWARMCC_COMPILE_TIMEOUT=S  longest wait for a server's answer while it compiles (default 1800)
+  SWARMCC_COMPILE_TIMEOUT=S  longest wait for a server's answer while it compiles (default 600)
   DISTCC_SAVE_TEMPS=1     keep temporary files
   DISTCC_NO_REWRITE_CROSS do not rename gcc to <triple>-gcc / add clang -target for the server
   TMPDIR                  where preprocessed files go (default /tmp)

@@ -315,6 +315,22 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        // distccd refuses to start in this case; we serve (refusing each job with its
+        // reason) but say at once what is missing.
+        let whitelisted = cfg
+            .admission
+            .whitelist_dirs
+            .iter()
+            .filter_map(|d| fs::read_dir(d).ok())
+            .flat_map(|entries| entries.flatten())
+            .count();
+        if whitelisted == 0 {
+            log::warn!(
+                "no compiler is whitelisted: every job will be refused; create the links with \
+                 `shims/install-shims.sh /usr/lib/swarmcc/bin` (or install distcc), or pass \
+                 --whitelist-dir DIR"
+            );
+        }
     }
     log::debug!(
         "compiler search path: {}",
