@@ -11,10 +11,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A C file that takes gcc -O2 a second or two, so a server can be killed mid-compile.
+/// A C file that takes gcc -O2 about two seconds, so a server can be killed mid-compile
+/// and a compile outlasts a one-second IO timeout.
 fn slow_source(dir: &Path) -> std::path::PathBuf {
     let mut s = String::from("#include <string.h>\n");
-    for i in 0..1500 {
+    for i in 0..3000 {
         s.push_str(&format!(
             "int f{i}(int x) {{ char b[64]; memset(b, x, sizeof b); int t = 0; \
              for (int k = 0; k < x; k++) t += b[k % 64] * {i}; return t ^ f{prev}(x - 1); }}\n",
@@ -243,5 +244,32 @@ fn remote_compile_error_shows_one_set_of_diagnostics() {
         assert!(!tmp.path().join("bad.o").exists());
     }
     // A genuine compile error is not the host's fault.
+    assert!(!backoff_file(&ddir, server.port).exists());
+}
+
+#[test]
+fn long_compile_on_a_healthy_server_is_not_an_io_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = slow_source(tmp.path());
+    let want = local_object(tmp.path(), &src);
+    let server = start_swarmccd(tmp.path(), &["--allow", "127.0.0.1"]);
+    let ddir = tmp.path().join("ddir");
+    let out_o = tmp.path().join("out.o");
+    // The compile takes about a second; the IO timeout (silence mid-transfer) is one
+    // second too. distcc would give up here (its IO timeout covers the compile).
+    let out = run(swarmcc(&ddir, &format!("127.0.0.1:{}/4", server.port))
+        .env("DISTCC_IO_TIMEOUT", "1")
+        .env("DISTCC_FALLBACK", "0")
+        .args(["gcc", "-O2", "-c"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out_o));
+    assert_success(&out, "long remote compile");
+    assert_eq!(fs::read(&out_o).unwrap(), want);
+    assert!(
+        server.log_text().contains("COMPILE_OK"),
+        "{}",
+        server.log_text()
+    );
     assert!(!backoff_file(&ddir, server.port).exists());
 }
