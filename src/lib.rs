@@ -3,6 +3,7 @@
 //! Data flows one way: parse (`config`, `hosts`, `args`) → decide (`args::classify`)
 //! → run (`client`, `server`, through `conn` and `protocol`) → report (`exit`, `logging`).
 
+pub mod agent;
 pub mod args;
 pub mod backoff;
 pub mod client;
