@@ -98,7 +98,11 @@ pub struct Agent {
 impl Agent {
     /// Connects to the agent of `distcc_dir`, starting it (with `self_exe --agent-serve
     /// distcc_dir`) if none runs. `build` tags this process's jobs (`SWARMCC_BUILD_ID`).
-    pub fn connect(_distcc_dir: &Path, _self_exe: &Path, _build: Option<&str>) -> io::Result<Agent> {
+    pub fn connect(
+        _distcc_dir: &Path,
+        _self_exe: &Path,
+        _build: Option<&str>,
+    ) -> io::Result<Agent> {
         todo!("agent: connect")
     }
 

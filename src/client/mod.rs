@@ -184,6 +184,9 @@ fn compile(
             return ExitCode::CompilerMissing.code();
         }
     };
+    if is_rust_compiler(&compiler_argv[0]) {
+        return exec_untouched(&program, &compiler_argv);
+    }
     let argv_os: Vec<OsString> = compiler_argv.iter().map(OsString::from).collect();
     let cmd = CompilerCommand {
         program: &program,
@@ -235,6 +238,30 @@ fn compile(
         }
     };
     distribute(cfg, &cmd, &job, &hosts)
+}
+
+/// rustc (as `RUSTC_WRAPPER=swarmcc` passes it) and its drivers are not distributed
+/// yet: they run here, untouched.
+fn is_rust_compiler(name: &str) -> bool {
+    let base = Path::new(name)
+        .file_name()
+        .map(|b| b.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let base = base.strip_suffix(".exe").unwrap_or(&base);
+    base == "rustc" || base.ends_with("-rustc") || base == "clippy-driver" || base == "rustdoc"
+}
+
+/// Replaces this process with `program`: same arguments, environment, file descriptors
+/// (cargo's jobserver pipe among them) and signals, as if swarmcc were not there.
+fn exec_untouched(program: &Path, argv: &[String]) -> i32 {
+    use std::os::unix::process::CommandExt;
+    log::debug!("running {} directly (not distributed)", argv[0]);
+    let err = std::process::Command::new(program)
+        .arg0(&argv[0])
+        .args(&argv[1..])
+        .exec();
+    eprintln!("swarmcc: cannot run {}: {err}", program.display());
+    ExitCode::CompilerMissing.code()
 }
 
 fn local_slots(hosts: &HostList) -> u32 {
@@ -583,6 +610,21 @@ fn emit(stdout: &[u8], cpp_stderr: &[u8], stderr: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rust_compilers_are_recognised() {
+        for name in [
+            "rustc",
+            "/home/u/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/bin/rustc",
+            "clippy-driver",
+            "x86_64-unknown-linux-gnu-rustc",
+        ] {
+            assert!(is_rust_compiler(name), "{name}");
+        }
+        for name in ["gcc", "/usr/bin/cc", "rustc-wrapper-script.sh", "clang"] {
+            assert!(!is_rust_compiler(name), "{name}");
+        }
+    }
 
     #[test]
     fn host_order_is_a_permutation_and_plain_lists_keep_their_order() {

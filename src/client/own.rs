@@ -25,6 +25,9 @@ pub struct Cli {
     /// Print the sum of the host limits: a good `make -j` value for this farm.
     #[arg(short = 'j')]
     pub jobs: bool,
+    /// Run the scheduling agent for DIR (started on demand by swarmcc itself).
+    #[arg(long = "agent-serve", value_name = "DIR", hide = true)]
+    pub agent_serve: Option<std::path::PathBuf>,
 }
 
 const ENV_HELP: &str = "\
@@ -68,6 +71,9 @@ pub fn run(args: &[String], cfg: &ClientConfig) -> i32 {
             };
         }
     };
+    if let Some(dir) = &cli.agent_serve {
+        return crate::agent::serve_main(dir);
+    }
     if cli.version {
         println!(
             "swarmcc {} (distcc protocol 1 and 2 compatible; {} {})",
