@@ -55,6 +55,11 @@ pub struct ClientConfig {
     pub safeguard: Option<String>,
     /// `PATH` as inherited.
     pub path: OsString,
+    /// `SWARMCC_BUILD_ID`: set by `swarmcc --run` to group a build's jobs for its summary.
+    pub build_id: Option<String>,
+    /// The load above which no local compile starts: `SWARMCC_LOAD_LIMIT`, else make's
+    /// `-l` from `MAKEFLAGS`.
+    pub load_limit: Option<f64>,
 }
 
 /// A configuration value that cannot be used.
@@ -175,6 +180,17 @@ impl ClientConfig {
                 || get("DISTCC_NO_CROSS_REWRITE").is_some(),
             safeguard: text(crate::compiler::SAFEGUARD_VAR),
             path: get("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin")),
+            build_id: text("SWARMCC_BUILD_ID").filter(|v| !v.trim().is_empty()),
+            load_limit: match text("SWARMCC_LOAD_LIMIT") {
+                Some(v) => Some(v.trim().parse::<f64>().ok().filter(|l| *l > 0.0).ok_or(
+                    ConfigError {
+                        variable: "SWARMCC_LOAD_LIMIT",
+                        value: v.clone(),
+                        expected: "a positive number (a load, like make -l)",
+                    },
+                )?),
+                None => None,
+            },
         })
     }
 

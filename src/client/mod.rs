@@ -6,27 +6,25 @@
 //! (local with a reason, or remote) → run (`remote::attempt` per host, `local::run`) →
 //! report (outputs written atomically, diagnostics once, the compiler's exit code).
 
+pub mod job;
+pub mod lease;
 pub mod local;
 pub mod output;
 pub mod own;
 pub mod remote;
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime};
 
-use crate::args::{self, Decision, LocalReason, RemoteJob};
-use crate::backoff;
+use crate::args::{self, Decision};
 use crate::compiler::{self, Invocation, Safeguard};
 use crate::config::ClientConfig;
 use crate::exit::ExitCode;
-use crate::hosts::{HostKind, HostList, HostSpec};
+use crate::hosts::HostList;
 use crate::logging::{self, LevelFilter, Target};
-use crate::protocol::{Reply, Version};
-use crate::slots::{self, Pool, SlotLease};
+use job::report_local;
+use lease::Scheduler;
 use local::CompilerCommand;
-use remote::{AttemptError, CppSlots, Preprocessor, Timeouts};
 
 /// Entry point of the `swarmcc` binary: returns the process exit code.
 pub fn main(argv_os: Vec<OsString>) -> i32 {
@@ -156,16 +154,6 @@ fn resolve_program(name: &str, path: &OsString) -> Result<PathBuf, String> {
     compiler::find_real_compiler(name, path, &self_exe)
 }
 
-fn report_local(result: Result<i32, String>) -> i32 {
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("swarmcc: {e}");
-            ExitCode::CompilerMissing.code()
-        }
-    }
-}
-
 /// Compiles one command line: remotely when possible, else locally.
 fn compile(
     cfg: &ClientConfig,
@@ -209,35 +197,39 @@ fn compile(
     }
 
     let expanded = args::expand_response_files(&compiler_argv, &|p| std::fs::read_to_string(p));
-    let job = match args::classify(&expanded) {
-        Decision::Local(reason) => {
-            log::info!(
-                "running locally: {reason}: {}",
-                shell_words::join(&compiler_argv)
-            );
-            return run_local(cfg, &cmd, &reason);
-        }
-        Decision::Remote(job) => job,
-    };
-
-    let hosts = match cfg.load_hosts() {
-        Ok((list, source)) => {
-            if list.hosts.is_empty() {
-                log::warn!(
-                    "{source} contains no hosts; compiling {} locally",
-                    job.input
-                );
+    let decision = args::classify(&expanded);
+    let hosts = match (&decision, cfg.load_hosts()) {
+        (_, Ok((list, source))) => {
+            if list.hosts.is_empty() && matches!(decision, Decision::Remote(_)) {
+                log::warn!("{source} contains no hosts; compiling locally");
             }
             list
         }
-        Err(e) => {
+        (Decision::Remote(_), Err(e)) => {
             // A broken host list must not break the build: say why, compile here.
             log::error!("{e}; compiling locally");
             eprintln!("swarmcc: {e}; compiling locally");
             HostList::default()
         }
+        (Decision::Local(_), Err(_)) => HostList::default(),
     };
-    distribute(cfg, &cmd, &job, &hosts)
+    let ctx = job::Ctx {
+        cfg,
+        cmd: &cmd,
+        sched: Scheduler::new(&cfg.distcc_dir, cfg.lock_dir(), cfg.build_id.as_deref()),
+        load_limit: cfg.load_limit,
+        hosts,
+    };
+    match decision {
+        Decision::Local(reason) => {
+            log::info!(
+                "running locally: {reason}: {}",
+                shell_words::join(&compiler_argv)
+            );
+            ctx.run_local(&reason)
+        }
+        Decision::Remote(job) => ctx.distribute(&job),
+    }
 }
 
 /// rustc (as `RUSTC_WRAPPER=swarmcc` passes it) and its drivers are not distributed
@@ -264,349 +256,6 @@ fn exec_untouched(program: &Path, argv: &[String]) -> i32 {
     ExitCode::CompilerMissing.code()
 }
 
-fn local_slots(hosts: &HostList) -> u32 {
-    hosts.local_slots_or_default().max(1)
-}
-
-/// Runs a non-distributable job locally, holding a local slot like distcc.
-fn run_local(cfg: &ClientConfig, cmd: &CompilerCommand<'_>, reason: &LocalReason) -> i32 {
-    // Only the slot limits matter here; an unreadable host list means defaults.
-    let hosts = cfg.load_hosts().map(|(h, _)| h).unwrap_or_default();
-    let limit = match reason {
-        LocalReason::Preprocess => hosts.local_slots_cpp_or_default(),
-        _ => local_slots(&hosts),
-    };
-    let _lease = local_lease(cfg, limit);
-    report_local(local::run(cmd))
-}
-
-fn local_lease(cfg: &ClientConfig, limit: u32) -> Option<SlotLease> {
-    let pools = [Pool {
-        lock_name: "localhost",
-        limit: limit.max(1),
-    }];
-    match slots::acquire(&cfg.lock_dir(), &pools, None) {
-        Ok(lease) => lease,
-        Err(e) => {
-            log::debug!("no local slot lock ({e}); running without one");
-            None
-        }
-    }
-}
-
-/// How a job ended up being built, for the closing log line.
-enum Fallback {
-    NoHosts,
-    AllFailed(Vec<String>),
-}
-
-fn distribute(
-    cfg: &ClientConfig,
-    cmd: &CompilerCommand<'_>,
-    job: &RemoteJob,
-    hosts: &HostList,
-) -> i32 {
-    let started = Instant::now();
-    let lock_dir = cfg.lock_dir();
-    let timeouts = Timeouts {
-        connect: cfg.connect_timeout,
-        io: cfg.io_timeout,
-        compile: cfg.compile_timeout,
-    };
-    let mut remote_argv = job.remote_argv();
-    remote_argv = compiler::rewrite_for_remote(
-        &remote_argv,
-        &compiler::native_triple(),
-        !cfg.no_rewrite_cross,
-        &|name| compiler::exists_on_path(name, cmd.path),
-        &|name| compiler::resolve_generic(name, cmd.path),
-    );
-
-    let order = host_order(hosts);
-    let cpp_slots = CppSlots {
-        lock_dir: &lock_dir,
-        limit: hosts.local_slots_cpp_or_default(),
-    };
-    let mut cpp = Preprocessor::new(job, cmd, &cfg.tmpdir, cfg.save_temps, cpp_slots);
-    // Each host is tried at most once per job: a failing host never loops (distcc 3.4
-    // retried forever with DISTCC_BACKOFF_PERIOD=0).
-    let mut tried = vec![false; hosts.hosts.len()];
-    let mut failures: Vec<String> = Vec::new();
-
-    loop {
-        let now = SystemTime::now();
-        let candidates: Vec<usize> = order
-            .iter()
-            .copied()
-            .filter(|&i| !tried[i] && usable(&hosts.hosts[i]))
-            .filter(|&i| {
-                let h = &hosts.hosts[i];
-                let off =
-                    backoff::is_backed_off(&lock_dir, &h.lock_name(), cfg.backoff_period, now);
-                if off {
-                    log::info!(
-                        "{} is backed off after a recent failure; skipping it",
-                        h.spec
-                    );
-                }
-                !off
-            })
-            .collect();
-        if candidates.is_empty() {
-            break;
-        }
-        let names: Vec<String> = candidates
-            .iter()
-            .map(|&i| hosts.hosts[i].lock_name())
-            .collect();
-        let pools: Vec<Pool<'_>> = candidates
-            .iter()
-            .zip(&names)
-            .map(|(&i, name)| Pool {
-                lock_name: name,
-                limit: hosts.hosts[i].limit,
-            })
-            .collect();
-        let lease = match slots::acquire(&lock_dir, &pools, None) {
-            Ok(Some(l)) => Some(l),
-            Ok(None) => None,
-            Err(e) => {
-                log::debug!(
-                    "slot locks unavailable ({e}); using {} without one",
-                    hosts.hosts[candidates[0]].spec
-                );
-                None
-            }
-        };
-        let idx = candidates[lease.as_ref().map(|l| l.host).unwrap_or(0)];
-        tried[idx] = true;
-        let host = &hosts.hosts[idx];
-
-        let (name, port) = match &host.kind {
-            HostKind::Localhost => {
-                log::info!(
-                    "compiling {} on localhost (listed in the host list)",
-                    job.input
-                );
-                drop(cpp);
-                return report_local(local::run(cmd));
-            }
-            HostKind::Tcp { host, port } => (host.as_str(), *port),
-            HostKind::Ssh { .. } => unreachable!("filtered by usable()"),
-        };
-        let version = match host.protocol() {
-            1 => Version::V1,
-            _ => Version::V2,
-        };
-        if host.cpp {
-            log::info!(
-                "{}: pump mode (,cpp) is not supported; using protocol 2",
-                host.spec
-            );
-        }
-        let target = remote::Target {
-            host: name,
-            port,
-            version,
-        };
-        log::info!(
-            "compiling {} on {} (protocol {})",
-            job.input,
-            host.spec,
-            version.number()
-        );
-        log::debug!("remote command: {}", shell_words::join(&remote_argv));
-        match remote::attempt(&target, &remote_argv, &mut cpp, timeouts) {
-            Ok(reply) => {
-                drop(lease);
-                return finish_remote(cfg, cmd, job, host, &lock_dir, reply, &mut cpp, started);
-            }
-            Err(AttemptError::Preprocess(e)) => {
-                // The source is at fault, not the host: the local compile reports it.
-                log::info!("{e}; compiling {} locally to report the error", job.input);
-                drop(lease);
-                drop(cpp);
-                return report_local(local::run(cmd));
-            }
-            Err(e) => {
-                log::warn!("failed to distribute {} to {}: {e}", job.input, host.spec);
-                failures.push(format!("{}: {e}", host.spec));
-                backoff::mark(&lock_dir, &host.lock_name(), cfg.backoff_period);
-            }
-        }
-    }
-
-    let why = if failures.is_empty() {
-        Fallback::NoHosts
-    } else {
-        Fallback::AllFailed(failures)
-    };
-    fall_back(cfg, cmd, job, why)
-}
-
-/// The order in which hosts are offered slots: the list order, or a per-process
-/// shuffle with `--randomize` (so many clients do not all start on the first host).
-fn host_order(hosts: &HostList) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..hosts.hosts.len()).collect();
-    if hosts.randomize {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let mut state = (u64::from(std::process::id()) << 32 | u64::from(nanos)) | 1;
-        // Fisher-Yates with xorshift64: spreading load needs no cryptographic quality.
-        for i in (1..order.len()).rev() {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            order.swap(i, (state % (i as u64 + 1)) as usize);
-        }
-    }
-    order
-}
-
-fn usable(h: &HostSpec) -> bool {
-    if h.down {
-        return false;
-    }
-    if let HostKind::Ssh { .. } = h.kind {
-        log::warn!(
-            "{}: ssh hosts are not supported by swarmcc; skipping it",
-            h.spec
-        );
-        return false;
-    }
-    true
-}
-
-fn fall_back(cfg: &ClientConfig, cmd: &CompilerCommand<'_>, job: &RemoteJob, why: Fallback) -> i32 {
-    let reason = match &why {
-        Fallback::NoHosts => "no host available".to_string(),
-        Fallback::AllFailed(f) => f.join("; "),
-    };
-    if !cfg.fallback {
-        eprintln!(
-            "swarmcc: failed to distribute {} ({reason}) and fallbacks are disabled (DISTCC_FALLBACK=0)",
-            job.input
-        );
-        return ExitCode::NoHosts.code();
-    }
-    log::warn!("{}: {reason}; compiling locally instead", job.input);
-    let hosts = cfg.load_hosts().map(|(h, _)| h).unwrap_or_default();
-    let _lease = local_lease(cfg, local_slots(&hosts));
-    report_local(local::run(cmd))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn finish_remote(
-    cfg: &ClientConfig,
-    cmd: &CompilerCommand<'_>,
-    job: &RemoteJob,
-    host: &HostSpec,
-    lock_dir: &Path,
-    reply: Reply,
-    cpp: &mut Preprocessor<'_>,
-    started: Instant,
-) -> i32 {
-    let code = local::exit_code_from_wait(reply.status);
-    if reply.status != 0 && is_refusal(&reply) {
-        let reason = String::from_utf8_lossy(&reply.stderr).trim().to_string();
-        log::warn!("{} refused {}: {reason}", host.spec, job.input);
-        if !cfg.fallback {
-            eprintln!("swarmcc: {reason}");
-            eprintln!(
-                "swarmcc: failed to distribute {} and fallbacks are disabled (DISTCC_FALLBACK=0)",
-                job.input
-            );
-            return ExitCode::NoHosts.code();
-        }
-        return fall_back(
-            cfg,
-            cmd,
-            job,
-            Fallback::AllFailed(vec![format!("{}: {reason}", host.spec)]),
-        );
-    }
-    if reply.status != 0 {
-        if cfg.skip_local_retry && code < 128 {
-            log::info!("remote compile of {} on {} failed (exit {code}); not retrying (DISTCC_SKIP_LOCAL_RETRY)", job.input, host.spec);
-            let pre_err = cpp
-                .wait()
-                .map(|p| std::mem::take(&mut p.stderr))
-                .unwrap_or_default();
-            emit(&reply.stdout, &pre_err, &reply.stderr);
-            return code;
-        }
-        log::info!(
-            "remote compile of {} on {} failed (exit {code}); retrying locally",
-            job.input,
-            host.spec
-        );
-        let local_code = report_local(local::run(cmd));
-        if local_code == 0 {
-            // The same source compiles here: the host (or its compiler) is at fault.
-            backoff::mark(lock_dir, &host.lock_name(), cfg.backoff_period);
-            log::warn!(
-                "{} failed on {} but compiled locally; backing off that host",
-                job.input,
-                host.spec
-            );
-        }
-        return local_code;
-    }
-
-    // Success: write the dependency file and the object, then show diagnostics once.
-    let pre = match cpp.wait() {
-        Ok(p) => p,
-        Err(e) => {
-            log::error!("lost the preprocessor result for {}: {e}", job.input);
-            return fall_back(cfg, cmd, job, Fallback::AllFailed(vec![e]));
-        }
-    };
-    if let (Some(tmp), Some(dep_file)) = (pre.deps.take(), &job.dep_file) {
-        let tmp_path = tmp.to_path_buf();
-        if let Err(e) = output::install(&tmp_path, Path::new(dep_file)) {
-            eprintln!("swarmcc: cannot write dependency file {dep_file}: {e}");
-            return ExitCode::IoError.code();
-        }
-        // Installed: the temp path no longer exists, so forget it without deleting.
-        let _ = tmp.keep();
-    }
-    if let Err(e) = output::write_atomic(Path::new(&job.output), &reply.object) {
-        eprintln!("swarmcc: cannot write {}: {e}", job.output);
-        return ExitCode::IoError.code();
-    }
-    backoff::clear(lock_dir, &host.lock_name());
-    let pre_err = std::mem::take(&mut pre.stderr);
-    emit(&reply.stdout, &pre_err, &reply.stderr);
-    log::info!(
-        "compiled {} on {} in {:.3}s ({} bytes of object)",
-        job.input,
-        host.spec,
-        started.elapsed().as_secs_f64(),
-        reply.object.len()
-    );
-    code
-}
-
-/// swarmccd answers a policy refusal with exit 110 and a reason starting `swarmccd: `,
-/// rather than closing the connection, so it can be told apart from a compile error.
-fn is_refusal(reply: &Reply) -> bool {
-    local::exit_code_from_wait(reply.status) == ExitCode::CompilerMissing.code()
-        && reply.stderr.starts_with(b"swarmccd: ")
-}
-
-fn emit(stdout: &[u8], cpp_stderr: &[u8], stderr: &[u8]) {
-    if !stdout.is_empty() {
-        let mut o = std::io::stdout().lock();
-        let _ = o.write_all(stdout);
-        let _ = o.flush();
-    }
-    let mut e = std::io::stderr().lock();
-    let _ = e.write_all(cpp_stderr);
-    let _ = e.write_all(stderr);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,31 +273,5 @@ mod tests {
         for name in ["gcc", "/usr/bin/cc", "rustc-wrapper-script.sh", "clang"] {
             assert!(!is_rust_compiler(name), "{name}");
         }
-    }
-
-    #[test]
-    fn host_order_is_a_permutation_and_plain_lists_keep_their_order() {
-        let mut list = crate::hosts::parse("a b c d e f g h").unwrap();
-        assert_eq!(host_order(&list), (0..8).collect::<Vec<_>>());
-        list.randomize = true;
-        let mut order = host_order(&list);
-        order.sort_unstable();
-        assert_eq!(order, (0..8).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn refusal_is_told_apart_from_a_compile_error() {
-        let refusal = Reply {
-            status: 110 << 8,
-            stderr: b"swarmccd: compiler \"tcc\" is not in the whitelist\n".to_vec(),
-            ..Reply::default()
-        };
-        assert!(is_refusal(&refusal));
-        let compile_error = Reply {
-            status: 1 << 8,
-            stderr: b"x.c:1:1: error: expected\n".to_vec(),
-            ..Reply::default()
-        };
-        assert!(!is_refusal(&compile_error));
     }
 }

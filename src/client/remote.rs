@@ -14,11 +14,12 @@ use std::time::Duration;
 
 use tempfile::TempPath;
 
+use crate::agent::LocalKind;
 use crate::args::RemoteJob;
+use crate::client::lease::{Held, Scheduler};
 use crate::client::local::CompilerCommand;
 use crate::conn::{Conn, ConnError};
 use crate::protocol::{self, Limits, Reply, ReplyDecoder, ReplyEvent, Version};
-use crate::slots::{self, Pool, SlotLease};
 
 /// Why a remote attempt did not produce a reply.
 #[derive(Debug)]
@@ -62,16 +63,9 @@ enum CppState {
         i_file: TempPath,
         deps: Option<TempPath>,
         /// The local preprocessing slot, held until the preprocessor exits.
-        _slot: Option<SlotLease>,
+        _slot: Option<Held>,
     },
     Done(Result<Preprocessed, String>),
-}
-
-/// Where the local preprocessing slots are (`cpu_localhost_N`, `--localslots_cpp`).
-#[derive(Debug, Clone, Copy)]
-pub struct CppSlots<'a> {
-    pub lock_dir: &'a Path,
-    pub limit: u32,
 }
 
 /// The local preprocessing step of one job.
@@ -80,7 +74,10 @@ pub struct Preprocessor<'a> {
     compiler: &'a CompilerCommand<'a>,
     tmpdir: &'a Path,
     save_temps: bool,
-    slots: CppSlots<'a>,
+    sched: &'a Scheduler,
+    /// `--localslots_cpp`: how many preprocessors may run here at once.
+    cpp_limit: u32,
+    load_limit: Option<f64>,
     state: CppState,
 }
 
@@ -90,14 +87,18 @@ impl<'a> Preprocessor<'a> {
         compiler: &'a CompilerCommand<'a>,
         tmpdir: &'a Path,
         save_temps: bool,
-        slots: CppSlots<'a>,
+        sched: &'a Scheduler,
+        cpp_limit: u32,
+        load_limit: Option<f64>,
     ) -> Self {
         Preprocessor {
             job,
             compiler,
             tmpdir,
             save_temps,
-            slots,
+            sched,
+            cpp_limit,
+            load_limit,
             state: CppState::Idle,
         }
     }
@@ -145,14 +146,9 @@ impl<'a> Preprocessor<'a> {
         log::debug!("preprocessing: {}", shell_words::join(&argv));
         // Many remote slots must not mean as many local preprocessors: like distcc, a
         // job preprocesses only while holding one of the --localslots_cpp slots.
-        let pools = [Pool {
-            lock_name: "localhost",
-            limit: self.slots.limit.max(1),
-        }];
-        let slot = slots::acquire(self.slots.lock_dir, &pools, None).unwrap_or_else(|e| {
-            log::debug!("no preprocessing slot lock ({e}); preprocessing without one");
-            None
-        });
+        let slot = self
+            .sched
+            .local(LocalKind::Preprocess, self.cpp_limit, self.load_limit);
         let mut child = self
             .compiler
             .command_with(&args)

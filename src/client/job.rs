@@ -1,0 +1,457 @@
+//! Runs one classified job: remote attempts host by host, then local fallback; writes
+//! the results and reports the outcome to the scheduler.
+//!
+//! The decision (local or remote, and why) was made by `args`; the slots come from
+//! `lease`; bytes on the wire are `remote`'s business.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Instant, SystemTime};
+
+use crate::agent::{HostOffer, JobReport, LocalKind};
+use crate::args::{LocalReason, RemoteJob};
+use crate::backoff;
+use crate::compiler;
+use crate::config::ClientConfig;
+use crate::exit::ExitCode;
+use crate::hosts::{HostKind, HostList, HostSpec};
+use crate::protocol::{Reply, Version};
+
+use super::lease::{Held, Scheduler};
+use super::local::{self, CompilerCommand};
+use super::output;
+use super::remote::{self, AttemptError, Preprocessor, Timeouts};
+
+/// Everything a job needs from its process.
+pub struct Ctx<'a> {
+    pub cfg: &'a ClientConfig,
+    pub cmd: &'a CompilerCommand<'a>,
+    pub hosts: HostList,
+    pub sched: Scheduler,
+    /// make's `-l` (or `SWARMCC_LOAD_LIMIT`): no local compile starts above this load.
+    pub load_limit: Option<f64>,
+}
+
+/// What the attempts on the hosts came to, when none produced the result.
+enum Fallback {
+    NoHosts,
+    AllFailed(Vec<String>),
+}
+
+impl Ctx<'_> {
+    /// A job that must run here, under a local slot (distcc's `--localslots`, or the
+    /// preprocessing pool for `-E`).
+    pub fn run_local(&self, reason: &LocalReason) -> i32 {
+        let (kind, limit) = match reason {
+            LocalReason::Preprocess => (
+                LocalKind::Preprocess,
+                self.hosts.local_slots_cpp_or_default(),
+            ),
+            _ => (LocalKind::Compile, self.hosts.local_slots_or_default()),
+        };
+        self.compile_here(
+            kind,
+            limit,
+            JobReport::Local {
+                fallback: false,
+                reason: reason.to_string(),
+            },
+        )
+    }
+
+    fn compile_here(&self, kind: LocalKind, limit: u32, report: JobReport) -> i32 {
+        let mut slot = self.sched.local(kind, limit, self.load_limit);
+        let code = report_local(local::run(self.cmd));
+        if let Some(s) = &mut slot {
+            s.report(&report);
+        }
+        code
+    }
+
+    /// Compiles a distributable job on the hosts, falling back to a local compile.
+    pub fn distribute(&self, job: &RemoteJob) -> i32 {
+        let cfg = self.cfg;
+        let hosts = &self.hosts;
+        let started = Instant::now();
+        let lock_dir = cfg.lock_dir();
+        let timeouts = Timeouts {
+            connect: cfg.connect_timeout,
+            io: cfg.io_timeout,
+            compile: cfg.compile_timeout,
+        };
+        let remote_argv = compiler::rewrite_for_remote(
+            &job.remote_argv(),
+            &compiler::native_triple(),
+            !cfg.no_rewrite_cross,
+            &|name| compiler::exists_on_path(name, self.cmd.path),
+            &|name| compiler::resolve_generic(name, self.cmd.path),
+        );
+        let mut cpp = Preprocessor::new(
+            job,
+            self.cmd,
+            &cfg.tmpdir,
+            cfg.save_temps,
+            &self.sched,
+            hosts.local_slots_cpp_or_default(),
+            self.load_limit,
+        );
+        // Each host is tried at most once per job: a failing host never loops (distcc
+        // 3.4 retried forever with DISTCC_BACKOFF_PERIOD=0).
+        let mut tried = vec![false; hosts.hosts.len()];
+        let mut failures: Vec<String> = Vec::new();
+
+        loop {
+            let now = SystemTime::now();
+            let candidates: Vec<usize> = host_order(hosts)
+                .into_iter()
+                .filter(|&i| !tried[i] && usable(&hosts.hosts[i]))
+                .filter(|&i| {
+                    let h = &hosts.hosts[i];
+                    let off =
+                        backoff::is_backed_off(&lock_dir, &h.lock_name(), cfg.backoff_period, now);
+                    if off {
+                        log::info!(
+                            "{} is backed off after a recent failure; skipping it",
+                            h.spec
+                        );
+                    }
+                    !off
+                })
+                .collect();
+            if candidates.is_empty() {
+                break;
+            }
+            let offers: Vec<HostOffer> = candidates
+                .iter()
+                .map(|&i| HostOffer {
+                    lock_name: hosts.hosts[i].lock_name(),
+                    limit: hosts.hosts[i].limit,
+                })
+                .collect();
+            let mut slot = self.sched.remote(&offers, hosts.randomize);
+            let idx = candidates[slot.as_ref().map(|l| l.host).unwrap_or(0)];
+            tried[idx] = true;
+            let host = &hosts.hosts[idx];
+
+            let (name, port) = match &host.kind {
+                HostKind::Localhost => {
+                    log::info!(
+                        "compiling {} on localhost (listed in the host list)",
+                        job.input
+                    );
+                    drop(cpp);
+                    let code = report_local(local::run(self.cmd));
+                    if let Some(s) = &mut slot {
+                        s.report(&JobReport::Local {
+                            fallback: false,
+                            reason: "localhost in the host list".into(),
+                        });
+                    }
+                    return code;
+                }
+                HostKind::Tcp { host, port } => (host.as_str(), *port),
+                HostKind::Ssh { .. } => unreachable!("filtered by usable()"),
+            };
+            let version = if host.protocol() == 1 {
+                Version::V1
+            } else {
+                Version::V2
+            };
+            if host.cpp {
+                log::info!(
+                    "{}: pump mode (,cpp) is not supported; using protocol 2",
+                    host.spec
+                );
+            }
+            let target = remote::Target {
+                host: name,
+                port,
+                version,
+            };
+            log::info!(
+                "compiling {} on {} (protocol {})",
+                job.input,
+                host.spec,
+                version.number()
+            );
+            log::debug!("remote command: {}", shell_words::join(&remote_argv));
+            match remote::attempt(&target, &remote_argv, &mut cpp, timeouts) {
+                Ok(reply) if is_refusal(&reply) => {
+                    // A policy answer, not a failure of the host: no backoff, try the
+                    // next host (whose whitelist may differ), then compile here.
+                    let reason = String::from_utf8_lossy(&reply.stderr).trim().to_string();
+                    log::warn!("{} refused {}: {reason}", host.spec, job.input);
+                    report_to(
+                        &mut slot,
+                        JobReport::HostFailed {
+                            reason: reason.clone(),
+                        },
+                    );
+                    failures.push(format!("{}: {reason}", host.spec));
+                }
+                Ok(reply) => {
+                    return self.finish_remote(job, host, reply, &mut cpp, slot, started);
+                }
+                Err(AttemptError::Preprocess(e)) => {
+                    // The source is at fault, not the host: the local compile reports it.
+                    log::info!("{e}; compiling {} locally to report the error", job.input);
+                    drop(slot);
+                    drop(cpp);
+                    return self.compile_here(
+                        LocalKind::Compile,
+                        hosts.local_slots_or_default(),
+                        JobReport::Local {
+                            fallback: false,
+                            reason: "preprocessing failed".into(),
+                        },
+                    );
+                }
+                Err(e) => {
+                    log::warn!("failed to distribute {} to {}: {e}", job.input, host.spec);
+                    report_to(
+                        &mut slot,
+                        JobReport::HostFailed {
+                            reason: e.to_string(),
+                        },
+                    );
+                    failures.push(format!("{}: {e}", host.spec));
+                    backoff::mark(&lock_dir, &host.lock_name(), cfg.backoff_period);
+                }
+            }
+        }
+
+        drop(cpp);
+        let why = if failures.is_empty() {
+            Fallback::NoHosts
+        } else {
+            Fallback::AllFailed(failures)
+        };
+        self.fall_back(job, why)
+    }
+
+    fn fall_back(&self, job: &RemoteJob, why: Fallback) -> i32 {
+        let reason = match &why {
+            Fallback::NoHosts => "no host available".to_string(),
+            Fallback::AllFailed(f) => f.join("; "),
+        };
+        if !self.cfg.fallback {
+            eprintln!(
+                "swarmcc: failed to distribute {} ({reason}) and fallbacks are disabled (DISTCC_FALLBACK=0)",
+                job.input
+            );
+            return ExitCode::NoHosts.code();
+        }
+        log::warn!("{}: {reason}; compiling locally instead", job.input);
+        // Fallbacks are what turns a dead farm and `make -j64` into 64 local compiles:
+        // they queue for the local slots and the load limit like any local job.
+        self.compile_here(
+            LocalKind::Compile,
+            self.hosts.local_slots_or_default(),
+            JobReport::Local {
+                fallback: !matches!(why, Fallback::NoHosts),
+                reason,
+            },
+        )
+    }
+
+    fn finish_remote(
+        &self,
+        job: &RemoteJob,
+        host: &HostSpec,
+        reply: Reply,
+        cpp: &mut Preprocessor<'_>,
+        mut slot: Option<Held>,
+        started: Instant,
+    ) -> i32 {
+        let cfg = self.cfg;
+        let lock_dir = cfg.lock_dir();
+        let code = local::exit_code_from_wait(reply.status);
+        if reply.status != 0 {
+            if cfg.skip_local_retry && code < 128 {
+                log::info!(
+                    "remote compile of {} on {} failed (exit {code}); not retrying (DISTCC_SKIP_LOCAL_RETRY)",
+                    job.input,
+                    host.spec
+                );
+                let pre_err = cpp
+                    .wait()
+                    .map(|p| std::mem::take(&mut p.stderr))
+                    .unwrap_or_default();
+                emit(&reply.stdout, &pre_err, &reply.stderr);
+                report_to(
+                    &mut slot,
+                    JobReport::Remote {
+                        elapsed: started.elapsed(),
+                    },
+                );
+                return code;
+            }
+            log::info!(
+                "remote compile of {} on {} failed (exit {code}); retrying locally",
+                job.input,
+                host.spec
+            );
+            drop(slot);
+            let local_code = self.compile_here(
+                LocalKind::Compile,
+                self.hosts.local_slots_or_default(),
+                JobReport::Local {
+                    fallback: true,
+                    reason: format!("remote compile error (exit {code}) retried locally"),
+                },
+            );
+            if local_code == 0 {
+                // The same source compiles here: the host (or its compiler) is at fault.
+                backoff::mark(&lock_dir, &host.lock_name(), cfg.backoff_period);
+                log::warn!(
+                    "{} failed on {} but compiled locally; backing off that host",
+                    job.input,
+                    host.spec
+                );
+            }
+            return local_code;
+        }
+
+        // Success: write the dependency file and the object, then show diagnostics once.
+        let pre = match cpp.wait() {
+            Ok(p) => p,
+            Err(e) => {
+                log::error!("lost the preprocessor result for {}: {e}", job.input);
+                drop(slot);
+                return self.fall_back(job, Fallback::AllFailed(vec![e]));
+            }
+        };
+        if let (Some(tmp), Some(dep_file)) = (pre.deps.take(), &job.dep_file) {
+            let tmp_path = tmp.to_path_buf();
+            if let Err(e) = output::install(&tmp_path, Path::new(dep_file)) {
+                eprintln!("swarmcc: cannot write dependency file {dep_file}: {e}");
+                return ExitCode::IoError.code();
+            }
+            // Installed: the temp path no longer exists, so forget it without deleting.
+            let _ = tmp.keep();
+        }
+        if let Err(e) = output::write_atomic(Path::new(&job.output), &reply.object) {
+            eprintln!("swarmcc: cannot write {}: {e}", job.output);
+            return ExitCode::IoError.code();
+        }
+        backoff::clear(&lock_dir, &host.lock_name());
+        let pre_err = std::mem::take(&mut pre.stderr);
+        emit(&reply.stdout, &pre_err, &reply.stderr);
+        report_to(
+            &mut slot,
+            JobReport::Remote {
+                elapsed: started.elapsed(),
+            },
+        );
+        log::info!(
+            "compiled {} on {} in {:.3}s ({} bytes of object)",
+            job.input,
+            host.spec,
+            started.elapsed().as_secs_f64(),
+            reply.object.len()
+        );
+        code
+    }
+}
+
+fn report_to(slot: &mut Option<Held>, report: JobReport) {
+    if let Some(s) = slot {
+        s.report(&report);
+    }
+}
+
+/// The exit code of a local compile, or swarmcc's own when the compiler cannot run.
+pub fn report_local(result: Result<i32, String>) -> i32 {
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("swarmcc: {e}");
+            ExitCode::CompilerMissing.code()
+        }
+    }
+}
+
+/// The order in which hosts are offered slots: the list order, or a per-process
+/// shuffle with `--randomize` (so many clients do not all start on the first host).
+fn host_order(hosts: &HostList) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..hosts.hosts.len()).collect();
+    if hosts.randomize {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let mut state = (u64::from(std::process::id()) << 32 | u64::from(nanos)) | 1;
+        // Fisher-Yates with xorshift64: spreading load needs no cryptographic quality.
+        for i in (1..order.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            order.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+    }
+    order
+}
+
+fn usable(h: &HostSpec) -> bool {
+    if h.down {
+        return false;
+    }
+    if let HostKind::Ssh { .. } = h.kind {
+        log::warn!(
+            "{}: ssh hosts are not supported by swarmcc; skipping it",
+            h.spec
+        );
+        return false;
+    }
+    true
+}
+
+/// swarmccd answers a policy refusal with exit 110 and a reason starting `swarmccd: `,
+/// rather than closing the connection, so it can be told apart from a compile error.
+fn is_refusal(reply: &Reply) -> bool {
+    reply.status != 0
+        && local::exit_code_from_wait(reply.status) == ExitCode::CompilerMissing.code()
+        && reply.stderr.starts_with(b"swarmccd: ")
+}
+
+fn emit(stdout: &[u8], cpp_stderr: &[u8], stderr: &[u8]) {
+    if !stdout.is_empty() {
+        let mut o = std::io::stdout().lock();
+        let _ = o.write_all(stdout);
+        let _ = o.flush();
+    }
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_all(cpp_stderr);
+    let _ = e.write_all(stderr);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_order_is_a_permutation_and_plain_lists_keep_their_order() {
+        let mut list = crate::hosts::parse("a b c d e f g h").unwrap();
+        assert_eq!(host_order(&list), (0..8).collect::<Vec<_>>());
+        list.randomize = true;
+        let mut order = host_order(&list);
+        order.sort_unstable();
+        assert_eq!(order, (0..8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn refusal_is_told_apart_from_a_compile_error() {
+        let refusal = Reply {
+            status: 110 << 8,
+            stderr: b"swarmccd: compiler \"tcc\" is not in the whitelist\n".to_vec(),
+            ..Reply::default()
+        };
+        assert!(is_refusal(&refusal));
+        let compile_error = Reply {
+            status: 1 << 8,
+            stderr: b"x.c:1:1: error: expected\n".to_vec(),
+            ..Reply::default()
+        };
+        assert!(!is_refusal(&compile_error));
+    }
+}
