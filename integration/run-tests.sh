@@ -9,6 +9,7 @@ for tool in distcc distccd distccmon-text; do
     command -v "$tool" >/dev/null || { need+=(distcc); break; }
 done
 command -v cmake >/dev/null || need+=(cmake)   # lzo-sys builds the reference liblzo2
+command -v ninja >/dev/null || need+=(ninja-build)   # tests/build_systems.rs: CMake + Ninja
 command -v make >/dev/null || need+=(make)
 command -v gcc >/dev/null || need+=(gcc)
 command -v g++ >/dev/null || need+=(g++)

@@ -28,6 +28,23 @@ pub struct Cli {
     /// Run the scheduling agent for DIR (started on demand by swarmcc itself).
     #[arg(long = "agent-serve", value_name = "DIR", hide = true)]
     pub agent_serve: Option<std::path::PathBuf>,
+    /// Create or update the masquerade folder DIR: links named like this machine's
+    /// compilers, pointing at this swarmcc (default /usr/lib/swarmcc/bin as root, else
+    /// ~/.local/lib/swarmcc/bin). Only links to swarmcc or distcc are ever replaced.
+    #[arg(long = "install-shims", value_name = "DIR", num_args = 0..=1)]
+    pub install_shims: Option<Option<std::path::PathBuf>>,
+    /// Remove the links to this swarmcc from DIR (same default as --install-shims).
+    #[arg(
+        long = "uninstall-shims",
+        value_name = "DIR",
+        num_args = 0..=1,
+        conflicts_with = "install_shims"
+    )]
+    pub uninstall_shims: Option<Option<std::path::PathBuf>>,
+    /// With --install-shims or --uninstall-shims: default to Portage's distcc folder
+    /// /usr/lib/distcc/bin (FEATURES="distcc" puts it first on PATH).
+    #[arg(long = "distcc-names")]
+    pub distcc_names: bool,
 }
 
 const ENV_HELP: &str = "\
@@ -73,6 +90,23 @@ pub fn run(args: &[String], cfg: &ClientConfig) -> i32 {
     };
     if let Some(dir) = &cli.agent_serve {
         return crate::agent::serve_main(dir);
+    }
+    let shims = match (&cli.install_shims, &cli.uninstall_shims) {
+        (Some(dir), _) => Some((crate::shims::Action::Install, dir.clone())),
+        (None, Some(dir)) => Some((crate::shims::Action::Uninstall, dir.clone())),
+        (None, None) => None,
+    };
+    if let Some((action, dir)) = shims {
+        return crate::shims::run_install(&crate::shims::InstallArgs {
+            action,
+            dir,
+            distcc_names: cli.distcc_names,
+            target: None,
+        });
+    }
+    if cli.distcc_names {
+        eprintln!("swarmcc: --distcc-names goes with --install-shims or --uninstall-shims");
+        return ExitCode::BadArguments.code();
     }
     if cli.version {
         println!(

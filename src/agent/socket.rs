@@ -1,0 +1,553 @@
+//! The agent process: the start-up lock, the UNIX socket, and a single-threaded `poll`
+//! loop that turns socket events into `sched` calls and writes back its grants. The
+//! decisions are `sched.rs`'s; the line syntax is `wire.rs`'s.
+//!
+//! Why it never polls for slots: a freed slot is a closed connection, which wakes
+//! `poll` at once, and the grant is written in the same loop turn. The loop only sets
+//! a timeout for (a) local requests held back by the load (the load changes without an
+//! event, so it is measured again every 100 ms while such requests wait), (b) the idle
+//! exit, and (c) a once-a-second check that our socket file still exists (removing it
+//! stops the agent; tests use that as their shutdown switch).
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::sched::{ConnId, Request, Sched};
+use super::wire::{self, Header};
+use super::{load, lock_path, send_some, socket_path, HostOffer};
+
+/// How often a load-blocked local request is reconsidered.
+const LOAD_RECHECK: Duration = Duration::from_millis(100);
+/// How often the socket file is checked.
+const SOCKET_CHECK: Duration = Duration::from_secs(1);
+/// How long a starting agent that lost the lock waits for the winner to serve.
+const LOSER_WAIT: Duration = Duration::from_secs(2);
+/// Bytes read from one connection per loop turn (keeps one client from hogging).
+const READ_CHUNK: usize = 16 * 1024;
+/// Unsent output beyond this means the client is not reading: drop it.
+const MAX_PENDING_OUTPUT: usize = 1 << 20;
+
+/// Runs the agent of `dir` until it is idle for `idle` or its socket file goes away.
+/// Returns 0 also when another agent already serves `dir`.
+pub fn serve(dir: &Path, idle: Duration) -> i32 {
+    match Server::start(dir) {
+        Ok(Some(mut server)) => {
+            let code = server.run(idle);
+            server.shutdown();
+            code
+        }
+        Ok(None) => 0,
+        Err(e) => {
+            // Started detached, stderr is /dev/null; in a terminal this helps.
+            eprintln!("swarmcc agent: {}: {e}", dir.display());
+            1
+        }
+    }
+}
+
+enum Phase {
+    /// Waiting for the request's first line.
+    Header,
+    /// Reading the host lines of a REMOTE request.
+    Hosts {
+        build: Option<String>,
+        randomize: bool,
+        want: usize,
+        hosts: Vec<HostOffer>,
+    },
+    /// Request queued in `sched`; the client must stay quiet until GRANT.
+    Waiting,
+    /// Holding a slot; REPORT lines may come.
+    Leased,
+    /// Answer (or ERR) queued; close once written.
+    Closing,
+}
+
+struct Conn {
+    stream: UnixStream,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+    phase: Phase,
+}
+
+struct Server {
+    dir: PathBuf,
+    socket: PathBuf,
+    /// (device, inode) of the socket file we bound, to notice removal or replacement.
+    socket_id: (u64, u64),
+    listener: UnixListener,
+    /// Holds the start lock for the agent's life; closing it releases the lock.
+    _lock: File,
+    conns: BTreeMap<ConnId, Conn>,
+    next_id: ConnId,
+    sched: Sched,
+}
+
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+fn try_flock(file: &File) -> io::Result<bool> {
+    // SAFETY: flock on an fd owned by `file` for the duration of the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(err)
+    }
+}
+
+/// Lets the agent keep many clients: raise the soft fd limit to the hard one.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit read and write the struct we own.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max.min(65536).max(lim.rlim_cur);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+fn seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+impl Server {
+    /// Takes the start lock and binds the socket; `None` when another agent has the
+    /// lock (and so serves, or is about to).
+    fn start(dir: &Path) -> io::Result<Option<Server>> {
+        fs::create_dir_all(dir)?;
+        let socket = socket_path(dir);
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(lock_path(dir))?;
+        if !try_flock(&lock)? {
+            // Another agent holds the lock. Usually it serves already; but it may be
+            // exiting after idling, in which case its lock goes in a moment and
+            // nobody else would serve. Start-up is the one place a short poll is fine.
+            let deadline = Instant::now() + LOSER_WAIT;
+            loop {
+                if UnixStream::connect(&socket).is_ok() {
+                    return Ok(None);
+                }
+                if try_flock(&lock)? {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Ok(None);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // We alone hold the lock, so we alone bind. Bind under a private name, set the
+        // mode, then rename over the public name: clients never see a socket with the
+        // umask's permissions, and a stale socket is replaced atomically.
+        let tmp = dir.join(format!("swarmcc-agent.sock.{}", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        let listener = UnixListener::bind(&tmp)?;
+        let placed = fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
+            .and_then(|()| fs::rename(&tmp, &socket));
+        if let Err(e) = placed {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        listener.set_nonblocking(true)?;
+        let socket_id = file_id(&socket).ok_or_else(|| io::Error::other("socket vanished"))?;
+        // A marker left by clients that failed to start an agent is now stale.
+        let _ = fs::remove_file(super::broken_marker(dir));
+        raise_fd_limit();
+        Ok(Some(Server {
+            dir: dir.to_path_buf(),
+            socket,
+            socket_id,
+            listener,
+            _lock: lock,
+            conns: BTreeMap::new(),
+            next_id: 1,
+            sched: Sched::new(seed()),
+        }))
+    }
+
+    /// Removes our socket file (if still ours) so that no client connects to a
+    /// listener nobody serves; the lock goes when `self` drops.
+    fn shutdown(&mut self) {
+        if file_id(&self.socket) == Some(self.socket_id) {
+            let _ = fs::remove_file(&self.socket);
+        }
+        log::debug!("agent for {} exits", self.dir.display());
+    }
+
+    fn run(&mut self, idle: Duration) -> i32 {
+        let mut idle_since = Some(Instant::now());
+        let mut next_socket_check = Instant::now() + SOCKET_CHECK;
+        let mut accept_paused_until: Option<Instant> = None;
+        let mut pollfds: Vec<libc::pollfd> = Vec::new();
+        let mut ids: Vec<ConnId> = Vec::new();
+        loop {
+            let now = Instant::now();
+            // The nearest deadline decides the poll timeout.
+            let mut wake = next_socket_check;
+            if let Some(since) = idle_since {
+                wake = wake.min(since + idle);
+            }
+            if self.sched.blocked_by_load() {
+                wake = wake.min(now + LOAD_RECHECK);
+            }
+            if let Some(t) = accept_paused_until {
+                wake = wake.min(t);
+            }
+            let timeout_ms = wake.saturating_duration_since(now).as_millis().min(60_000) as i32;
+            // Round up so a deadline 0.4 ms away does not spin with timeout 0.
+            let timeout_ms = if wake > now { timeout_ms.max(1) } else { 0 };
+
+            pollfds.clear();
+            ids.clear();
+            let accepting = accept_paused_until.is_none_or(|t| now >= t);
+            if accepting {
+                accept_paused_until = None;
+            }
+            pollfds.push(libc::pollfd {
+                fd: if accepting {
+                    self.listener.as_raw_fd()
+                } else {
+                    -1
+                },
+                events: libc::POLLIN,
+                revents: 0,
+            });
+            for (id, c) in &self.conns {
+                let mut events = 0;
+                if !matches!(c.phase, Phase::Closing) {
+                    events |= libc::POLLIN;
+                }
+                if !c.wbuf.is_empty() {
+                    events |= libc::POLLOUT;
+                }
+                pollfds.push(libc::pollfd {
+                    fd: c.stream.as_raw_fd(),
+                    events,
+                    revents: 0,
+                });
+                ids.push(*id);
+            }
+            // SAFETY: `pollfds` is a live, correctly sized array of pollfd.
+            let rc = unsafe {
+                libc::poll(
+                    pollfds.as_mut_ptr(),
+                    pollfds.len() as libc::nfds_t,
+                    timeout_ms,
+                )
+            };
+            if rc < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                eprintln!("swarmcc agent: poll: {err}");
+                return 1;
+            }
+            let now = Instant::now();
+
+            for (i, id) in ids.iter().enumerate() {
+                let revents = pollfds[i + 1].revents;
+                if revents == 0 {
+                    continue;
+                }
+                // A hang-up with output pending must fail the write, or the
+                // connection would stay readable-for-nothing and spin the loop.
+                if revents & (libc::POLLOUT | libc::POLLHUP | libc::POLLERR) != 0 {
+                    self.flush(*id);
+                }
+                if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+                    self.read(*id, now);
+                }
+            }
+            if pollfds[0].revents != 0 {
+                if let Err(pause) = self.accept_all() {
+                    accept_paused_until = Some(now + pause);
+                }
+            }
+
+            // Every event may have freed or requested something: decide at once.
+            self.settle(now);
+
+            if self.conns.is_empty() {
+                let since = *idle_since.get_or_insert(now);
+                if now.saturating_duration_since(since) >= idle {
+                    return 0;
+                }
+            } else {
+                idle_since = None;
+            }
+            if now >= next_socket_check {
+                next_socket_check = now + SOCKET_CHECK;
+                if file_id(&self.socket) != Some(self.socket_id) {
+                    // Removed or replaced: new clients cannot reach us, so hold no lock
+                    // and no slots that they could never get.
+                    return 0;
+                }
+            }
+        }
+    }
+
+    /// Accepts every pending connection. `Err(pause)` when out of descriptors: the
+    /// listener stays readable, so stop watching it for a moment instead of spinning.
+    fn accept_all(&mut self) -> Result<(), Duration> {
+        for _ in 0..1024 {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    self.conns.insert(
+                        id,
+                        Conn {
+                            stream,
+                            rbuf: Vec::new(),
+                            wbuf: Vec::new(),
+                            phase: Phase::Header,
+                        },
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    return Err(Duration::from_millis(100));
+                }
+                Err(_) => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what one connection sent and handles every complete line.
+    fn read(&mut self, id: ConnId, now: Instant) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if matches!(c.phase, Phase::Closing) {
+            return;
+        }
+        let mut chunk = [0u8; READ_CHUNK];
+        let n = match c.stream.read(&mut chunk) {
+            Ok(0) => {
+                self.close(id, now);
+                return;
+            }
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                return;
+            }
+            Err(_) => {
+                self.close(id, now);
+                return;
+            }
+        };
+        c.rbuf.extend_from_slice(&chunk[..n]);
+        loop {
+            let Some(c) = self.conns.get_mut(&id) else {
+                return;
+            };
+            if matches!(c.phase, Phase::Closing) {
+                return;
+            }
+            let Some(end) = c.rbuf.iter().position(|&b| b == b'\n') else {
+                if c.rbuf.len() > wire::MAX_LINE + 1 {
+                    self.fail(id, "line too long", now);
+                }
+                return;
+            };
+            let raw: Vec<u8> = c.rbuf.drain(..=end).collect();
+            match wire::line_text(&raw) {
+                Ok(line) => {
+                    let line = line.to_string();
+                    self.handle_line(id, &line, now);
+                }
+                Err(why) => {
+                    self.fail(id, &why, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_line(&mut self, id: ConnId, line: &str, now: Instant) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        match &mut c.phase {
+            Phase::Header => match wire::parse_header(line) {
+                Ok(Header::Ping) => {
+                    c.phase = Phase::Closing;
+                    self.send(id, &format!("PONG {}\n", std::process::id()));
+                }
+                Ok(Header::Stats { build }) => {
+                    c.phase = Phase::Closing;
+                    let text = wire::format_stats(&self.sched.stats(&build));
+                    self.send(id, &text);
+                }
+                Ok(Header::Remote {
+                    build,
+                    randomize,
+                    hosts,
+                }) => {
+                    c.phase = Phase::Hosts {
+                        build,
+                        randomize,
+                        want: hosts,
+                        hosts: Vec::with_capacity(hosts.min(64)),
+                    };
+                }
+                Ok(Header::Local {
+                    build,
+                    kind,
+                    limit,
+                    load,
+                }) => {
+                    c.phase = Phase::Waiting;
+                    let req = Request::Local {
+                        build,
+                        kind,
+                        limit,
+                        load,
+                    };
+                    self.sched.submit(id, req, now);
+                }
+                Err(why) => self.fail(id, &why, now),
+            },
+            Phase::Hosts {
+                build,
+                randomize,
+                want,
+                hosts,
+            } => match wire::parse_host(line) {
+                Ok(offer) => {
+                    hosts.push(offer);
+                    if hosts.len() == *want {
+                        let req = Request::Remote {
+                            build: build.take(),
+                            randomize: *randomize,
+                            hosts: std::mem::take(hosts),
+                        };
+                        c.phase = Phase::Waiting;
+                        self.sched.submit(id, req, now);
+                    }
+                }
+                Err(why) => self.fail(id, &why, now),
+            },
+            Phase::Waiting => self.fail(id, "nothing may be sent before GRANT", now),
+            Phase::Leased => {
+                let outcome = wire::parse_report(line).and_then(|r| self.sched.report(id, &r, now));
+                if let Err(why) = outcome {
+                    self.fail(id, &why, now);
+                }
+            }
+            Phase::Closing => {}
+        }
+    }
+
+    /// Answers `ERR <why>` and closes; whatever the connection held is freed now.
+    fn fail(&mut self, id: ConnId, why: &str, now: Instant) {
+        log::debug!("agent: connection {id}: {why}");
+        self.sched.release(id, now);
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.phase = Phase::Closing;
+            c.rbuf = Vec::new();
+        }
+        self.send(id, &format!("ERR {}\n", wire::sanitize_reason(why)));
+    }
+
+    fn close(&mut self, id: ConnId, now: Instant) {
+        self.sched.release(id, now);
+        self.conns.remove(&id);
+    }
+
+    /// Queues `text` and writes as much as the socket takes now.
+    fn send(&mut self, id: ConnId, text: &str) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.wbuf.extend_from_slice(text.as_bytes());
+        }
+        self.flush(id);
+    }
+
+    fn flush(&mut self, id: ConnId) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let mut dead = false;
+        while !c.wbuf.is_empty() {
+            match send_some(&c.stream, &c.wbuf) {
+                Ok(n) => {
+                    c.wbuf.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    dead = true;
+                    break;
+                }
+            }
+        }
+        if c.wbuf.len() > MAX_PENDING_OUTPUT {
+            dead = true;
+        }
+        if dead {
+            // Released by `reap_closed` (it may still hold a slot).
+            c.phase = Phase::Closing;
+            c.wbuf.clear();
+        }
+    }
+
+    /// Grants what can be granted and drops connections that are done (answered or
+    /// failed, nothing left to write), until neither changes anything: a dropped
+    /// connection may free a slot, and a grant that cannot be written drops one.
+    fn settle(&mut self, now: Instant) {
+        loop {
+            let grants = self.sched.schedule(now, &mut load::current);
+            for (id, g) in grants {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.phase = Phase::Leased;
+                }
+                self.send(id, &format!("GRANT {} {}\n", g.host, g.slot));
+            }
+            let done: Vec<ConnId> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| matches!(c.phase, Phase::Closing) && c.wbuf.is_empty())
+                .map(|(id, _)| *id)
+                .collect();
+            if done.is_empty() {
+                return;
+            }
+            for id in done {
+                self.close(id, now);
+            }
+        }
+    }
+}
