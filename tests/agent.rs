@@ -549,7 +549,11 @@ fn malformed_lines_get_err_and_the_agent_keeps_serving() {
     assert_eq!(line_within(&holder, SOON).as_deref(), Some("GRANT 0 0"));
     let waiter = raw(&sock, b"LOCAL build=- kind=compile limit=1 load=-\n");
     assert_eq!(line_within(&waiter, QUIET), None);
-    (&holder).write_all(b"REPORT remote 12\n").unwrap(); // remote report on a local slot
+    // A report that does not fit the lease is ignored: the slot stays held.
+    (&holder).write_all(b"REPORT remote 12\n").unwrap();
+    assert_eq!(line_within(&holder, QUIET), None);
+    assert_eq!(line_within(&waiter, QUIET), None);
+    (&holder).write_all(b"REPORT bogus\n").unwrap();
     assert!(line_within(&holder, SOON).unwrap().starts_with("ERR "));
     assert_eq!(line_within(&waiter, SOON).as_deref(), Some("GRANT 0 0"));
     // Talking before the grant is an error.

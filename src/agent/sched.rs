@@ -21,7 +21,7 @@
 //!   runnable count is below `x`, or when no local job of its kind runs at all (make's
 //!   rule: `-l` never blocks the first job, so a build always progresses).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::{BuildStats, HostOffer, JobReport, LocalKind};
@@ -224,6 +224,9 @@ pub struct Sched {
     builds: Builds,
     rng: u64,
     blocked_by_load: bool,
+    /// A request came or went since the last `schedule`: only then can a grant
+    /// become possible (besides a load change).
+    changed: bool,
 }
 
 fn kind_index(kind: LocalKind) -> usize {
@@ -244,6 +247,7 @@ impl Sched {
             builds: Builds::default(),
             rng: seed,
             blocked_by_load: false,
+            changed: false,
         }
     }
 
@@ -275,10 +279,12 @@ impl Sched {
             }
         }
         self.waiting.push_back((id, req));
+        self.changed = true;
     }
 
     /// Forgets a connection: withdraws its waiting request or frees its slot.
     pub fn release(&mut self, id: ConnId, now: Instant) {
+        self.changed = true;
         if let Some(pos) = self.waiting.iter().position(|(i, _)| *i == id) {
             if let Some((_, req)) = self.waiting.remove(pos) {
                 self.withdraw_limits(&req);
@@ -420,6 +426,12 @@ impl Sched {
         now: Instant,
         load: &mut dyn FnMut() -> Option<f64>,
     ) -> Vec<(ConnId, Grant)> {
+        // Reports and stats change no capacity: skip the scan unless a request came or
+        // went, or the load may have changed for a request it held back.
+        if !self.changed && !self.blocked_by_load {
+            return Vec::new();
+        }
+        self.changed = false;
         self.blocked_by_load = false;
         let mut grants = Vec::new();
         let mut measured: Option<Option<f64>> = None;
@@ -543,11 +555,8 @@ impl Sched {
         // (failures, free, cap, mean ms) of the best so far, and all indices tied with it.
         let mut best: Option<(usize, u64, u64, f64)> = None;
         let mut tied: Vec<usize> = Vec::new();
-        let mut seen = HashSet::new();
+        // A host listed twice just ties with itself: either index names it.
         for (i, offer) in hosts.iter().enumerate() {
-            if !seen.insert(offer.lock_name.as_str()) {
-                continue;
-            }
             let Some(host) = self.hosts.get(&offer.lock_name) else {
                 continue;
             };

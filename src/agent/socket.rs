@@ -462,12 +462,17 @@ impl Server {
                 Err(why) => self.fail(id, &why, now),
             },
             Phase::Waiting => self.fail(id, "nothing may be sent before GRANT", now),
-            Phase::Leased => {
-                let outcome = wire::parse_report(line).and_then(|r| self.sched.report(id, &r, now));
-                if let Err(why) = outcome {
-                    self.fail(id, &why, now);
+            Phase::Leased => match wire::parse_report(line) {
+                Ok(report) => {
+                    // A well-formed report that does not fit the lease (a host outcome
+                    // on a local slot) is a client mistake about statistics only: drop
+                    // the report, keep the slot, since its job is still running.
+                    if let Err(why) = self.sched.report(id, &report, now) {
+                        log::debug!("agent: connection {id}: report ignored: {why}");
+                    }
                 }
-            }
+                Err(why) => self.fail(id, &why, now),
+            },
             Phase::Closing => {}
         }
     }

@@ -24,7 +24,8 @@
 //!   REPORT remote <ms>                      compiled on the leased host in <ms>
 //!   REPORT hostfail <reason…>               the leased host failed (remote leases only)
 //!   REPORT local <0|1> <reason…>            compiled locally; 1 = after a remote failure
-//!   (<reason…> is the rest of the line, possibly empty)
+//!   (<reason…> is the rest of the line, possibly empty; a well-formed REPORT that does
+//!   not fit the lease, e.g. `hostfail` on a LOCAL grant, is ignored and the slot kept)
 //! ```
 //!
 //! A waiting client gives up by closing its connection; a line sent before GRANT is an

@@ -25,6 +25,12 @@ pub struct Cli {
     /// Print the sum of the host limits: a good `make -j` value for this farm.
     #[arg(short = 'j')]
     pub jobs: bool,
+    /// Run a build command (make, ninja, cargo…) with the masquerade shims first on PATH
+    /// and a jobserver sized from the farm (unless the command sets -j), show a live
+    /// status line on a terminal and a summary at the end. Without any host list, an
+    /// embedded swarmccd serves the build on loopback.
+    #[arg(long = "run", value_name = "COMMAND", num_args = 1.., allow_hyphen_values = true)]
+    pub run: Vec<String>,
     /// Run the scheduling agent for DIR (started on demand by swarmcc itself).
     #[arg(long = "agent-serve", value_name = "DIR", hide = true)]
     pub agent_serve: Option<std::path::PathBuf>,
@@ -70,6 +76,10 @@ pub fn run(args: &[String], cfg: &ClientConfig) -> i32 {
         // As distcc: a bare `swarmcc` is a mistake (a missing compiler command).
         eprintln!("swarmcc: no compiler command given; usage: swarmcc [COMPILER] ARGS..., or see swarmcc --help");
         return ExitCode::BadArguments.code();
+    }
+    // `--run` takes the rest of the command line verbatim, before clap sees it.
+    if let Some(code) = crate::launcher::dispatch(args, cfg) {
+        return code;
     }
     let cli = match Cli::try_parse_from(
         std::iter::once("swarmcc".to_string()).chain(args.iter().cloned()),
