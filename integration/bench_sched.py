@@ -252,6 +252,10 @@ def percentile(xs, q):
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
+def ms(seconds):
+    return "-" if math.isnan(seconds) else f"{1000 * seconds:.1f}"
+
+
 def analyse(events, limit):
     """Per host: max concurrency; and hand-off gaps (end -> start on the freed slot)."""
     by_host = {}
@@ -416,7 +420,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=3, help="runs per tool and scenario (3)")
     ap.add_argument("--quick", action="store_true",
-                    help="smoke run: 1 run, halved job counts")
+                    help="smoke run: 1 run, half the jobs, 2 s jobs in the farm")
     ap.add_argument("--only", default="a,b,c", help="scenarios to run, e.g. a,b")
     ap.add_argument("--job-seconds", type=float, default=0.5,
                     help="fake compile time in scenarios a and b (0.5)")
@@ -483,7 +487,7 @@ def main():
                           f"max conc/host {worst}/{sc.limit}  hosts used {res['used']}/{sc.hosts}"
                           f"  first start {1000 * res['first']:5.0f}ms  all busy "
                           f"{1000 * res['fill']:5.0f}ms"
-                          f"  hand-off p50 {1000 * percentile(res['gaps'], .5):6.1f}ms")
+                          f"  hand-off p50 {ms(percentile(res['gaps'], .5)):>6}ms")
                     for p in res["problems"]:
                         failed = True
                         print(f"    FAILURE: {p}")
@@ -509,11 +513,11 @@ def main():
                 flag = "  OVER LIMIT" if conc > sc.limit else ""
                 print(f"{sc.label if i == 0 else '':<34} {t:<8} {wall:8.2f}s {sc.ideal:6.2f}s "
                       f"{100 * sc.ideal / wall:6.1f}% {f'{conc} / {sc.limit}':>14} "
-                      f"{1000 * percentile(gaps, .5):7.1f}/{1000 * percentile(gaps, .9):6.1f} ms"
+                      f"{ms(percentile(gaps, .5)):>7}/{ms(percentile(gaps, .9)):>6} ms"
                       f"{1000 * fill:7.0f}ms{flag}")
         print("(efficiency = ideal / median wall of make; max conc/host = worst over hosts and "
               "runs, vs /LIMIT;\n hand-off = end of a job to the start of the next one on "
-              "that host's freed slot, pooled over runs;\n all busy = make's launch to the "
+              "that host's freed slot, pooled over runs (- : no job waited);\n all busy = make's launch to the "
               "start of the job that fills the last slot, median)")
         if failed:
             print("\nFAILED: see FAILURE lines above")

@@ -2,10 +2,10 @@
 //! jobserver it gives make, the summary's counts against the server's log, exit codes
 //! and signals.
 //!
-//! Until `--run` is wired into swarmcc's command line, the launcher runs in a child of
-//! this test binary (it re-executes itself with `SWARMCC_LAUNCHER_ARGS` and `--exact
-//! launcher_child`, which calls `swarmcc::launcher::run`). The same cases through the
-//! real binary are the `#[ignore]`d `binary_*` tests, to un-ignore once wired.
+//! Most cases run the launcher in a child of this test binary (it re-executes itself
+//! with `SWARMCC_LAUNCHER_ARGS` and `--exact launcher_child`, which calls
+//! `swarmcc::launcher::run`), so a failure points at the library; the `binary_*` tests
+//! run the same cases through the real `swarmcc --run`.
 
 mod common;
 
@@ -152,13 +152,11 @@ fn quick_start_with_an_embedded_server() {
 }
 
 #[test]
-#[ignore = "needs the wrappers to report to the agent (client/lease.rs USE_AGENT)"]
 fn quick_start_summary_says_six_remote() {
     quick_start(Via::Library, true);
 }
 
 #[test]
-#[ignore = "needs `swarmcc --run` wired into client::own (launcher::dispatch)"]
 fn binary_quick_start_with_an_embedded_server() {
     quick_start(Via::Binary, true);
 }
@@ -216,7 +214,6 @@ fn counts_match_server_log(via: Via, counts: bool) {
 /// With a real swarmccd: the summary's remote count equals the server log's COMPILE_OK
 /// count, and the per-host line names it.
 #[test]
-#[ignore = "needs the wrappers to report to the agent (client/lease.rs USE_AGENT)"]
 fn summary_counts_match_the_server_log() {
     counts_match_server_log(Via::Library, true);
 }
@@ -229,7 +226,6 @@ fn a_launched_build_uses_the_configured_host() {
 }
 
 #[test]
-#[ignore = "needs `swarmcc --run` wired into client::own (launcher::dispatch)"]
 fn binary_summary_counts_match_the_server_log() {
     counts_match_server_log(Via::Binary, true);
 }
@@ -289,7 +285,6 @@ fn make_gets_a_jobserver_sized_from_the_farm() {
 }
 
 #[test]
-#[ignore = "needs `swarmcc --run` wired into client::own (launcher::dispatch)"]
 fn binary_make_gets_a_jobserver_sized_from_the_farm() {
     jobserver_sized_from_farm(Via::Binary);
 }
@@ -325,7 +320,6 @@ fn explicit_j_gets_no_jobserver() {
 }
 
 #[test]
-#[ignore = "needs `swarmcc --run` wired into client::own (launcher::dispatch)"]
 fn binary_explicit_j_gets_no_jobserver() {
     explicit_j_is_respected(Via::Binary);
 }
@@ -360,7 +354,6 @@ fn exit_status_is_the_commands() {
 }
 
 #[test]
-#[ignore = "needs `swarmcc --run` wired into client::own (launcher::dispatch)"]
 fn binary_exit_status_is_the_commands() {
     exit_status_passes_through(Via::Binary);
 }
@@ -403,7 +396,6 @@ fn sigterm_reaches_the_command_and_the_summary_still_prints() {
 }
 
 #[test]
-#[ignore = "needs `swarmcc --run` wired into client::own (launcher::dispatch)"]
 fn binary_sigterm_reaches_the_command_and_the_summary_still_prints() {
     sigterm_is_forwarded(Via::Binary);
 }

@@ -270,6 +270,18 @@ impl Agent {
             self_exe,
             build: build.and_then(wire::sanitize_build),
         };
+        // A path too long for a UNIX socket can never work: say so now rather than
+        // after starting an agent that cannot bind.
+        // SAFETY: sockaddr_un is plain data; all-zero is a valid value.
+        let sun_path_len = unsafe { std::mem::zeroed::<libc::sockaddr_un>() }
+            .sun_path
+            .len();
+        if agent.socket.as_os_str().len() >= sun_path_len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is too long for a UNIX socket", agent.socket.display()),
+            ));
+        }
         // An agent that answers is alive; one that refuses or hangs up (it may be
         // exiting after idling at this very moment) gets a successor.
         if agent.ping().is_err() {
@@ -303,6 +315,8 @@ impl Agent {
             )));
         }
         let failed = |e: io::Error| {
+            // Re-created rather than rewritten, so its time is surely now.
+            let _ = fs::remove_file(&marker);
             let _ = fs::File::create(&marker);
             e
         };

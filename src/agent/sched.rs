@@ -438,14 +438,24 @@ impl Sched {
         // Local jobs granted during this pass have not started yet, so the measured
         // load does not show them: count each as one more runnable task.
         let mut started_now = 0.0;
+        // Once every host is full, the remaining remote requests need no look (the
+        // common case with a long queue: one slot frees, one waiter takes it).
+        let mut remote_room = self.any_remote_room();
         let waiting = std::mem::take(&mut self.waiting);
         for (id, req) in waiting {
             let grant = match &req {
+                Request::Remote { .. } if !remote_room => None,
                 Request::Remote {
                     build,
                     randomize,
                     hosts,
-                } => self.grant_remote(id, build, *randomize, hosts, now),
+                } => {
+                    let g = self.grant_remote(id, build, *randomize, hosts, now);
+                    if g.is_some() {
+                        remote_room = self.any_remote_room();
+                    }
+                    g
+                }
                 Request::Local {
                     build,
                     kind,
@@ -483,6 +493,10 @@ impl Sched {
             }
         }
         grants
+    }
+
+    fn any_remote_room(&self) -> bool {
+        self.hosts.values().any(|h| h.pool.free() > 0)
     }
 
     fn grant_local(

@@ -7,9 +7,6 @@ use std::path::{Path, PathBuf};
 use crate::agent::{Agent, HostOffer, JobReport, LocalKind, LocalLease, RemoteLease};
 use crate::slots::{self, Pool, SlotLease};
 
-/// TEMPORARY: the agent lands in a parallel change; until then lock files only.
-const USE_AGENT: bool = false;
-
 /// A held slot; dropping it frees the slot.
 #[derive(Debug)]
 pub struct Held {
@@ -47,9 +44,6 @@ impl Scheduler {
     /// Connects to (or starts) the agent of `distcc_dir`; without one, lock files in
     /// `lock_dir` are used.
     pub fn new(distcc_dir: &Path, lock_dir: PathBuf, build: Option<&str>) -> Scheduler {
-        if !USE_AGENT {
-            return Scheduler::lock_files(lock_dir);
-        }
         let agent = match std::env::current_exe() {
             Ok(exe) => match Agent::connect(distcc_dir, &exe, build) {
                 Ok(a) => Some(a),
