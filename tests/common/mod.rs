@@ -110,6 +110,12 @@ impl Swarmccd {
 }
 
 pub fn start_swarmccd(dir: &Path, extra: &[&str]) -> Swarmccd {
+    start_swarmccd_env(dir, extra, &[])
+}
+
+/// [`start_swarmccd`] with extra environment variables for the server (and so for the
+/// compilers it runs).
+pub fn start_swarmccd_env(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Swarmccd {
     let port = free_port();
     let log = dir.join(format!("swarmccd-{port}.log"));
     let tmp = dir.join(format!("swarmccd-tmp-{port}"));
@@ -131,6 +137,7 @@ pub fn start_swarmccd(dir: &Path, extra: &[&str]) -> Swarmccd {
         .arg("--log-file")
         .arg(&log)
         .args(extra)
+        .envs(envs.iter().copied())
         .env("TMPDIR", &tmp)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
