@@ -189,7 +189,15 @@ impl ClientConfig {
                         expected: "a positive number (a load, like make -l)",
                     },
                 )?),
-                None => None,
+                // make -l N: the enclosing make's own load limit applies to our local work.
+                None => {
+                    crate::jobserver::parse(
+                        text("CARGO_MAKEFLAGS").as_deref(),
+                        text("MAKEFLAGS").as_deref(),
+                        text("MFLAGS").as_deref(),
+                    )
+                    .load_limit
+                }
             },
         })
     }
@@ -305,6 +313,20 @@ mod tests {
         assert_eq!(c.io_timeout, Duration::from_secs(7));
         assert_eq!(c.hosts_env.as_deref(), Some(""));
         assert_eq!(c.tmpdir, PathBuf::from("/scratch"));
+    }
+
+    #[test]
+    fn load_limit_comes_from_make_unless_set() {
+        let c = cfg(&[("MAKEFLAGS", " -j16 -l4 --jobserver-auth=3,4")]).unwrap();
+        assert_eq!(c.load_limit, Some(4.0));
+        let c = cfg(&[
+            ("MAKEFLAGS", " -j16 -l4 --jobserver-auth=3,4"),
+            ("SWARMCC_LOAD_LIMIT", "2.5"),
+        ])
+        .unwrap();
+        assert_eq!(c.load_limit, Some(2.5));
+        assert_eq!(cfg(&[]).unwrap().load_limit, None);
+        assert!(cfg(&[("SWARMCC_LOAD_LIMIT", "-1")]).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Farm-wide caps, end to end through real make and the real binaries: two concurrent
 //! builds of one user never exceed a host's `/LIMIT`, and with the whole farm down
-//! `make -j64` never runs more than the local cap at once. The compiler is a fake that
+//! `make -j64` never runs more than the local cap at once, nor more than the load limit
+//! allows. The compiler is a fake that
 //! sleeps and records how many copies of it run at once: these tests are about
 //! scheduling, not compiling.
 
@@ -199,4 +200,33 @@ fn two_concurrent_builds_share_one_host_cap() {
         "the host's /3 holds across both builds, saw {max} at once"
     );
     assert!(max == 3, "the cap was reached (saw at most {max})");
+}
+
+#[test]
+fn load_limit_gates_local_compiles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = fake_compiler(tmp.path(), "gated");
+    let proj = tmp.path().join("proj");
+    project(&proj, 8);
+    let path = format!("{}:{}", fake.bin.display(), std::env::var("PATH").unwrap());
+    let dead = free_port();
+    // make starts all 8 wrappers at once (no -l of its own); a load limit below the
+    // machine's own runnable count lets only one local compile run at a time (make's
+    // rule: the first one always may), and the build still finishes.
+    let out = make(
+        &proj,
+        "-j8",
+        &[
+            ("PATH", path),
+            ("DISTCC_HOSTS", format!("127.0.0.1:{dead}/8")),
+            ("DISTCC_DIR", tmp.path().join("ddir").display().to_string()),
+            ("SWARMCC_LOAD_LIMIT", "0.5".into()),
+            ("FAKECC_DIR", fake.counts.display().to_string()),
+            ("FAKECC_SLEEP", "0.2".into()),
+        ],
+    );
+    assert_success(&out, "make -j8 with a load limit");
+    let (max, samples) = max_concurrency(&fake);
+    assert_eq!(samples, 8);
+    assert_eq!(max, 1, "one local compile at a time under the load limit");
 }
