@@ -1,9 +1,8 @@
 //! Farm-wide caps, end to end through real make and the real binaries: two concurrent
 //! builds of one user never exceed a host's `/LIMIT`, and with the whole farm down
 //! `make -j64` never runs more than the local cap at once, nor more than the load limit
-//! allows. The compiler is a fake that
-//! sleeps and records how many copies of it run at once: these tests are about
-//! scheduling, not compiling.
+//! allows. The compiler is a fake that sleeps and records how many copies of it run at
+//! once: these tests are about scheduling, not compiling.
 
 mod common;
 
