@@ -132,12 +132,14 @@ pub struct Cli {
     #[arg(long)]
     pub zeroconf: bool,
 
-    /// Accepted for distccd compatibility; not supported yet (a warning is logged).
+    /// Serve statistics on --stats-port, at the --listen address, to allowed clients:
+    /// distccd's <distccstats> page for any request, Prometheus metrics for
+    /// GET /metrics.
     #[arg(long)]
     pub stats: bool,
 
-    /// Accepted for distccd compatibility; not supported yet (a warning is logged).
-    #[arg(long, value_name = "PORT")]
+    /// TCP port of the statistics listener (with --stats) [default: 3633].
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub stats_port: Option<u16>,
 }
 

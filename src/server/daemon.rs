@@ -29,6 +29,9 @@ use super::cli::Cli;
 use super::whitelist::{compiler_search_path, Admission, CmdList};
 use super::ServerConfig;
 
+/// distccd's default `--stats-port`.
+pub const DEFAULT_STATS_PORT: u16 = 3633;
+
 /// A startup failure: the message for the user and the exit code.
 #[derive(Debug)]
 pub struct StartError {
@@ -220,8 +223,12 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
     for (given, what) in [
         (cli.zeroconf, "--zeroconf is not supported"),
         (
-            cli.stats || cli.stats_port.is_some(),
-            "--stats is not supported yet",
+            cli.stats_port.is_some() && !cli.stats,
+            "--stats-port has no effect without --stats",
+        ),
+        (
+            cli.stats && cli.inetd,
+            "--stats needs a listening server, not --inetd",
         ),
     ] {
         if given {
@@ -267,6 +274,19 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
     let local = listener
         .local_addr()
         .map_err(|e| StartError::new(ExitCode::BindFailed, format!("bound socket: {e}")))?;
+    // On the address actually bound, which may be the IPv4 fallback of [::].
+    let stats_listener = if cli.stats {
+        let port = cli.stats_port.unwrap_or(DEFAULT_STATS_PORT);
+        let addr = SocketAddr::new(local.ip(), port);
+        Some(TcpListener::bind(addr).map_err(|e| {
+            StartError::new(
+                ExitCode::BindFailed,
+                format!("cannot listen on {addr} for --stats: {e}"),
+            )
+        })?)
+    } else {
+        None
+    };
 
     // Detaching changes the working directory to /.
     let pid_path = cli.pid_file.as_deref().map(absolute).transpose()?;
@@ -288,6 +308,11 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
         env!("CARGO_PKG_VERSION")
     );
     log::info!("allowing up to {} active jobs", cfg.jobs);
+    if let Some(addr) = stats_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+        log::info!(
+            "statistics on {addr}: distccd's <distccstats> page, and GET /metrics for Prometheus"
+        );
+    }
     if allow_given {
         log::info!("allowed clients: {}", cfg.allow);
     } else {
@@ -340,7 +365,7 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
     );
     log::debug!("job directories in {}", cfg.tmpdir.display());
 
-    let result = super::run(listener, cfg, shutdown);
+    let result = super::run_with_stats(listener, stats_listener, cfg, shutdown);
     drop(pid_file);
     log::info!("terminated");
     result.map_err(|e| StartError::new(ExitCode::IoError, format!("server failed: {e}")))

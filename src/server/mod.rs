@@ -5,12 +5,15 @@
 //! [`run`] takes an already-bound listener and a shutdown flag, so tests bind port 0
 //! and `daemon` binds the real port. One job is `serve`; the allow list is `access`;
 //! compiler and option policy is `whitelist`; command-line flags, detaching, pid file and
-//! privileges are `daemon` and `cli`. Spawning the compiler is `crate::exec`.
+//! privileges are `daemon` and `cli`. Spawning the compiler is `crate::exec`. The
+//! counters every job updates are `stats`; the `--stats` port that shows them is `http`.
 
 pub mod access;
 pub mod cli;
 pub mod daemon;
+pub mod http;
 pub mod serve;
+pub mod stats;
 pub mod whitelist;
 
 use std::collections::HashMap;
@@ -27,6 +30,7 @@ use crate::protocol::Limits;
 
 pub use access::AllowList;
 pub use daemon::main;
+pub use stats::Stats;
 pub use whitelist::{Admission, CmdList, Refusal};
 
 /// The default TCP port, as distccd.
@@ -135,6 +139,7 @@ pub(crate) struct Shared {
     pub(crate) cfg: ServerConfig,
     pub(crate) compile_slots: Semaphore,
     pub(crate) shutdown: Arc<AtomicBool>,
+    pub(crate) stats: Stats,
     /// Open connections, so that shutdown can unblock their reads.
     open: Mutex<HashMap<u64, TcpStream>>,
     open_changed: Condvar,
@@ -145,6 +150,7 @@ impl Shared {
     fn new(cfg: ServerConfig, shutdown: Arc<AtomicBool>) -> Self {
         Shared {
             compile_slots: Semaphore::new(cfg.jobs),
+            stats: Stats::new(cfg.jobs),
             cfg,
             shutdown,
             open: Mutex::new(HashMap::new()),
@@ -166,8 +172,31 @@ impl Shared {
 /// accepting, cancels running compiles, unblocks pending reads, and returns once every
 /// connection thread has finished. The listener is used in non-blocking mode.
 pub fn run(listener: TcpListener, cfg: ServerConfig, shutdown: Arc<AtomicBool>) -> io::Result<()> {
+    run_with_stats(listener, None, cfg, shutdown)
+}
+
+/// [`run`], also serving the statistics port (`--stats`) on `stats_listener` when
+/// given; it stops with the server.
+pub fn run_with_stats(
+    listener: TcpListener,
+    stats_listener: Option<TcpListener>,
+    cfg: ServerConfig,
+    shutdown: Arc<AtomicBool>,
+) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let shared = Arc::new(Shared::new(cfg, shutdown));
+    let stats_thread = match stats_listener {
+        Some(l) => {
+            l.set_nonblocking(true)?;
+            let worker = Arc::clone(&shared);
+            Some(
+                thread::Builder::new()
+                    .name("stats port".into())
+                    .spawn(move || http::serve_stats(l, worker))?,
+            )
+        }
+        None => None,
+    };
     while !shared.stopping() {
         if shared.open().len() >= shared.cfg.max_connections {
             // Leave further clients in the backlog until a connection ends.
@@ -207,6 +236,11 @@ pub fn run(listener: TcpListener, cfg: ServerConfig, shutdown: Arc<AtomicBool>) 
             let _ = stream.shutdown(Shutdown::Both);
         }
     }
+    drop(open);
+    if let Some(t) = stats_thread {
+        // It sees the shutdown flag within a poll interval.
+        let _ = t.join();
+    }
     Ok(())
 }
 
@@ -221,7 +255,9 @@ pub fn serve_stream(stream: TcpStream, peer: SocketAddr, cfg: ServerConfig) {
 fn accept_one(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let ip = access::display_ip(peer.ip());
     let shown = SocketAddr::new(ip, peer.port());
+    shared.stats.connection();
     if !shared.cfg.allow.allows(peer.ip()) {
+        shared.stats.denied();
         // As distccd: no byte for a denied peer, and no job summary.
         log::error!("connection from client '{shown}' denied by access list");
         drop(stream);

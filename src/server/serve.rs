@@ -6,6 +6,9 @@
 //! fully read request is answered (status 110, reason in `SERR`) rather than closed
 //! silently as distccd does, so the user can see why; only unreadable streams (bad
 //! bytes, unknown version, a client that vanished) are closed without a reply.
+//!
+//! Each job ends by reporting to the shared `stats` counters: its result, why it was
+//! refused, how long the compiler ran, and the bytes it moved.
 
 use std::fmt;
 use std::fs;
@@ -22,6 +25,7 @@ use crate::exec::{self, End};
 use crate::exit::ExitCode;
 use crate::protocol::{encode_reply, Reply, RequestDecoder, RequestEvent, Version};
 
+use super::stats::{JobRecord, RejectReason, Stats};
 use super::whitelist::{check_arguments, Refusal};
 use super::Shared;
 
@@ -60,6 +64,10 @@ struct Summary {
     status: u32,
     ret: i32,
     reason: Option<String>,
+    /// The refusal's category, for the statistics.
+    reject: Option<RejectReason>,
+    /// How long the compiler ran, if it was started.
+    compile_time: Option<Duration>,
 }
 
 impl Summary {
@@ -69,11 +77,23 @@ impl Summary {
             status,
             ret,
             reason: None,
+            reject: None,
+            compile_time: None,
         }
     }
 
     fn because(mut self, reason: impl Into<String>) -> Self {
         self.reason = Some(reason.into());
+        self
+    }
+
+    fn rejected(mut self, why: RejectReason) -> Self {
+        self.reject = Some(why);
+        self
+    }
+
+    fn compiled_for(mut self, took: Duration) -> Self {
+        self.compile_time = Some(took);
         self
     }
 
@@ -101,7 +121,19 @@ struct Names {
 pub(crate) fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     let start = Instant::now();
     let mut names = Names::default();
-    let summary = serve(stream, peer, shared, &mut names);
+    let mut conn = Conn::new(stream, shared.cfg.io_timeout);
+    let summary = serve(&mut conn, peer, shared, &mut names);
+    let elapsed = start.elapsed();
+    shared.stats.record(&JobRecord {
+        result: summary.result,
+        reject: summary.reject,
+        compile_time: summary.compile_time,
+        elapsed,
+        compiler: &names.compiler,
+        input: &names.input,
+        bytes_in: bytes_received(conn.stream()),
+    });
+    drop(conn);
     let mut line = format!(
         "client: {peer} {} exit:{} sig:{} core:{} ret:{} time:{}ms",
         summary.result,
@@ -109,7 +141,7 @@ pub(crate) fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Sha
         exec::signal(summary.status).unwrap_or(0),
         u8::from(exec::core_dumped(summary.status)),
         summary.ret,
-        start.elapsed().as_millis(),
+        elapsed.as_millis(),
     );
     if !names.compiler.is_empty() {
         line.push(' ');
@@ -125,10 +157,8 @@ pub(crate) fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Sha
     log::info!("{line}");
 }
 
-fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, names: &mut Names) -> Summary {
-    let cfg = &shared.cfg;
-    let mut conn = Conn::new(stream, cfg.io_timeout);
-    let req = match read_request(&mut conn, shared) {
+fn serve(conn: &mut Conn, peer: SocketAddr, shared: &Shared, names: &mut Names) -> Summary {
+    let req = match read_request(conn, shared) {
         Ok(req) => req,
         Err(summary) => {
             // Disconnects are routine; a malformed request is worth a warning.
@@ -141,21 +171,13 @@ fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared, names: &mut Names
     names.compiler = req.argv.first().cloned().unwrap_or_default();
     let (job, program) = match decide(&req, shared, names) {
         Ok(plan) => plan,
-        Err(refusal) => {
+        Err((why, refusal)) => {
             log::warn!("client {peer}: refused: {refusal}");
-            return answer_refusal(&mut conn, req.version, &refusal);
+            return answer_refusal(conn, shared, req.version, &refusal, why);
         }
     };
     let source = req.source.unwrap_or_default();
-    compile(
-        &mut conn,
-        peer,
-        shared,
-        req.version,
-        &job,
-        &program,
-        &source,
-    )
+    compile(conn, peer, shared, req.version, &job, &program, &source)
 }
 
 /// Reads one whole request. Errors are summaries: the stream is unusable afterwards.
@@ -166,9 +188,11 @@ fn read_request(conn: &mut Conn, shared: &Shared) -> Result<Request, Summary> {
         Ok(RequestEvent::Header { version, argv, .. }) => (version, argv),
         Ok(other) => {
             return Err(
-                Summary::new(JobResult::RejBadReq, 0, ExitCode::ProtocolError.code()).because(
-                    format!("bad request: unexpected {other:?} before the header"),
-                ),
+                Summary::new(JobResult::RejBadReq, 0, ExitCode::ProtocolError.code())
+                    .because(format!(
+                        "bad request: unexpected {other:?} before the header"
+                    ))
+                    .rejected(RejectReason::BadRequest),
             )
         }
         Err(ConnError::Eof { mid_message: false }) => {
@@ -185,7 +209,8 @@ fn read_request(conn: &mut Conn, shared: &Shared) -> Result<Request, Summary> {
             Ok(other) => {
                 return Err(
                     Summary::new(JobResult::RejBadReq, 0, ExitCode::ProtocolError.code())
-                        .because(format!("bad request: expected DOTI, got {other:?}")),
+                        .because(format!("bad request: expected DOTI, got {other:?}"))
+                        .rejected(RejectReason::BadRequest),
                 )
             }
             Err(e) => return Err(read_failure(e)),
@@ -212,6 +237,7 @@ fn read_failure(e: ConnError) -> Summary {
         ConnError::Protocol(p) => {
             Summary::new(JobResult::RejBadReq, 0, ExitCode::ProtocolError.code())
                 .because(format!("bad request: {p}"))
+                .rejected(RejectReason::BadRequest)
         }
         ConnError::Eof { .. } => {
             Summary::disconnected(ExitCode::IoError, format!("reading the request: {e}"))
@@ -232,50 +258,104 @@ fn decide(
     req: &Request,
     shared: &Shared,
     names: &mut Names,
-) -> Result<(RemoteJob, PathBuf), Refusal> {
+) -> Result<(RemoteJob, PathBuf), (RejectReason, Refusal)> {
     let decision = args::classify(&req.argv);
     if let Decision::Remote(job) = &decision {
         names.input = job.input.clone();
     }
     if req.version == Version::V3 {
-        return Err(Refusal::new(
-            ExitCode::ProtocolError,
-            "pump mode (protocol 3, ,cpp) is not supported by this server; \
-             list it without ,cpp to send preprocessed sources",
+        return Err((
+            RejectReason::Pump,
+            Refusal::new(
+                ExitCode::ProtocolError,
+                "pump mode (protocol 3, ,cpp) is not supported by this server; \
+                 list it without ,cpp to send preprocessed sources",
+            ),
         ));
     }
     let Some(argv0) = req.argv.first() else {
-        return Err(Refusal::new(ExitCode::BadArguments, "empty command line"));
+        return Err((
+            RejectReason::BadRequest,
+            Refusal::new(ExitCode::BadArguments, "empty command line"),
+        ));
     };
-    let program = shared.cfg.admission.admit_compiler(argv0)?;
-    check_arguments(&req.argv)?;
+    let program = shared
+        .cfg
+        .admission
+        .admit_compiler(argv0)
+        .map_err(|r| (RejectReason::Whitelist, r))?;
+    check_arguments(&req.argv).map_err(|r| (RejectReason::ForbiddenOption, r))?;
     match decision {
         Decision::Remote(job) => Ok((job, program)),
-        Decision::Local(reason) => Err(Refusal::new(
-            ExitCode::BadArguments,
-            format!("cannot compile this command remotely: {reason}"),
+        Decision::Local(reason) => Err((
+            RejectReason::NotDistributable,
+            Refusal::new(
+                ExitCode::BadArguments,
+                format!("cannot compile this command remotely: {reason}"),
+            ),
         )),
     }
 }
 
-fn answer_refusal(conn: &mut Conn, version: Version, refusal: &Refusal) -> Summary {
+fn answer_refusal(
+    conn: &mut Conn,
+    shared: &Shared,
+    version: Version,
+    refusal: &Refusal,
+    why: RejectReason,
+) -> Summary {
     let reply = Reply {
         status: REFUSAL_STATUS,
         stderr: refusal.client_message().into_bytes(),
         ..Reply::default()
     };
     let summary = Summary::new(JobResult::Other, REFUSAL_STATUS, refusal.code.code())
-        .because(refusal.reason.clone());
-    match send_reply(conn, version, &reply) {
+        .because(refusal.reason.clone())
+        .rejected(why);
+    match send_reply(conn, &shared.stats, version, &reply) {
         Ok(()) => summary,
-        Err(e) => Summary::disconnected(ExitCode::IoError, format!("sending the refusal: {e}")),
+        // Still a refusal, whether or not the client heard it.
+        Err(e) => Summary::disconnected(ExitCode::IoError, format!("sending the refusal: {e}"))
+            .rejected(why),
     }
 }
 
-fn send_reply(conn: &mut Conn, version: Version, reply: &Reply) -> Result<(), String> {
+fn send_reply(
+    conn: &mut Conn,
+    stats: &Stats,
+    version: Version,
+    reply: &Reply,
+) -> Result<(), String> {
     let mut bytes = Vec::new();
     encode_reply(version, reply, &mut bytes).map_err(|e| format!("cannot encode: {e}"))?;
-    conn.send(&bytes).map_err(|e| e.to_string())
+    conn.send(&bytes).map_err(|e| e.to_string())?;
+    stats.sent(bytes.len());
+    Ok(())
+}
+
+/// Bytes the kernel received on this connection (`TCP_INFO`), 0 if it cannot say.
+/// Exact wire bytes, compressed or not, without touching the read path.
+fn bytes_received(stream: &TcpStream) -> u64 {
+    // SAFETY: an all-zero tcp_info is a valid value for getsockopt to overwrite.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` and `len` are valid, writable and describe the same storage.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    // Kernels before 4.1 return a shorter struct without the byte counters.
+    let needed = std::mem::offset_of!(libc::tcp_info, tcpi_bytes_received) + 8;
+    if rc == 0 && len as usize >= needed {
+        info.tcpi_bytes_received
+    } else {
+        0
+    }
 }
 
 /// A private directory per job, removed on drop unless temps are saved.
@@ -310,6 +390,7 @@ fn compile(
 ) -> Summary {
     let cfg = &shared.cfg;
     // Wait for a compile slot, watching for the client giving up meanwhile.
+    let queued = shared.stats.queued();
     let _slot = loop {
         if let Some(permit) = shared
             .compile_slots
@@ -324,6 +405,8 @@ fn compile(
             );
         }
     };
+    drop(queued);
+    let _running = shared.stats.running();
     let workdir = match JobDir::create(shared) {
         Ok(d) => d,
         Err(e) => {
@@ -332,7 +415,13 @@ fn compile(
                 cfg.tmpdir.display()
             );
             log::error!("client {peer}: {why}");
-            return answer_refusal(conn, version, &Refusal::new(ExitCode::IoError, why));
+            return answer_refusal(
+                conn,
+                shared,
+                version,
+                &Refusal::new(ExitCode::IoError, why),
+                RejectReason::ServerError,
+            );
         }
     };
     let dir = match &workdir.dir {
@@ -344,7 +433,13 @@ fn compile(
     if let Err(e) = fs::write(&input, source) {
         let why = format!("cannot write {}: {e}", input.display());
         log::error!("client {peer}: {why}");
-        return answer_refusal(conn, version, &Refusal::new(ExitCode::IoError, why));
+        return answer_refusal(
+            conn,
+            shared,
+            version,
+            &Refusal::new(ExitCode::IoError, why),
+            RejectReason::ServerError,
+        );
     }
     let argv = job.server_argv(&path_str(&input), &path_str(&output));
     log::debug!(
@@ -369,12 +464,21 @@ fn compile(
     };
     let stream = conn.stream();
     let mut cancel = || shared.stopping() || client_gone(stream);
-    let finished = match exec::run(&mut cmd, &opts, &mut cancel) {
+    let started = Instant::now();
+    let ran = exec::run(&mut cmd, &opts, &mut cancel);
+    let took = started.elapsed();
+    let finished = match ran {
         Ok(f) => f,
         Err(e) => {
             let why = format!("cannot run compiler {}: {e}", program.display());
             log::error!("client {peer}: {why}");
-            return answer_refusal(conn, version, &Refusal::new(ExitCode::CompilerMissing, why));
+            return answer_refusal(
+                conn,
+                shared,
+                version,
+                &Refusal::new(ExitCode::CompilerMissing, why),
+                RejectReason::ServerError,
+            );
         }
     };
     let mut reply = Reply {
@@ -390,7 +494,7 @@ fn compile(
             } else {
                 "client disconnected, compiler killed"
             };
-            return Summary::disconnected(ExitCode::IoError, why);
+            return Summary::disconnected(ExitCode::IoError, why).compiled_for(took);
         }
         End::TimedOut => {
             let secs = cfg.job_lifetime.unwrap_or_default().as_secs();
@@ -420,16 +524,20 @@ fn compile(
                 reply
                     .stderr
                     .extend_from_slice(format!("swarmccd: {why}\n").as_bytes());
-                Summary::new(JobResult::Other, REFUSAL_STATUS, ExitCode::Distcc.code()).because(why)
+                Summary::new(JobResult::Other, REFUSAL_STATUS, ExitCode::Distcc.code())
+                    .because(why)
+                    .rejected(RejectReason::ServerError)
             }
         },
-    };
+    }
+    .compiled_for(took);
     // Everything is in memory now: clean up before answering, so that a client that
     // has its reply never finds our files still there.
     drop(workdir);
-    match send_reply(conn, version, &reply) {
+    match send_reply(conn, &shared.stats, version, &reply) {
         Ok(()) => summary,
-        Err(e) => Summary::disconnected(ExitCode::IoError, format!("sending the reply: {e}")),
+        Err(e) => Summary::disconnected(ExitCode::IoError, format!("sending the reply: {e}"))
+            .compiled_for(took),
     }
 }
 
