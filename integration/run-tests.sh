@@ -14,6 +14,7 @@ command -v make >/dev/null || need+=(make)
 command -v gcc >/dev/null || need+=(gcc)
 command -v g++ >/dev/null || need+=(g++)
 command -v python3 >/dev/null || need+=(python3)
+command -v tmux >/dev/null || need+=(tmux)   # tests/monitor.rs drives the full-screen view
 if ((${#need[@]})); then
     echo "run-tests: installing ${need[*]}"
     sudo=""
@@ -21,6 +22,8 @@ if ((${#need[@]})); then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# tests/server_stats.rs parses the /metrics page with Prometheus' own Python parser.
+python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install --quiet prometheus-client
 
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings

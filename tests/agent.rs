@@ -1,6 +1,7 @@
 //! The scheduling agent end to end (issue 3): caps across builds, instant hand-off of a
 //! killed holder's slot, one agent for fifty simultaneous starters, FIFO without
-//! head-of-line blocking, the load gate, malformed input, and idle exit.
+//! head-of-line blocking, the load gate, malformed input, and idle exit; and the FARM
+//! view monitors read (issue 4).
 //!
 //! Most tests run the agent in-process (`swarmcc::agent::serve` on a thread, stopped by
 //! removing its socket); the start-up test runs the real `swarmcc --agent-serve`.
@@ -585,6 +586,69 @@ fn malformed_lines_get_err_and_the_agent_keeps_serving() {
     );
     assert_eq!((st.local, st.fallbacks), (1, 1));
     assert_eq!(st.reasons, vec![("remote failed".into(), 1)]);
+}
+
+#[test]
+fn farm_shows_caps_busy_queues_failures_and_counters() {
+    // A monitor never starts an agent.
+    let empty = tempfile::tempdir().unwrap();
+    assert!(Agent::attach(empty.path()).is_err());
+    assert!(!agent::socket_path(empty.path()).exists());
+
+    let ag = InProcessAgent::start(Duration::from_secs(60));
+    let client = ag.client(Some("b1"));
+    let mut held = client
+        .lease_remote(&[offer("tcp_a_3632", 1)], false, None)
+        .unwrap()
+        .unwrap();
+    held.report(&JobReport::HostFailed {
+        reason: "cannot connect: Connection refused".into(),
+    });
+    let mut local = client.lease_local(LocalKind::Compile, 2, None).unwrap();
+    local.report(&JobReport::Local {
+        fallback: true,
+        reason: "tcp_a_3632: refused".into(),
+    });
+    // A second request for the full host waits in the queue.
+    let _waiter = raw(
+        &ag.socket(),
+        b"REMOTE build=- randomize=0 hosts=1\ntcp_a_3632 1\n",
+    );
+    let monitor = Agent::attach(ag.dir()).unwrap();
+    let deadline = Instant::now() + SOON;
+    let farm = loop {
+        let f = monitor.farm().unwrap();
+        if f.queued_remote == 1
+            && f.fallbacks == 1
+            && f.hosts.iter().any(|h| h.last_failure.is_some())
+        {
+            break f;
+        }
+        assert!(Instant::now() < deadline, "farm never settled: {f:?}");
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(farm.hosts.len(), 1, "{farm:?}");
+    let a = &farm.hosts[0];
+    assert_eq!(a.lock_name, "tcp_a_3632");
+    assert_eq!((a.limit, a.busy, a.waiting), (1, 1, 1));
+    let (ago, why) = a.last_failure.clone().unwrap();
+    assert_eq!(why, "cannot connect: Connection refused");
+    assert!(ago < SOON);
+    assert_eq!((farm.local_compile.limit, farm.local_compile.busy), (2, 1));
+    assert_eq!((farm.done_local, farm.done_remote), (1, 0));
+    assert_eq!(farm.reasons, vec![("tcp_a_3632: refused".to_string(), 1)]);
+    // Freed slots show at once: the waiter gets a's slot, the local pool empties.
+    drop(held);
+    drop(local);
+    let deadline = Instant::now() + SOON;
+    loop {
+        let f = monitor.farm().unwrap();
+        if f.queued_remote == 0 && f.local_compile.busy == 0 && f.hosts[0].busy == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slots not handed on: {f:?}");
+        thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]

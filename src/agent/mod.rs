@@ -11,6 +11,9 @@
 //!   after being idle for a while.
 //! * If the agent cannot be reached or started, callers fall back to `slots` lock files:
 //!   swarmcc never hangs on the agent.
+//! * Monitors (`swarmcc --monitor`) ask it for the whole farm (`Agent::attach`, then
+//!   `Agent::farm`: per host the cap, busy slots, queue and last failure; the local
+//!   pools; farm-wide counters). They never start an agent.
 //!
 //! Files: `wire.rs` the line protocol (documented there), `sched.rs` the pure scheduling
 //! state, `socket.rs` the agent process (start lock, socket, poll loop), `load.rs` the
@@ -243,6 +246,52 @@ pub struct BuildStats {
     pub running_local: u64,
 }
 
+/// One host as the agent knows it (answer to FARM), for monitors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FarmHost {
+    /// distcc's lock-file stem, e.g. `tcp_10.0.0.2_3632`.
+    pub lock_name: String,
+    /// The cap set by the current requests (the smallest `/LIMIT` among them); 0 when
+    /// no current request names the host.
+    pub limit: u32,
+    /// Slots held right now.
+    pub busy: u32,
+    /// Queued requests that could use this host.
+    pub waiting: u64,
+    /// Recent mean job time on the host, once measured.
+    pub mean: Option<Duration>,
+    /// Failures in the last minute (they rank the host last).
+    pub recent_failures: u64,
+    /// How long ago the host last failed, and why.
+    pub last_failure: Option<(Duration, String)>,
+}
+
+/// A local pool (compile or preprocess) as the agent sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FarmPool {
+    /// Cap from the current requests (0 when none).
+    pub limit: u32,
+    pub busy: u32,
+    pub waiting: u64,
+}
+
+/// The whole farm, as one agent (one `DISTCC_DIR`) schedules it: the FARM answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FarmInfo {
+    /// Sorted by lock name.
+    pub hosts: Vec<FarmHost>,
+    pub local_compile: FarmPool,
+    pub local_cpp: FarmPool,
+    /// Remote requests waiting for a slot.
+    pub queued_remote: u64,
+    /// Farm-wide counters since the agent started, over all builds.
+    pub done_remote: u64,
+    pub done_local: u64,
+    pub fallbacks: u64,
+    /// Why jobs ran locally, with counts (most frequent first).
+    pub reasons: Vec<(String, u64)>,
+}
+
 /// A connection to the agent of one `DISTCC_DIR`.
 #[derive(Debug)]
 pub struct Agent {
@@ -438,6 +487,33 @@ impl Agent {
         let line = LineReader::new(&stream, None).next_line()?;
         let (_, slot) = wire::parse_grant(&line).map_err(protocol_error)?;
         Ok(LocalLease { slot, conn: stream })
+    }
+
+    /// Connects to the agent of `distcc_dir` only if one runs: a monitor must never
+    /// start an agent just to find the farm idle.
+    pub fn attach(distcc_dir: &Path) -> io::Result<Agent> {
+        let dir = fs::canonicalize(distcc_dir)?;
+        let agent = Agent {
+            socket: socket_path(&dir),
+            dir,
+            // Never used: `farm` and `ping` do not start agents.
+            self_exe: PathBuf::from("/bin/false"),
+            build: None,
+        };
+        agent.ping()?;
+        Ok(agent)
+    }
+
+    /// The farm as the agent schedules it (hosts, caps, busy slots, queues, recent
+    /// failures, farm-wide counters). Does not start an agent that is gone.
+    pub fn farm(&self) -> io::Result<FarmInfo> {
+        let stream = UnixStream::connect(&self.socket)?;
+        stream.set_write_timeout(Some(ANSWER_TIMEOUT))?;
+        send_all(&stream, b"FARM\n")?;
+        let mut reader = LineReader::new(&stream, Some(Instant::now() + ANSWER_TIMEOUT));
+        let mut farm = FarmInfo::default();
+        while !wire::parse_farm_line(&reader.next_line()?, &mut farm).map_err(protocol_error)? {}
+        Ok(farm)
     }
 
     /// Counters of a build so far.

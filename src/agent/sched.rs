@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::{BuildStats, HostOffer, JobReport, LocalKind};
+use super::{BuildStats, FarmHost, FarmInfo, FarmPool, HostOffer, JobReport, LocalKind};
 
 /// Identifies one client connection (one request).
 pub type ConnId = u64;
@@ -118,6 +118,8 @@ impl Pool {
 struct Host {
     pool: Pool,
     failures: VecDeque<Instant>,
+    /// The latest failure and its reason, for monitors ("why is this host backed off").
+    last_failure: Option<(Instant, String)>,
     mean_ms: Option<f64>,
     last_used: Instant,
 }
@@ -127,6 +129,7 @@ impl Host {
         Host {
             pool: Pool::default(),
             failures: VecDeque::new(),
+            last_failure: None,
             mean_ms: None,
             last_used: now,
         }
@@ -222,6 +225,8 @@ pub struct Sched {
     waiting: VecDeque<(ConnId, Request)>,
     held: HashMap<ConnId, Held>,
     builds: Builds,
+    /// Farm-wide counters over every job, tagged with a build or not (for monitors).
+    totals: BuildEntry,
     rng: u64,
     blocked_by_load: bool,
     /// A request came or went since the last `schedule`: only then can a grant
@@ -245,6 +250,7 @@ impl Sched {
             waiting: VecDeque::new(),
             held: HashMap::new(),
             builds: Builds::default(),
+            totals: BuildEntry::default(),
             rng: seed,
             blocked_by_load: false,
             changed: false,
@@ -376,6 +382,8 @@ impl Sched {
         match report {
             JobReport::Remote { elapsed } => {
                 let lock_name = lock_name.ok_or("remote report on a local slot")?;
+                self.totals.remote_ok += 1;
+                *self.totals.per_host.entry(lock_name.clone()).or_insert(0) += 1;
                 if let Some(host) = self.hosts.get_mut(&lock_name) {
                     let ms = elapsed.as_secs_f64() * 1000.0;
                     host.mean_ms = Some(match host.mean_ms {
@@ -396,6 +404,7 @@ impl Sched {
                         host.failures.pop_front();
                     }
                     host.failures.push_back(now);
+                    host.last_failure = Some((now, reason.clone()));
                 }
                 if let Some(b) = build {
                     self.builds
@@ -405,6 +414,11 @@ impl Sched {
                 }
             }
             JobReport::Local { fallback, reason } => {
+                self.totals.local += 1;
+                if *fallback {
+                    self.totals.fallbacks += 1;
+                }
+                self.totals.count_reason(reason);
                 if let Some(b) = build {
                     let b = self.builds.touch(&b);
                     b.local += 1;
@@ -647,6 +661,69 @@ impl Sched {
                 .collect(),
             running_remote: e.running_remote,
             running_local: e.running_local,
+        }
+    }
+}
+
+impl Sched {
+    /// The farm as a monitor shows it: every known host with its cap (0 when no
+    /// current request names it), busy slots, waiting requests that name it, and its
+    /// last failure; the local pools; farm-wide counters.
+    pub fn farm(&self, now: Instant) -> FarmInfo {
+        let mut waiting_for: HashMap<&str, u64> = HashMap::new();
+        let mut local_waiting = [0u64; 2];
+        let mut queued_remote = 0;
+        for (_, req) in &self.waiting {
+            match req {
+                Request::Remote { hosts, .. } => {
+                    queued_remote += 1;
+                    for h in hosts {
+                        *waiting_for.entry(h.lock_name.as_str()).or_insert(0) += 1;
+                    }
+                }
+                Request::Local { kind, .. } => local_waiting[kind_index(*kind)] += 1,
+            }
+        }
+        let mut hosts: Vec<FarmHost> = self
+            .hosts
+            .iter()
+            .map(|(name, h)| FarmHost {
+                lock_name: name.clone(),
+                limit: h.pool.cap(),
+                busy: h.pool.used(),
+                waiting: waiting_for.get(name.as_str()).copied().unwrap_or(0),
+                mean: h
+                    .mean_ms
+                    .map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0)),
+                recent_failures: h.recent_failures(now) as u64,
+                last_failure: h
+                    .last_failure
+                    .as_ref()
+                    .map(|(t, why)| (now.saturating_duration_since(*t), why.clone())),
+            })
+            .collect();
+        hosts.sort_by(|a, b| a.lock_name.cmp(&b.lock_name));
+        let pool = |i: usize| FarmPool {
+            limit: self.local[i].cap(),
+            busy: self.local[i].used(),
+            waiting: local_waiting[i],
+        };
+        let mut reasons: Vec<(String, u64)> = self
+            .totals
+            .reasons
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        FarmInfo {
+            hosts,
+            local_compile: pool(kind_index(LocalKind::Compile)),
+            local_cpp: pool(kind_index(LocalKind::Preprocess)),
+            queued_remote,
+            done_remote: self.totals.remote_ok,
+            done_local: self.totals.local,
+            fallbacks: self.totals.fallbacks,
+            reasons,
         }
     }
 }
@@ -945,6 +1022,55 @@ mod tests {
         );
         assert_eq!(run(&mut s, t).len(), 1);
         assert_eq!(s.builds.map.len(), MAX_BUILDS);
+    }
+
+    #[test]
+    fn farm_view_counts_caps_busy_queues_failures_and_totals() {
+        let t = Instant::now();
+        let mut s = Sched::new(1);
+        s.submit(1, remote("b", &[("a", 1)]), t);
+        s.submit(2, remote("b", &[("a", 1), ("c", 2)]), t);
+        s.submit(3, remote("b", &[("a", 1)]), t);
+        s.submit(4, local(LocalKind::Compile, 3, None), t);
+        let g = run(&mut s, t);
+        assert_eq!(g.len(), 3, "{g:?}");
+        s.report(
+            1,
+            &JobReport::HostFailed {
+                reason: "connection refused".into(),
+            },
+            t,
+        )
+        .unwrap();
+        s.report(
+            4,
+            &JobReport::Local {
+                fallback: true,
+                reason: "a: refused".into(),
+            },
+            t,
+        )
+        .unwrap();
+        let later = t + Duration::from_secs(5);
+        let f = s.farm(later);
+        let names: Vec<&str> = f.hosts.iter().map(|h| h.lock_name.as_str()).collect();
+        assert_eq!(names, vec!["a", "c"]);
+        let a = &f.hosts[0];
+        // 1 got a, 2 got c (a was full), 3 waits for a.
+        assert_eq!((a.limit, a.waiting), (1, 1));
+        assert_eq!(f.queued_remote, 1);
+        let busy: u32 = f.hosts.iter().map(|h| h.busy).sum();
+        assert_eq!(busy, 2);
+        let (ago, why) = a.last_failure.clone().unwrap();
+        assert_eq!(
+            (ago, why.as_str()),
+            (Duration::from_secs(5), "connection refused")
+        );
+        assert_eq!(a.recent_failures, 1);
+        assert!(f.hosts[1].last_failure.is_none());
+        assert_eq!((f.local_compile.limit, f.local_compile.busy), (3, 1));
+        assert_eq!((f.done_local, f.fallbacks), (1, 1));
+        assert_eq!(f.reasons, vec![("a: refused".to_string(), 1)]);
     }
 
     #[test]

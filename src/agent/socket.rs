@@ -412,6 +412,11 @@ impl Server {
                     let text = wire::format_stats(&self.sched.stats(&build));
                     self.send(id, &text);
                 }
+                Ok(Header::Farm) => {
+                    c.phase = Phase::Closing;
+                    let text = wire::format_farm(&self.sched.farm(now));
+                    self.send(id, &text);
+                }
                 Ok(Header::Remote {
                     build,
                     randomize,

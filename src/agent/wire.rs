@@ -10,6 +10,7 @@
 //!   REMOTE build=<id|-> randomize=<0|1> hosts=<k>      then k lines: <lock_name> <limit>
 //!   LOCAL build=<id|-> kind=<compile|cpp> limit=<n> load=<x|->
 //!   STATS build=<id>
+//!   FARM                      the whole farm, for monitors (see `format_farm`)
 //!   PING
 //!   (the key=value fields may come in any order; each exactly once)
 //!
@@ -17,7 +18,8 @@
 //!   GRANT <index> <slot>      the slot is held until the client closes the connection;
 //!                             <index> indexes the offered hosts (0 for LOCAL)
 //!   PONG <pid>                answer to PING
-//!   <key> <value…>… END       answer to STATS (see `format_stats`)
+//!   <key> <value…>… END       answer to STATS (see `format_stats`) and to FARM
+//!                             (see `format_farm`)
 //!   ERR <reason>              malformed or misplaced line; the agent then closes
 //!
 //! client → agent, while holding a grant (any number, any order):
@@ -29,12 +31,12 @@
 //! ```
 //!
 //! A waiting client gives up by closing its connection; a line sent before GRANT is an
-//! error. STATS and PING connections are closed by the agent after the answer.
+//! error. STATS, FARM and PING connections are closed by the agent after the answer.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{BuildStats, HostOffer, JobReport, LocalKind};
+use super::{BuildStats, FarmHost, FarmInfo, FarmPool, HostOffer, JobReport, LocalKind};
 
 /// Longest line either side accepts, newline excluded.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -64,6 +66,7 @@ pub enum Header {
     Stats {
         build: String,
     },
+    Farm,
     Ping,
 }
 
@@ -179,6 +182,7 @@ pub fn parse_header(line: &str) -> Result<Header, String> {
             }
         }
         Some("PING") if words.len() == 1 => Ok(Header::Ping),
+        Some("FARM") if words.len() == 1 => Ok(Header::Farm),
         _ => Err(format!("unknown request {:?}", truncate(line, 64))),
     }
 }
@@ -401,6 +405,125 @@ pub fn parse_stats_line(line: &str, st: &mut BuildStats) -> Result<bool, String>
     Ok(false)
 }
 
+fn opt_ms(d: Option<Duration>) -> String {
+    d.map_or_else(|| "-".to_string(), |d| d.as_millis().to_string())
+}
+
+/// The FARM answer. As in STATS, free text comes last on its line:
+///
+/// ```text
+/// host <lock_name> <limit> <busy> <waiting> <mean_ms|-> <recent_failures> <failed_ms_ago|-> <reason…>
+/// local <compile|cpp> <limit> <busy> <waiting>
+/// queued_remote N | done_remote N | done_local N | fallbacks N
+/// reason <count> <reason…>
+/// END
+/// ```
+///
+/// `limit` is the cap the current requests set (0 when none names the host);
+/// `waiting` counts the queued requests that could use the host.
+pub fn format_farm(f: &FarmInfo) -> String {
+    let mut s = String::new();
+    for h in &f.hosts {
+        let (ago, why) = match &h.last_failure {
+            Some((ago, why)) => (opt_ms(Some(*ago)), sanitize_reason(why)),
+            None => ("-".to_string(), String::new()),
+        };
+        let _ = writeln!(
+            s,
+            "host {} {} {} {} {} {} {ago} {why}",
+            h.lock_name,
+            h.limit,
+            h.busy,
+            h.waiting,
+            opt_ms(h.mean),
+            h.recent_failures
+        );
+    }
+    for (kind, p) in [("compile", &f.local_compile), ("cpp", &f.local_cpp)] {
+        let _ = writeln!(s, "local {kind} {} {} {}", p.limit, p.busy, p.waiting);
+    }
+    let _ = writeln!(s, "queued_remote {}", f.queued_remote);
+    let _ = writeln!(s, "done_remote {}", f.done_remote);
+    let _ = writeln!(s, "done_local {}", f.done_local);
+    let _ = writeln!(s, "fallbacks {}", f.fallbacks);
+    for (reason, n) in &f.reasons {
+        let _ = writeln!(s, "reason {n} {}", sanitize_reason(reason));
+    }
+    s.push_str("END\n");
+    s
+}
+
+/// Folds one FARM answer line into `f`; `Ok(true)` at `END`.
+pub fn parse_farm_line(line: &str, f: &mut FarmInfo) -> Result<bool, String> {
+    if line == "END" {
+        return Ok(true);
+    }
+    if let Some(why) = line.strip_prefix("ERR ") {
+        return Err(format!("agent refused: {why}"));
+    }
+    let bad = || format!("bad farm line {:?}", truncate(line, 64));
+    let (key, rest) = line.split_once(' ').ok_or_else(bad)?;
+    let number = |t: &str| t.parse::<u64>().map_err(|_| bad());
+    let small = |t: &str| t.parse::<u32>().map_err(|_| bad());
+    let ms = |t: &str| -> Result<Option<Duration>, String> {
+        if t == "-" {
+            Ok(None)
+        } else {
+            number(t).map(|v| Some(Duration::from_millis(v)))
+        }
+    };
+    match key {
+        "host" => {
+            let mut w = rest.splitn(8, ' ');
+            let mut next = || w.next().ok_or_else(bad);
+            let lock_name = token("lock name", next()?)?;
+            let limit = small(next()?)?;
+            let busy = small(next()?)?;
+            let waiting = number(next()?)?;
+            let mean = ms(next()?)?;
+            let recent_failures = number(next()?)?;
+            let ago = ms(next()?)?;
+            let why = w.next().unwrap_or("");
+            f.hosts.push(FarmHost {
+                lock_name,
+                limit,
+                busy,
+                waiting,
+                mean,
+                recent_failures,
+                last_failure: ago.map(|a| (a, why.to_string())),
+            });
+        }
+        "local" => {
+            let w: Vec<&str> = rest.split(' ').collect();
+            let [kind, limit, busy, waiting] = w[..] else {
+                return Err(bad());
+            };
+            let pool = FarmPool {
+                limit: small(limit)?,
+                busy: small(busy)?,
+                waiting: number(waiting)?,
+            };
+            match kind {
+                "compile" => f.local_compile = pool,
+                "cpp" => f.local_cpp = pool,
+                _ => {}
+            }
+        }
+        "queued_remote" => f.queued_remote = number(rest)?,
+        "done_remote" => f.done_remote = number(rest)?,
+        "done_local" => f.done_local = number(rest)?,
+        "fallbacks" => f.fallbacks = number(rest)?,
+        "reason" => {
+            let (n, text) = rest.split_once(' ').unwrap_or((rest, ""));
+            f.reasons.push((text.to_string(), number(n)?));
+        }
+        // Unknown keys are skipped so a newer agent can add fields.
+        _ => {}
+    }
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,6 +663,62 @@ mod tests {
         }
         assert!(ended);
         assert_eq!(back, st);
+    }
+
+    #[test]
+    fn farm_round_trip() {
+        let f = FarmInfo {
+            hosts: vec![
+                FarmHost {
+                    lock_name: "tcp_10.0.0.2_3632".into(),
+                    limit: 4,
+                    busy: 3,
+                    waiting: 7,
+                    mean: Some(Duration::from_millis(1250)),
+                    recent_failures: 0,
+                    last_failure: None,
+                },
+                FarmHost {
+                    lock_name: "tcp_10.0.0.3_3632".into(),
+                    limit: 0,
+                    busy: 0,
+                    waiting: 0,
+                    mean: None,
+                    recent_failures: 2,
+                    last_failure: Some((
+                        Duration::from_millis(4200),
+                        "cannot connect: 10.0.0.3:3632: Connection refused".into(),
+                    )),
+                },
+            ],
+            local_compile: FarmPool {
+                limit: 4,
+                busy: 1,
+                waiting: 0,
+            },
+            local_cpp: FarmPool {
+                limit: 8,
+                busy: 2,
+                waiting: 1,
+            },
+            queued_remote: 7,
+            done_remote: 120,
+            done_local: 9,
+            fallbacks: 2,
+            reasons: vec![("not a compile (no -c or -S)".into(), 7)],
+        };
+        let text = format_farm(&f);
+        let mut back = FarmInfo::default();
+        let mut ended = false;
+        for line in text.lines() {
+            ended = parse_farm_line(line, &mut back).unwrap();
+        }
+        assert!(ended);
+        assert_eq!(back, f);
+        assert_eq!(parse_header("FARM"), Ok(Header::Farm));
+        assert!(parse_header("FARM x").is_err());
+        assert!(parse_farm_line("host a 1", &mut back).is_err());
+        assert!(parse_farm_line("ERR busy", &mut back).is_err());
     }
 
     #[test]

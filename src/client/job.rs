@@ -2,7 +2,10 @@
 //! the results and reports the outcome to the scheduler.
 //!
 //! The decision (local or remote, and why) was made by `args`; the slots come from
-//! `lease`; bytes on the wire are `remote`'s business.
+//! `lease`; bytes on the wire are `remote`'s business. Each job logs exactly one
+//! summary line at info level (`job x.c: remote on host[slot] ok in 0.12s`, `job x.c:
+//! local (not distributable: …)`, `job x.c: fallback to local (host: why)`); the
+//! details of each step are debug lines and warnings.
 
 use std::io::Write;
 use std::path::Path;
@@ -16,6 +19,7 @@ use crate::config::ClientConfig;
 use crate::exit::ExitCode;
 use crate::hosts::{HostKind, HostList, HostSpec};
 use crate::protocol::{Reply, Version};
+use crate::state::{Phase, StateFile};
 
 use super::lease::{Held, Scheduler};
 use super::local::{self, CompilerCommand};
@@ -39,9 +43,24 @@ enum Fallback {
 }
 
 impl Ctx<'_> {
+    fn state(&self) -> Option<&StateFile> {
+        self.sched.state()
+    }
+
     /// A job that must run here, under a local slot (distcc's `--localslots`, or the
     /// preprocessing pool for `-E`).
     pub fn run_local(&self, reason: &LocalReason) -> i32 {
+        let argv: Vec<String> = self
+            .cmd
+            .argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let name = job_name(&argv);
+        if let Some(st) = self.state() {
+            st.set_file(&name);
+        }
+        log::info!("job {name}: local (not distributable: {reason})");
         let (kind, limit) = match reason {
             LocalReason::Preprocess => (
                 LocalKind::Preprocess,
@@ -61,7 +80,17 @@ impl Ctx<'_> {
 
     fn compile_here(&self, kind: LocalKind, limit: u32, report: JobReport) -> i32 {
         let mut slot = self.sched.local(kind, limit, self.load_limit);
+        if let Some(st) = self.state() {
+            st.phase_on(
+                Phase::Compile,
+                "localhost",
+                slot.as_ref().map_or(0, |s| s.slot),
+            );
+        }
         let code = report_local(local::run(self.cmd));
+        if let Some(st) = self.state() {
+            st.phase(Phase::Done);
+        }
         if let Some(s) = &mut slot {
             s.report(&report);
         }
@@ -74,6 +103,9 @@ impl Ctx<'_> {
         let hosts = &self.hosts;
         let started = Instant::now();
         let lock_dir = cfg.lock_dir();
+        if let Some(st) = self.state() {
+            st.set_file(&job.input);
+        }
         let timeouts = Timeouts {
             connect: cfg.connect_timeout,
             io: cfg.io_timeout,
@@ -110,7 +142,7 @@ impl Ctx<'_> {
                     let off =
                         backoff::is_backed_off(&lock_dir, &h.lock_name(), cfg.backoff_period, now);
                     if off {
-                        log::info!(
+                        log::debug!(
                             "{} is backed off after a recent failure; skipping it",
                             h.spec
                         );
@@ -132,15 +164,19 @@ impl Ctx<'_> {
             let idx = candidates[slot.as_ref().map(|l| l.host).unwrap_or(0)];
             tried[idx] = true;
             let host = &hosts.hosts[idx];
+            let slot_no = slot.as_ref().map_or(0, |l| l.slot);
 
             let (name, port) = match &host.kind {
                 HostKind::Localhost => {
-                    log::info!(
-                        "compiling {} on localhost (listed in the host list)",
-                        job.input
-                    );
+                    log::info!("job {}: local (localhost in the host list)", job.input);
                     drop(cpp);
+                    if let Some(st) = self.state() {
+                        st.phase_on(Phase::Compile, "localhost", slot_no);
+                    }
                     let code = report_local(local::run(self.cmd));
+                    if let Some(st) = self.state() {
+                        st.phase(Phase::Done);
+                    }
                     if let Some(s) = &mut slot {
                         s.report(&JobReport::Local {
                             fallback: false,
@@ -158,17 +194,22 @@ impl Ctx<'_> {
                 Version::V2
             };
             if host.cpp {
-                log::info!(
+                log::debug!(
                     "{}: pump mode (,cpp) is not supported; using protocol 2",
                     host.spec
                 );
+            }
+            if let Some(st) = self.state() {
+                st.phase_on(Phase::Connect, name, slot_no);
             }
             let target = remote::Target {
                 host: name,
                 port,
                 version,
+                slot: slot_no,
+                state: self.state(),
             };
-            log::info!(
+            log::debug!(
                 "compiling {} on {} (protocol {})",
                 job.input,
                 host.spec,
@@ -187,14 +228,18 @@ impl Ctx<'_> {
                             reason: reason.clone(),
                         },
                     );
-                    failures.push(format!("{}: {reason}", host.spec));
+                    failures.push(format!("{}: {reason}", host_label(host)));
                 }
                 Ok(reply) => {
                     return self.finish_remote(job, host, reply, &mut cpp, slot, started);
                 }
                 Err(AttemptError::Preprocess(e)) => {
                     // The source is at fault, not the host: the local compile reports it.
-                    log::info!("{e}; compiling {} locally to report the error", job.input);
+                    log::debug!("{e}");
+                    log::info!(
+                        "job {}: local (preprocessing failed; the local compile reports the error)",
+                        job.input
+                    );
                     drop(slot);
                     drop(cpp);
                     return self.compile_here(
@@ -214,7 +259,7 @@ impl Ctx<'_> {
                             reason: e.to_string(),
                         },
                     );
-                    failures.push(format!("{}: {e}", host.spec));
+                    failures.push(format!("{}: {e}", host_label(host)));
                     backoff::mark(&lock_dir, &host.lock_name(), cfg.backoff_period);
                 }
             }
@@ -235,13 +280,22 @@ impl Ctx<'_> {
             Fallback::AllFailed(f) => f.join("; "),
         };
         if !self.cfg.fallback {
+            log::info!(
+                "job {}: failed ({reason}; fallbacks are disabled)",
+                job.input
+            );
             eprintln!(
                 "swarmcc: failed to distribute {} ({reason}) and fallbacks are disabled (DISTCC_FALLBACK=0)",
                 job.input
             );
             return ExitCode::NoHosts.code();
         }
-        log::warn!("{}: {reason}; compiling locally instead", job.input);
+        match &why {
+            Fallback::NoHosts => log::info!("job {}: local ({reason})", job.input),
+            Fallback::AllFailed(_) => {
+                log::info!("job {}: fallback to local ({reason})", job.input);
+            }
+        }
         // Fallbacks are what turns a dead farm and `make -j64` into 64 local compiles:
         // they queue for the local slots and the load limit like any local job.
         self.compile_here(
@@ -266,12 +320,19 @@ impl Ctx<'_> {
         let cfg = self.cfg;
         let lock_dir = cfg.lock_dir();
         let code = local::exit_code_from_wait(reply.status);
+        let where_ = format!(
+            "{}[{}]",
+            host_label(host),
+            slot.as_ref().map_or(0, |l| l.slot)
+        );
         if reply.status != 0 {
             if cfg.skip_local_retry && code < 128 {
+                if let Some(st) = self.state() {
+                    st.phase(Phase::Done);
+                }
                 log::info!(
-                    "remote compile of {} on {} failed (exit {code}); not retrying (DISTCC_SKIP_LOCAL_RETRY)",
-                    job.input,
-                    host.spec
+                    "job {}: remote on {where_} failed with exit {code} (not retried locally: DISTCC_SKIP_LOCAL_RETRY)",
+                    job.input
                 );
                 let pre_err = cpp
                     .wait()
@@ -287,9 +348,9 @@ impl Ctx<'_> {
                 return code;
             }
             log::info!(
-                "remote compile of {} on {} failed (exit {code}); retrying locally",
+                "job {}: fallback to local ({}: compile error, exit {code}; retried locally)",
                 job.input,
-                host.spec
+                host_label(host)
             );
             drop(slot);
             let local_code = self.compile_here(
@@ -313,6 +374,9 @@ impl Ctx<'_> {
         }
 
         // Success: write the dependency file and the object, then show diagnostics once.
+        if let Some(st) = self.state() {
+            st.phase(Phase::Done);
+        }
         let pre = match cpp.wait() {
             Ok(p) => p,
             Err(e) => {
@@ -344,14 +408,56 @@ impl Ctx<'_> {
             },
         );
         log::info!(
-            "compiled {} on {} in {:.3}s ({} bytes of object)",
+            "job {}: remote on {where_} ok in {:.2}s",
             job.input,
-            host.spec,
-            started.elapsed().as_secs_f64(),
-            reply.object.len()
+            started.elapsed().as_secs_f64()
         );
+        log::debug!("{} bytes of object from {}", reply.object.len(), host.spec);
         code
     }
+}
+
+/// A host as the job log names it: `host:port`, or `localhost`.
+fn host_label(h: &HostSpec) -> String {
+    match &h.kind {
+        HostKind::Tcp { host, port } if host.contains(':') => format!("[{host}]:{port}"),
+        HostKind::Tcp { host, port } => format!("{host}:{port}"),
+        HostKind::Localhost => "localhost".into(),
+        HostKind::Ssh { .. } => h.spec.clone(),
+    }
+}
+
+/// What a job is called in the log and the monitor when it is not a single-source
+/// compile: its source file if it names one, else its output, else the compiler.
+fn job_name(argv: &[String]) -> String {
+    const SOURCE: &[&str] = &[
+        "c", "cc", "cp", "cxx", "cpp", "c++", "C", "m", "mm", "M", "i", "ii", "mi", "mii", "s",
+        "S", "sx", "h", "hh", "hpp",
+    ];
+    let mut prev_o = false;
+    let mut output = None;
+    for a in argv.iter().skip(1) {
+        if prev_o {
+            output = Some(a.as_str());
+            prev_o = false;
+            continue;
+        }
+        if a == "-o" {
+            prev_o = true;
+            continue;
+        }
+        if a.starts_with('-') {
+            continue;
+        }
+        let ext = Path::new(a).extension().and_then(|e| e.to_str());
+        if ext.is_some_and(|e| SOURCE.contains(&e)) {
+            return a.clone();
+        }
+    }
+    output
+        .or_else(|| argv.first().map(String::as_str))
+        .unwrap_or("?")
+        .to_string()
 }
 
 fn report_to(slot: &mut Option<Held>, report: JobReport) {
@@ -437,6 +543,15 @@ mod tests {
         let mut order = host_order(&list);
         order.sort_unstable();
         assert_eq!(order, (0..8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn local_jobs_are_named_by_source_then_output() {
+        let v = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert_eq!(job_name(&v("gcc -E -I inc src/a.c -o a.i")), "src/a.c");
+        assert_eq!(job_name(&v("gcc a.o b.o -o prog -lm")), "prog");
+        assert_eq!(job_name(&v("gcc --version")), "gcc");
+        assert_eq!(job_name(&[]), "?");
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! Getting a slot for a job: from the per-user agent when it runs, else from distcc-style
 //! lock files — one interface either way, so the client never cares which, and never
 //! hangs because the agent is missing.
+//!
+//! The scheduler also carries the process's monitor state file (`state`): waiting for
+//! a compile slot is the `Blocked` phase, written here, just before the wait.
 
 use std::path::{Path, PathBuf};
 
 use crate::agent::{Agent, HostOffer, JobReport, LocalKind, LocalLease, RemoteLease};
 use crate::slots::{self, Pool, SlotLease};
+use crate::state::StateFile;
 
 /// A held slot; dropping it frees the slot.
 #[derive(Debug)]
@@ -38,6 +42,8 @@ impl Held {
 pub struct Scheduler {
     agent: Option<Agent>,
     lock_dir: PathBuf,
+    /// This process's job state for monitors (none if `DISTCC_DIR` is not writable).
+    state: Option<StateFile>,
 }
 
 impl Scheduler {
@@ -54,7 +60,23 @@ impl Scheduler {
             },
             Err(_) => None,
         };
-        Scheduler { agent, lock_dir }
+        Scheduler {
+            agent,
+            lock_dir,
+            state: None,
+        }
+    }
+
+    /// Gives the scheduler the process's state file: phases are written through it
+    /// from now on, and it is removed when the scheduler goes.
+    pub fn with_state(mut self, state: Option<StateFile>) -> Scheduler {
+        self.state = state;
+        self
+    }
+
+    /// The state file, to write the phases of the job.
+    pub fn state(&self) -> Option<&StateFile> {
+        self.state.as_ref()
     }
 
     /// A scheduler that uses lock files only.
@@ -62,6 +84,7 @@ impl Scheduler {
         Scheduler {
             agent: None,
             lock_dir,
+            state: None,
         }
     }
 
@@ -71,6 +94,9 @@ impl Scheduler {
     pub fn remote(&self, offers: &[HostOffer], randomize: bool) -> Option<Held> {
         if offers.is_empty() {
             return None;
+        }
+        if let Some(st) = &self.state {
+            st.blocked();
         }
         if let Some(agent) = &self.agent {
             match agent.lease_remote(offers, randomize, None) {
@@ -99,6 +125,11 @@ impl Scheduler {
     /// none started while the machine is that busy).
     pub fn local(&self, kind: LocalKind, limit: u32, load_limit: Option<f64>) -> Option<Held> {
         let limit = limit.max(1);
+        // A job waiting for its preprocessing slot already holds a remote one: its
+        // record keeps showing that host until the preprocessor starts.
+        if let (Some(st), LocalKind::Compile) = (&self.state, kind) {
+            st.blocked();
+        }
         if let Some(agent) = &self.agent {
             match agent.lease_local(kind, limit, load_limit) {
                 Ok(lease) => {

@@ -5,6 +5,9 @@
 //! Flow: parse (`config`, `compiler::classify_invocation`, `args::classify`) → decide
 //! (local with a reason, or remote) → run (`remote::attempt` per host, `local::run`) →
 //! report (outputs written atomically, diagnostics once, the compiler's exit code).
+//!
+//! Every compile keeps a distcc-format state file (`state::StateFile`) from start to
+//! end, so `distccmon-text` and `swarmcc --monitor` can list it with its phase.
 
 pub mod job;
 pub mod lease;
@@ -165,6 +168,8 @@ fn compile(
         eprintln!("swarmcc: no compiler given; see swarmcc --help");
         return ExitCode::BadArguments.code();
     }
+    // Startup, before anything else: a monitor sees the job from its first moment.
+    let state = crate::state::StateFile::create(&cfg.distcc_dir);
     let program = match resolve_program(&compiler_argv[0], &path) {
         Ok(p) => p,
         Err(e) => {
@@ -173,6 +178,8 @@ fn compile(
         }
     };
     if is_rust_compiler(&compiler_argv[0]) {
+        // exec keeps our pid but runs no destructor: the file must go first.
+        drop(state);
         return exec_untouched(&program, &compiler_argv);
     }
     let argv_os: Vec<OsString> = compiler_argv.iter().map(OsString::from).collect();
@@ -187,6 +194,10 @@ fn compile(
         Safeguard::Normal => {}
         Safeguard::RunLocally => {
             log::debug!("nested call (safeguard set): running the compiler directly");
+            log::info!("job {}: local (nested call)", compiler_argv[0]);
+            if let Some(st) = &state {
+                st.phase_on(crate::state::Phase::Compile, "localhost", 0);
+            }
             return report_local(local::run(&cmd));
         }
         Safeguard::Recursive => {
@@ -216,13 +227,14 @@ fn compile(
     let ctx = job::Ctx {
         cfg,
         cmd: &cmd,
-        sched: Scheduler::new(&cfg.distcc_dir, cfg.lock_dir(), cfg.build_id.as_deref()),
+        sched: Scheduler::new(&cfg.distcc_dir, cfg.lock_dir(), cfg.build_id.as_deref())
+            .with_state(state),
         load_limit: cfg.load_limit,
         hosts,
     };
     match decision {
         Decision::Local(reason) => {
-            log::info!(
+            log::debug!(
                 "running locally: {reason}: {}",
                 shell_words::join(&compiler_argv)
             );

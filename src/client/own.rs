@@ -1,5 +1,5 @@
-//! swarmcc's own command-line options (`--help`, `--version`, `--show-hosts`, `-j`),
-//! as opposed to a compiler command line.
+//! swarmcc's own command-line options (`--help`, `--version`, `--show-hosts`, `-j`,
+//! `--monitor`…), as opposed to a compiler command line.
 
 use clap::{CommandFactory, Parser};
 
@@ -31,6 +31,12 @@ pub struct Cli {
     /// embedded swarmccd serves the build on loopback.
     #[arg(long = "run", value_name = "COMMAND", num_args = 1.., allow_hyphen_values = true)]
     pub run: Vec<String>,
+    /// Show the running jobs (pid, phase, file, host[slot]) in distccmon-text's format,
+    /// once. With SECONDS: refresh every SECONDS — on a terminal a full-screen view of
+    /// hosts, slots, queues, backoffs, throughput and jobs (q quits), else a new block
+    /// each time, as `distccmon-text SECONDS`.
+    #[arg(long = "monitor", value_name = "SECONDS", num_args = 0..=1)]
+    pub monitor: Option<Option<f64>>,
     /// Run the scheduling agent for DIR (started on demand by swarmcc itself).
     #[arg(long = "agent-serve", value_name = "DIR", hide = true)]
     pub agent_serve: Option<std::path::PathBuf>,
@@ -100,6 +106,9 @@ pub fn run(args: &[String], cfg: &ClientConfig) -> i32 {
     };
     if let Some(dir) = &cli.agent_serve {
         return crate::agent::serve_main(dir);
+    }
+    if let Some(interval) = cli.monitor {
+        return crate::monitor::run(interval, cfg);
     }
     let shims = match (&cli.install_shims, &cli.uninstall_shims) {
         (Some(dir), _) => Some((crate::shims::Action::Install, dir.clone())),

@@ -1,7 +1,9 @@
 //! One remote compile: local preprocessing overlapped with connecting, the request, and
 //! the reply — or the reason it failed, so the caller can pick another host or fall back.
 //!
-//! Sockets are driven through `conn`; bytes are made and parsed by `protocol`.
+//! Sockets are driven through `conn`; bytes are made and parsed by `protocol`. The
+//! phases a monitor shows (Preprocess, Send, Compile, Receive) are written here, where
+//! they begin.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -20,6 +22,7 @@ use crate::client::lease::{Held, Scheduler};
 use crate::client::local::CompilerCommand;
 use crate::conn::{Conn, ConnError};
 use crate::protocol::{self, Limits, Reply, ReplyDecoder, ReplyEvent, Version};
+use crate::state::{Phase, StateFile};
 
 /// Why a remote attempt did not produce a reply.
 #[derive(Debug)]
@@ -149,6 +152,14 @@ impl<'a> Preprocessor<'a> {
         let slot = self
             .sched
             .local(LocalKind::Preprocess, self.cpp_limit, self.load_limit);
+        if let Some(st) = self.sched.state() {
+            // As distcc: the local preprocessor shows as localhost and its local slot.
+            st.phase_on(
+                Phase::Preprocess,
+                "localhost",
+                slot.as_ref().map_or(0, |s| s.slot),
+            );
+        }
         let mut child = self
             .compiler
             .command_with(&args)
@@ -261,6 +272,10 @@ pub struct Target<'a> {
     pub host: &'a str,
     pub port: u16,
     pub version: Version,
+    /// The slot held on the host (for the monitor's `host[slot]`).
+    pub slot: u32,
+    /// Where the phases go (none without a state file).
+    pub state: Option<&'a StateFile>,
 }
 
 /// Runs one remote compile on `target`. The preprocessor is started before connecting,
@@ -280,11 +295,19 @@ pub fn attempt(
     conn.send(&out).map_err(AttemptError::Conn)?;
 
     let pre = cpp.wait().map_err(AttemptError::Preprocess)?;
+    let phase = |p: Phase| {
+        if let Some(st) = target.state {
+            st.phase_on(p, target.host, target.slot);
+        }
+    };
+    phase(Phase::Send);
     out.clear();
     protocol::encode_source(target.version, &pre.text, &mut out)
         .map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
     conn.send(&out).map_err(AttemptError::Conn)?;
     drop(out);
+    // The request is out: the server compiles, we wait.
+    phase(Phase::Compile);
 
     let mut decoder = ReplyDecoder::new(target.version, Limits::default(), false);
     let mut reply = Reply::default();
@@ -296,7 +319,7 @@ pub fn attempt(
             .map_err(AttemptError::Conn)?;
         first = false;
         match event {
-            ReplyEvent::Started => {}
+            ReplyEvent::Started => phase(Phase::Receive),
             ReplyEvent::Status(s) => reply.status = s,
             ReplyEvent::Stderr(b) => reply.stderr = b,
             ReplyEvent::Stdout(b) => reply.stdout = b,
