@@ -244,21 +244,6 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
         .map(|d| absolute(d))
         .collect::<Result<_, _>>()?;
     let cfg = config(&cli, &env, allow)?;
-    if cfg.admission.cmdlist.is_none()
-        && !cfg.admission.insecure
-        && !cfg.admission.whitelist_dirs.iter().any(|d| d.is_dir())
-    {
-        log::warn!(
-            "no whitelist directory exists ({}): every compile will be refused; \
-             create compiler links there or pass --whitelist-dir",
-            cfg.admission
-                .whitelist_dirs
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
     nice(cli.nice);
 
     if cli.inetd {
@@ -331,15 +316,14 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
     } else if cfg.admission.insecure {
         log::warn!("--enable-tcp-insecure: any compiler a client names will run");
     } else {
-        log::info!(
-            "compiler whitelist: {}",
-            cfg.admission
-                .whitelist_dirs
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let dirs = cfg
+            .admission
+            .whitelist_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        log::info!("compiler whitelist: {dirs}");
         // distccd refuses to start in this case; we serve (refusing each job with its
         // reason) but say at once what is missing.
         let whitelisted = cfg
@@ -351,9 +335,9 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
             .count();
         if whitelisted == 0 {
             log::warn!(
-                "no compiler is whitelisted: every job will be refused; create the links with \
-                 `shims/install-shims.sh /usr/lib/swarmcc/bin` (or install distcc), or pass \
-                 --whitelist-dir DIR"
+                "no compiler is whitelisted in {dirs}: every job will be refused; create the \
+                 links with `swarmcc --install-shims /usr/lib/swarmcc/bin` (or install \
+                 distcc), or pass --whitelist-dir DIR"
             );
         }
     }
