@@ -185,3 +185,49 @@ fn swarmcc_to_swarmccd_through_masquerade_shims() {
     );
     assert_same_outputs(&local, &dir, true);
 }
+
+/// Regression (found building jemalloc with `CC="swarmcc gcc"` under `swarmcc --run`,
+/// which puts a masquerade folder first on PATH): gcc finds cc1 from argv[0], so the
+/// real compiler must not be run as a bare `gcc` that PATH resolves to a shim.
+#[test]
+fn explicit_wrapper_with_shims_first_on_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let local = reference_build(tmp.path());
+    let server = start_swarmccd(tmp.path(), &["--allow", "127.0.0.1"]);
+    let shims = tmp.path().join("shims");
+    fs::create_dir_all(&shims).unwrap();
+    for name in ["cc", "gcc", "c++", "g++"] {
+        std::os::unix::fs::symlink(SWARMCC, shims.join(name)).unwrap();
+    }
+    let path = format!("{}:{}", shims.display(), std::env::var("PATH").unwrap());
+    for (i, hosts) in [format!("127.0.0.1:{}/4", server.port), String::new()]
+        .iter()
+        .enumerate()
+    {
+        // Remote (the local preprocessor runs the real gcc), then with no hosts at all
+        // (the local compile runs it).
+        let dir = tmp.path().join(format!("explicit{i}"));
+        copy_tree(&fixture("proj"), &dir);
+        let out = make(
+            &dir,
+            &format!("{SWARMCC} gcc"),
+            &format!("{SWARMCC} g++"),
+            &[
+                ("PATH", path.as_str()),
+                ("DISTCC_HOSTS", hosts.as_str()),
+                ("DISTCC_DIR", tmp.path().join("ddir").to_str().unwrap()),
+            ],
+        );
+        assert_success(
+            &out,
+            &format!("explicit CC with shims first on PATH ({hosts:?})"),
+        );
+        assert_same_outputs(&local, &dir, true);
+    }
+    assert_eq!(
+        count(&server.log_text(), "COMPILE_OK"),
+        6,
+        "{}",
+        server.log_text()
+    );
+}

@@ -15,7 +15,7 @@ use crate::compiler::SAFEGUARD_VAR;
 pub struct CompilerCommand<'a> {
     /// The real compiler's executable (never swarmcc itself).
     pub program: &'a Path,
-    /// argv, argv[0] as the user wrote it (compilers such as gcc look at argv[0]).
+    /// argv as the user wrote it (argv[0]: the compiler's name).
     pub argv: &'a [OsString],
     /// The PATH the compiler should see (trimmed of our masquerade directory).
     pub path: &'a OsString,
@@ -25,11 +25,16 @@ pub struct CompilerCommand<'a> {
 
 impl CompilerCommand<'_> {
     /// A `Command` ready to spawn, with `args` replacing argv[1..].
+    ///
+    /// argv[0] is the real compiler's path, not the name the user typed: gcc finds its
+    /// own installation (cc1, collect2) from argv[0], and a bare `gcc` is looked up on
+    /// PATH — where a masquerade folder ahead of it (`swarmcc --run` puts one there,
+    /// also for an explicit `CC="swarmcc gcc"`) would make it look for cc1 beside
+    /// swarmcc. The driver names itself by argv[0]'s basename, so diagnostics read the
+    /// same.
     pub fn command_with(&self, args: &[OsString]) -> Command {
         let mut cmd = Command::new(self.program);
-        if let Some(arg0) = self.argv.first() {
-            cmd.arg0(arg0);
-        }
+        cmd.arg0(self.program);
         cmd.args(args)
             .env("PATH", self.path)
             .env(SAFEGUARD_VAR, self.safeguard_level.to_string());
