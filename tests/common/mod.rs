@@ -38,11 +38,31 @@ pub fn copy_tree(from: &Path, to: &Path) {
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // Tests of one binary run in parallel: never hand out the same port twice, or two
+    // servers race for it and one test talks to the other's server.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
+/// Waits until `port` accepts connections and `guard`'s process is still alive (a
+/// server that failed to bind must not pass for one that listens).
+fn wait_for_server(guard: &mut ProcessGuard, port: u16) -> bool {
+    if !wait_for_port(port, Duration::from_secs(10)) {
+        return false;
+    }
+    thread::sleep(Duration::from_millis(50));
+    matches!(guard.child.try_wait(), Ok(None))
 }
 
 pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
@@ -148,8 +168,9 @@ pub fn start_swarmccd_env(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> 
         child,
         name: "swarmccd".into(),
     };
+    let mut guard = guard;
     assert!(
-        wait_for_port(port, Duration::from_secs(10)),
+        wait_for_server(&mut guard, port),
         "swarmccd did not listen on {port}: {}",
         fs::read_to_string(&log).unwrap_or_default()
     );
@@ -209,8 +230,9 @@ pub fn start_distccd(dir: &Path) -> Distccd {
         child,
         name: "distccd".into(),
     };
+    let mut guard = guard;
     assert!(
-        wait_for_port(port, Duration::from_secs(10)),
+        wait_for_server(&mut guard, port),
         "distccd did not listen on {port}"
     );
     Distccd { guard, port, log }
