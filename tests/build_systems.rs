@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn compile_ok(server: &Swarmccd) -> usize {
@@ -27,38 +27,6 @@ fn require_tool(tool: &str, package: &str) {
         "`{tool}` is needed by this test and was not found: apt-get install {package} \
          (integration/run-tests.sh installs it)"
     );
-}
-
-/// Kills the scheduling agents swarmcc started for `distcc_dir` (it starts one per
-/// DISTCC_DIR on demand, detached; the test must not leave it running). By pid, only
-/// processes whose command line is `… --agent-serve <distcc_dir>`.
-struct AgentReaper(PathBuf);
-
-impl Drop for AgentReaper {
-    fn drop(&mut self) {
-        let Ok(procs) = fs::read_dir("/proc") else {
-            return;
-        };
-        let want = self.0.as_os_str().as_encoded_bytes().to_vec();
-        for p in procs.flatten() {
-            let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let Ok(cmdline) = fs::read(p.path().join("cmdline")) else {
-                continue;
-            };
-            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-            let ours = args
-                .windows(2)
-                .any(|w| w[0] == b"--agent-serve" && w[1] == want.as_slice());
-            if ours {
-                // SAFETY: kill(2) on one pid whose command line we just matched.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
-    }
 }
 
 /// The environment of a distributed build: the server, a private DISTCC_DIR, no

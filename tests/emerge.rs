@@ -47,37 +47,6 @@ fn not_owned_by_build_user(dir: &Path) -> Vec<(PathBuf, u32)> {
     bad
 }
 
-/// Kills the agents swarmcc started for `distcc_dir` (by pid: processes whose command
-/// line is `… --agent-serve <distcc_dir>`), so the test leaves nothing running.
-struct AgentReaper(PathBuf);
-
-impl Drop for AgentReaper {
-    fn drop(&mut self) {
-        let Ok(procs) = fs::read_dir("/proc") else {
-            return;
-        };
-        let want = self.0.as_os_str().as_encoded_bytes().to_vec();
-        for p in procs.flatten() {
-            let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let Ok(cmdline) = fs::read(p.path().join("cmdline")) else {
-                continue;
-            };
-            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-            if args
-                .windows(2)
-                .any(|w| w[0] == b"--agent-serve" && w[1] == want.as_slice())
-            {
-                // SAFETY: kill(2) on one pid whose command line we just matched.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
-    }
-}
-
 #[test]
 fn portage_layout_as_an_unprivileged_user_with_make_j16_l4() {
     // SAFETY: geteuid has no preconditions.

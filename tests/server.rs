@@ -6,6 +6,9 @@
 //! as root, the binary drops privileges (to `distccd` or `nobody`), so the directories
 //! it must use are made accessible to other users.
 
+mod common;
+
+use common::free_port;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -628,14 +631,6 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

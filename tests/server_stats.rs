@@ -15,12 +15,12 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{free_port, start_swarmccd, swarmcc, Swarmccd};
+use common::{free_port, start_swarmccd, swarmcc, AgentReaper, Swarmccd};
 use swarmcc::protocol::{encode_request_header, encode_source, Version};
 
 /// distccd 3.4's fields, in its order (reference 5.5), with the shape of each value.
@@ -242,37 +242,6 @@ fn sample(samples: &HashMap<String, f64>, key: &str) -> f64 {
     *samples
         .get(key)
         .unwrap_or_else(|| panic!("no sample {key} in {samples:?}"))
-}
-
-/// Kills the scheduling agents swarmcc started for `distcc_dir` (by pid: processes
-/// whose command line is `… --agent-serve <distcc_dir>`).
-struct AgentReaper(PathBuf);
-
-impl Drop for AgentReaper {
-    fn drop(&mut self) {
-        let Ok(procs) = fs::read_dir("/proc") else {
-            return;
-        };
-        let want = self.0.as_os_str().as_encoded_bytes().to_vec();
-        for p in procs.flatten() {
-            let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let Ok(cmdline) = fs::read(p.path().join("cmdline")) else {
-                continue;
-            };
-            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-            if args
-                .windows(2)
-                .any(|w| w[0] == b"--agent-serve" && w[1] == want.as_slice())
-            {
-                // SAFETY: kill(2) on one pid whose command line we just matched.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
-    }
 }
 
 fn wait_log(server: &Swarmccd, text: &str) {

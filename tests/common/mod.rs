@@ -311,3 +311,34 @@ pub fn assert_success(out: &Output, what: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Kills the scheduling agents swarmcc started for a `DISTCC_DIR` (by pid: processes
+/// whose command line is `… --agent-serve <dir>`), so a test leaves nothing running.
+pub struct AgentReaper(pub PathBuf);
+
+impl Drop for AgentReaper {
+    fn drop(&mut self) {
+        let Ok(procs) = fs::read_dir("/proc") else {
+            return;
+        };
+        let want = self.0.as_os_str().as_encoded_bytes().to_vec();
+        for p in procs.flatten() {
+            let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(cmdline) = fs::read(p.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            if args
+                .windows(2)
+                .any(|w| w[0] == b"--agent-serve" && w[1] == want.as_slice())
+            {
+                // SAFETY: kill(2) on one pid whose command line we just matched.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
