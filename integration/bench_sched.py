@@ -163,7 +163,9 @@ class Farm:
                 cmd = [binaries["swarmccd"], "--no-detach", "--listen", "127.0.0.1",
                        "--port", str(port), "--allow", "127.0.0.1", "-j", str(sc.limit),
                        "--log-level", "warning", "--log-file", log,
-                       "--whitelist-dir", os.path.join(work, "wl")]
+                       "--whitelist-dir", os.path.join(work, "wl"),
+                       # The fake compilers log events outside their job directories.
+                       "--no-sandbox"]
             else:
                 env["DISTCC_CMDLIST"] = os.path.join(work, "cmdlist")
                 cmd = ["distccd", "--no-detach", "--daemon", "--listen", "127.0.0.1",

@@ -60,6 +60,9 @@ pub struct ClientConfig {
     /// The load above which no local compile starts: `SWARMCC_LOAD_LIMIT`, else make's
     /// `-l` from `MAKEFLAGS`.
     pub load_limit: Option<f64>,
+    /// `SWARMCC_AUTH_KEY_FILE`, default `$DISTCC_DIR/auth.key`: the pre-shared key for
+    /// hosts listed with `,auth`. Read only when such a host is tried.
+    pub auth_key_file: PathBuf,
 }
 
 /// A configuration value that cannot be used.
@@ -160,7 +163,12 @@ impl ClientConfig {
             })?),
             None => None,
         };
+        let auth_key_file = match get("SWARMCC_AUTH_KEY_FILE") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => distcc_dir.join("auth.key"),
+        };
         Ok(ClientConfig {
+            auth_key_file,
             verbose: text("DISTCC_VERBOSE").is_some_and(|v| v.trim() == "1"),
             log_file: get("DISTCC_LOG")
                 .filter(|v| !v.is_empty())
@@ -289,6 +297,17 @@ mod tests {
         assert!(!c.verbose);
         assert_eq!(c.tmpdir, PathBuf::from("/tmp"));
         assert_eq!(c.hosts_env, None);
+        assert_eq!(c.auth_key_file, PathBuf::from("/home/u/.distcc/auth.key"));
+    }
+
+    #[test]
+    fn auth_key_file_follows_distcc_dir_unless_set() {
+        let c = cfg(&[("DISTCC_DIR", "/d")]).unwrap();
+        assert_eq!(c.auth_key_file, PathBuf::from("/d/auth.key"));
+        let c = cfg(&[("DISTCC_DIR", "/d"), ("SWARMCC_AUTH_KEY_FILE", "/etc/k")]).unwrap();
+        assert_eq!(c.auth_key_file, PathBuf::from("/etc/k"));
+        let c = cfg(&[("HOME", "/h"), ("SWARMCC_AUTH_KEY_FILE", "")]).unwrap();
+        assert_eq!(c.auth_key_file, PathBuf::from("/h/.distcc/auth.key"));
     }
 
     #[test]

@@ -3,12 +3,19 @@
 //!
 //! It knows the protocol only through the decoders' `decode` method, and nothing of
 //! compilers, hosts or files.
+//!
+//! A connection can carry a *tap* (see [`Conn::start_tap`]): a running MAC that sees
+//! every byte sent, or every byte a decoder consumed, while it is set. Authenticated
+//! sessions (`auth`) use it to MAC a request or reply exactly as it crossed the wire,
+//! without re-encoding anything.
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::auth::Transcript;
+use crate::protocol::auth::{AuthDecoder, AuthMessage};
 use crate::protocol::{self, ReplyDecoder, ReplyEvent, RequestDecoder, RequestEvent};
 
 /// Size of one socket read. Large enough that a typical object arrives in a few reads.
@@ -35,6 +42,23 @@ impl Decode for ReplyDecoder {
     fn decode_next(&mut self, buf: &[u8]) -> Result<Option<(ReplyEvent, usize)>, protocol::Error> {
         self.decode(buf)
     }
+}
+
+impl Decode for AuthDecoder {
+    type Event = AuthMessage;
+    fn decode_next(&mut self, buf: &[u8]) -> Result<Option<(AuthMessage, usize)>, protocol::Error> {
+        self.decode(buf)
+    }
+}
+
+/// Which bytes a tap sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TapDirection {
+    /// Everything passed to [`Conn::send`].
+    Sent,
+    /// Everything a decoder consumed in [`Conn::next_event`] (not bytes merely read
+    /// ahead: those belong to whatever is decoded next).
+    Received,
 }
 
 /// Why a conversation stopped.
@@ -87,6 +111,10 @@ pub struct Conn {
     start: usize,
     /// Longest allowed silence while a message is in flight.
     io_timeout: Duration,
+    /// An overall bound on receiving, however steadily bytes trickle in.
+    deadline: Option<Instant>,
+    /// The running MAC of one direction, while an authenticated session needs it.
+    tap: Option<(TapDirection, Transcript)>,
 }
 
 impl Conn {
@@ -99,7 +127,26 @@ impl Conn {
             buf: Vec::new(),
             start: 0,
             io_timeout,
+            deadline: None,
+            tap: None,
         }
+    }
+
+    /// Bounds every later receive by `deadline` as well as by the silence timeouts;
+    /// `None` lifts it. A peer that sends one byte just before each silence timeout
+    /// would otherwise hold the connection as long as it likes.
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
+    /// Feeds every later byte of `direction` to `transcript`, until [`Conn::stop_tap`].
+    pub fn start_tap(&mut self, direction: TapDirection, transcript: Transcript) {
+        self.tap = Some((direction, transcript));
+    }
+
+    /// Removes the tap and returns its transcript (`None` if there was none).
+    pub fn stop_tap(&mut self) -> Option<Transcript> {
+        self.tap.take().map(|(_, t)| t)
     }
 
     pub fn stream(&self) -> &TcpStream {
@@ -115,6 +162,9 @@ impl Conn {
         self.stream
             .set_write_timeout(Some(nonzero(self.io_timeout)))
             .map_err(ConnError::Io)?;
+        if let Some((TapDirection::Sent, t)) = &mut self.tap {
+            t.update(bytes);
+        }
         match self.stream.write_all(bytes) {
             Ok(()) => Ok(()),
             Err(e) if is_timeout(&e) => Err(ConnError::Timeout {
@@ -135,6 +185,9 @@ impl Conn {
     ) -> Result<D::Event, ConnError> {
         loop {
             if let Some((event, used)) = decoder.decode_next(&self.buf[self.start..])? {
+                if let Some((TapDirection::Received, t)) = &mut self.tap {
+                    t.update(&self.buf[self.start..self.start + used]);
+                }
                 self.start += used;
                 self.compact();
                 return Ok(event);
@@ -150,7 +203,15 @@ impl Conn {
 
     /// Reads at least one more byte into the buffer.
     fn fill(&mut self, wait: Duration, during: &'static str) -> Result<(), ConnError> {
-        let deadline = Instant::now() + wait;
+        let mut deadline = Instant::now() + wait;
+        let (mut wait, mut during) = (wait, during);
+        if let Some(overall) = self.deadline {
+            if overall < deadline {
+                deadline = overall;
+                wait = overall.saturating_duration_since(Instant::now());
+                during = "receiving (overall time limit)";
+            }
+        }
         let old_len = self.buf.len();
         self.buf.resize(old_len + READ_CHUNK, 0);
         let result = loop {
@@ -194,6 +255,16 @@ impl Conn {
         if self.start > 0 && self.start * 2 >= self.buf.len() {
             self.buf.drain(..self.start);
             self.start = 0;
+        }
+    }
+
+    /// Reads and drops everything the peer still sends, until it closes, stays silent
+    /// for the I/O timeout, or the overall deadline passes. Uses a small fixed buffer.
+    pub fn discard_rest(&mut self) {
+        self.buf.clear();
+        self.start = 0;
+        while self.fill(self.io_timeout, "discarding").is_ok() {
+            self.buf.clear();
         }
     }
 

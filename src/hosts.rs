@@ -35,6 +35,10 @@
 //!   other token starting with `--` is an unknown list option, never a host name;
 //! * trailing text after `localhost/N` is an error (distcc ignores it);
 //! * IPv6 addresses without brackets get an error that says to add them.
+//!
+//! `,auth` means swarmcc's own authentication (a pre-shared key, see `auth`), which
+//! only swarmccd speaks. distcc gave the option to GSS-API; its `,auth=NAME` form is
+//! still accepted, so that shared host lists load, and means the same as `,auth`.
 
 use std::fmt;
 use std::net::Ipv6Addr;
@@ -80,7 +84,9 @@ pub struct HostSpec {
     pub cpp: bool,
     /// `,down`: listed but never used.
     pub down: bool,
-    /// `,auth` (`Some("")`) or `,auth=name` (`Some("name")`): GSS-API before the request.
+    /// `,auth` (`Some("")`) or `,auth=name` (`Some("name")`): authenticate with the
+    /// pre-shared key before the request (swarmccd only; see [`HostSpec::wants_auth`]).
+    /// The name is distcc's GSS-API principal, kept for `--show-hosts` only.
     pub auth: Option<String>,
 }
 
@@ -112,6 +118,11 @@ impl HostSpec {
             HostKind::Tcp { host, port } => format!("tcp_{host}_{port}"),
             HostKind::Ssh { host, .. } => format!("ssh_{host}"),
         }
+    }
+
+    /// Whether the client must run the authentication handshake with this host.
+    pub fn wants_auth(&self) -> bool {
+        self.auth.is_some()
     }
 
     /// True for the `localhost` entry, which runs jobs here without a daemon.
@@ -702,6 +713,19 @@ mod tests {
             one("h/2,lzo,auth=host/h.example").auth.as_deref(),
             Some("host/h.example")
         );
+    }
+
+    #[test]
+    fn auth_option_for_swarmccd() {
+        let h = one("build1/8,lzo,auth");
+        assert!(h.wants_auth() && h.lzo);
+        assert_eq!(h.protocol(), 2);
+        assert_eq!(
+            describe(&h),
+            "build1/8,lzo,auth  host=build1 port=3632 limit=8 protocol=2 options=lzo,auth"
+        );
+        assert!(one("h,auth=x").wants_auth());
+        assert!(!one("build1/8,lzo").wants_auth());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod args;
+pub mod auth;
 pub mod backoff;
 pub mod client;
 pub mod compiler;
@@ -18,6 +19,7 @@ pub mod launcher;
 pub mod logging;
 pub mod monitor;
 pub mod protocol;
+pub mod sandbox;
 pub mod server;
 pub mod shims;
 pub mod slots;

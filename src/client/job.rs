@@ -208,6 +208,7 @@ impl Ctx<'_> {
                 version,
                 slot: slot_no,
                 state: self.state(),
+                auth_key: host.wants_auth().then_some(cfg.auth_key_file.as_path()),
             };
             log::debug!(
                 "compiling {} on {} (protocol {})",
@@ -229,6 +230,20 @@ impl Ctx<'_> {
                         },
                     );
                     failures.push(format!("{}: {reason}", host_label(host)));
+                }
+                Ok(reply) if is_server_fault(&reply) => {
+                    // The server could not do the job: try elsewhere, and back it off so
+                    // that other jobs do not upload their sources to it first.
+                    let reason = String::from_utf8_lossy(&reply.stderr).trim().to_string();
+                    log::warn!("{} failed {}: {reason}", host.spec, job.input);
+                    report_to(
+                        &mut slot,
+                        JobReport::HostFailed {
+                            reason: reason.clone(),
+                        },
+                    );
+                    failures.push(format!("{}: {reason}", host_label(host)));
+                    backoff::mark(&lock_dir, &host.lock_name(), cfg.backoff_period);
                 }
                 Ok(reply) => {
                     return self.finish_remote(job, host, reply, &mut cpp, slot, started);
@@ -352,17 +367,30 @@ impl Ctx<'_> {
                 job.input,
                 host_label(host)
             );
-            drop(slot);
+            // The remote slot is kept until the local retry says who was at fault
+            // (as distcc keeps the host "disliked" meanwhile): the agent must hear of a
+            // broken host, and only the lease can tell it.
             let local_code = self.compile_here(
                 LocalKind::Compile,
                 self.hosts.local_slots_or_default(),
                 JobReport::Local {
                     fallback: true,
-                    reason: format!("remote compile error (exit {code}) retried locally"),
+                    reason: format!(
+                        "{}: remote compile error (exit {code}) retried locally",
+                        host_label(host)
+                    ),
                 },
             );
             if local_code == 0 {
                 // The same source compiles here: the host (or its compiler) is at fault.
+                report_to(
+                    &mut slot,
+                    JobReport::HostFailed {
+                        reason: format!(
+                            "compile failed there (exit {code}) but succeeded locally"
+                        ),
+                    },
+                );
                 backoff::mark(&lock_dir, &host.lock_name(), cfg.backoff_period);
                 log::warn!(
                     "{} failed on {} but compiled locally; backing off that host",
@@ -520,6 +548,14 @@ fn is_refusal(reply: &Reply) -> bool {
         && reply.stderr.starts_with(b"swarmccd: ")
 }
 
+/// swarmccd answers its own failures (full disk, no job directory…) with exit 107 and
+/// a reason starting `swarmccd: `: the host is at fault, unlike a refusal.
+fn is_server_fault(reply: &Reply) -> bool {
+    reply.status != 0
+        && local::exit_code_from_wait(reply.status) == ExitCode::IoError.code()
+        && reply.stderr.starts_with(b"swarmccd: ")
+}
+
 fn emit(stdout: &[u8], cpp_stderr: &[u8], stderr: &[u8]) {
     if !stdout.is_empty() {
         let mut o = std::io::stdout().lock();
@@ -568,5 +604,12 @@ mod tests {
             ..Reply::default()
         };
         assert!(!is_refusal(&compile_error));
+        assert!(!is_server_fault(&compile_error) && !is_server_fault(&refusal));
+        let full_disk = Reply {
+            status: 107 << 8,
+            stderr: b"swarmccd: cannot write /tmp/swarmccd_x/a.i: No space left\n".to_vec(),
+            ..Reply::default()
+        };
+        assert!(is_server_fault(&full_disk) && !is_refusal(&full_disk));
     }
 }

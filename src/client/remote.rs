@@ -4,6 +4,11 @@
 //! Sockets are driven through `conn`; bytes are made and parsed by `protocol`. The
 //! phases a monitor shows (Preprocess, Send, Compile, Receive) are written here, where
 //! they begin.
+//!
+//! With a `,auth` host the attempt first runs the authentication handshake
+//! (`protocol::auth`, keys and MACs in `crate::auth`), MACs the request as it is sent,
+//! and accepts the reply only once its MAC checks out, so nothing a man in the middle
+//! changed, nor anything from a server without the key, is ever written.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -18,9 +23,11 @@ use tempfile::TempPath;
 
 use crate::agent::LocalKind;
 use crate::args::RemoteJob;
+use crate::auth::{self, Key, Session};
 use crate::client::lease::{Held, Scheduler};
 use crate::client::local::CompilerCommand;
-use crate::conn::{Conn, ConnError};
+use crate::conn::{Conn, ConnError, TapDirection};
+use crate::protocol::auth::{self as wire, AuthDecoder, AuthMessage, Expect};
 use crate::protocol::{self, Limits, Reply, ReplyDecoder, ReplyEvent, Version};
 use crate::state::{Phase, StateFile};
 
@@ -34,6 +41,49 @@ pub enum AttemptError {
     /// The local preprocessor failed: the source is at fault, not the host. The local
     /// compile will report the same error.
     Preprocess(String),
+    /// Authentication with a `,auth` host failed, or its reply could not be trusted.
+    Auth(AuthFailure),
+}
+
+/// Why an authenticated attempt failed.
+#[derive(Debug)]
+pub enum AuthFailure {
+    /// No usable key here (the message names the key file), or no randomness.
+    Local(String),
+    /// The handshake broke off: closed, garbled or timed out. A plain distccd does this
+    /// when it receives `SWAU`.
+    Handshake(String),
+    /// The server said no (`SWNO`), and why: wrong key, authentication not enabled, or
+    /// a request that failed its integrity check.
+    Refused(String),
+    /// The server's `SWOK` proof is wrong: it does not hold our key.
+    ServerProof,
+    /// The reply's MAC is missing or wrong: the reply is discarded.
+    Reply(String),
+}
+
+impl fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthFailure::Local(e) => write!(f, "cannot authenticate: {e}"),
+            AuthFailure::Handshake(e) => write!(
+                f,
+                "authentication handshake failed ({e}); ,auth works only with swarmccd \
+                 hosts started with --auth-key-file"
+            ),
+            AuthFailure::Refused(reason) => {
+                write!(f, "authentication refused by the server: {reason}")
+            }
+            AuthFailure::ServerProof => write!(
+                f,
+                "authentication failed: the server did not prove it holds our key \
+                 (different key files, or not the server we meant)"
+            ),
+            AuthFailure::Reply(why) => {
+                write!(f, "reply failed its integrity check ({why}); discarded")
+            }
+        }
+    }
 }
 
 impl fmt::Display for AttemptError {
@@ -42,6 +92,7 @@ impl fmt::Display for AttemptError {
             AttemptError::Connect(e) => write!(f, "cannot connect: {e}"),
             AttemptError::Conn(e) => write!(f, "{e}"),
             AttemptError::Preprocess(e) => write!(f, "preprocessing failed: {e}"),
+            AttemptError::Auth(e) => write!(f, "{e}"),
         }
     }
 }
@@ -276,6 +327,8 @@ pub struct Target<'a> {
     pub slot: u32,
     /// Where the phases go (none without a state file).
     pub state: Option<&'a StateFile>,
+    /// `,auth` hosts: the key file to authenticate with. `None`: plain distcc.
+    pub auth_key: Option<&'a Path>,
 }
 
 /// Runs one remote compile on `target`. The preprocessor is started before connecting,
@@ -287,8 +340,25 @@ pub fn attempt(
     timeouts: Timeouts,
 ) -> Result<Reply, AttemptError> {
     cpp.start();
+    // Read the key before connecting: without it there is nothing to say to the host.
+    let key = match target.auth_key {
+        Some(path) => Some(auth::load_key_file(path).map_err(AuthFailure::Local)?),
+        None => None,
+    };
     let stream = connect(target.host, target.port, timeouts.connect)?;
     let mut conn = Conn::new(stream, timeouts.io);
+    let session = match &key {
+        Some(key) => {
+            // A swarmccd answers the handshake at once, as it accepts a connection, so
+            // its steps get the connect timeout: a plain distccd never answers SWAU
+            // (it keeps reading, to quote more of what it got in its error message).
+            let session = handshake(&mut conn, key, timeouts.connect)?;
+            // From here on every request byte goes into the request MAC.
+            conn.start_tap(TapDirection::Sent, session.transcript());
+            Some(session)
+        }
+        None => None,
+    };
     let mut out = Vec::with_capacity(1024);
     protocol::encode_request_header(target.version, None, remote_argv, &mut out)
         .map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
@@ -305,9 +375,27 @@ pub fn attempt(
     protocol::encode_source(target.version, &pre.text, &mut out)
         .map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
     conn.send(&out).map_err(AttemptError::Conn)?;
+    // The request's MAC follows it; the tap saw every byte of it.
+    if let Some(request_mac) = conn.stop_tap() {
+        out.clear();
+        wire::encode_mac(&request_mac.finish(), &mut out);
+        conn.send(&out).map_err(AttemptError::Conn)?;
+    }
     drop(out);
     // The request is out: the server compiles, we wait.
     phase(Phase::Compile);
+    if let Some(session) = &session {
+        // Instead of a reply, a server that found the request altered says so.
+        let mut start = AuthDecoder::new(Expect::ReplyStart);
+        match conn.next_event(&mut start, Some(timeouts.compile)) {
+            Ok(AuthMessage::Refuse { reason }) => {
+                return Err(AttemptError::Auth(AuthFailure::Refused(reason)))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(AttemptError::Conn(e)),
+        }
+        conn.start_tap(TapDirection::Received, session.transcript());
+    }
 
     let mut decoder = ReplyDecoder::new(target.version, Limits::default(), false);
     let mut reply = Reply::default();
@@ -327,7 +415,58 @@ pub fn attempt(
             ReplyEvent::Deps(b) => reply.deps = Some(b),
         }
     }
+    if let Some(reply_mac) = conn.stop_tap() {
+        let fail = |why: String| AttemptError::Auth(AuthFailure::Reply(why));
+        match conn.next_event(&mut AuthDecoder::new(Expect::Mac), None) {
+            Ok(AuthMessage::Mac { mac }) if reply_mac.verify(&mac) => {}
+            Ok(_) => return Err(fail("MAC mismatch".into())),
+            Err(e) => return Err(fail(format!("no SWMC after it: {e}"))),
+        }
+    }
     Ok(reply)
+}
+
+impl From<AuthFailure> for AttemptError {
+    fn from(e: AuthFailure) -> Self {
+        AttemptError::Auth(e)
+    }
+}
+
+/// The client's half of the handshake: `SWAU`, the server's nonce, our nonce and
+/// proof, and the server's proof. Returns the session key for the request and reply
+/// MACs.
+fn handshake(conn: &mut Conn, key: &Key, wait: Duration) -> Result<Session, AuthFailure> {
+    let mut out = Vec::with_capacity(wire::NONCE_LEN + wire::MAC_LEN + 12);
+    wire::encode_hello(&mut out);
+    conn.send(&out)
+        .map_err(|e| AuthFailure::Handshake(e.to_string()))?;
+    let step = |conn: &mut Conn, expect: Expect| {
+        conn.next_event(&mut AuthDecoder::new(expect), Some(wait))
+            .map_err(|e| AuthFailure::Handshake(e.to_string()))
+    };
+    let ns = match step(conn, Expect::Challenge)? {
+        AuthMessage::Challenge { server_nonce } => server_nonce,
+        AuthMessage::Refuse { reason } => return Err(AuthFailure::Refused(reason)),
+        other => return Err(unexpected(other)),
+    };
+    let nc = auth::nonce().map_err(AuthFailure::Local)?;
+    out.clear();
+    wire::encode_response(&nc, &key.client_proof(&ns, &nc), &mut out);
+    conn.send(&out)
+        .map_err(|e| AuthFailure::Handshake(e.to_string()))?;
+    match step(conn, Expect::Verdict)? {
+        AuthMessage::Accept { mac } if key.verify_server_proof(&ns, &nc, &mac) => {}
+        AuthMessage::Accept { .. } => return Err(AuthFailure::ServerProof),
+        AuthMessage::Refuse { reason } => return Err(AuthFailure::Refused(reason)),
+        other => return Err(unexpected(other)),
+    }
+    Ok(key.session(&ns, &nc))
+}
+
+/// A message the decoder let through but this step has no use for (the decoders above
+/// never do; reported rather than trusted).
+fn unexpected(message: AuthMessage) -> AuthFailure {
+    AuthFailure::Handshake(format!("unexpected message {message:?}"))
 }
 
 fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, AttemptError> {

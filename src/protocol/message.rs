@@ -28,7 +28,7 @@ impl Version {
     /// Maps a `DIST` value to a version. distccd 3.4 serves 0 as version 1; so do we.
     pub fn from_wire(v: u32) -> Result<Version, Error> {
         match v {
-            0 | 1 => Ok(Version::V1),
+            1 => Ok(Version::V1),
             2 => Ok(Version::V2),
             3 => Ok(Version::V3),
             other => Err(Error::UnsupportedVersion(other)),
@@ -58,6 +58,9 @@ pub struct Limits {
     pub max_body: u32,
     /// Maximum size of one body after LZO decompression.
     pub max_decompressed: usize,
+    /// Maximum size of a request's whole header (`DIST` through the last `ARGV` or
+    /// `NFIL`): bounds the argument list as a whole, not only each string.
+    pub max_header: usize,
 }
 
 impl Default for Limits {
@@ -67,6 +70,7 @@ impl Default for Limits {
             max_string: 1024 * 1024,
             max_body: 1024 * 1024 * 1024,
             max_decompressed: 2 * 1024 * 1024 * 1024 - 1,
+            max_header: 64 * 1024 * 1024,
         }
     }
 }
@@ -201,6 +205,13 @@ impl HeaderScan {
                 }
             };
             self.cursor += used;
+            if self.cursor > limits.max_header {
+                return Err(Error::TooLarge {
+                    what: "request header",
+                    got: self.cursor as u64,
+                    limit: limits.max_header as u64,
+                });
+            }
         }
     }
 
@@ -774,7 +785,8 @@ mod tests {
 
     #[test]
     fn version_numbers() {
-        assert_eq!(Version::from_wire(0), Ok(Version::V1));
+        assert_eq!(Version::from_wire(0), Err(Error::UnsupportedVersion(0)));
+        assert_eq!(Version::from_wire(1), Ok(Version::V1));
         assert_eq!(Version::from_wire(3), Ok(Version::V3));
         assert_eq!(Version::from_wire(4), Err(Error::UnsupportedVersion(4)));
         assert!(!Version::V1.compressed() && Version::V2.compressed());
@@ -965,15 +977,14 @@ mod tests {
     }
 
     #[test]
-    fn dist_zero_is_v1() {
-        let events = request_events(b"DIST00000000ARGC00000001ARGV00000003gccDOTI00000001x");
+    fn dist_zero_is_refused() {
+        // distccd 3.4 takes version 0 as 1 (distcc-reference §6.2.3); no client sends it.
         assert_eq!(
-            events[0],
-            RequestEvent::Header {
-                version: Version::V1,
-                cwd: None,
-                argv: args(&["gcc"])
-            }
+            first_error(
+                b"DIST00000000ARGC00000001ARGV00000003gccDOTI00000001x",
+                Limits::default()
+            ),
+            Error::UnsupportedVersion(0)
         );
     }
 
@@ -1012,6 +1023,19 @@ mod tests {
             })
             .collect();
         assert_eq!(too_large(&v3_request("/w", &gcc()[..2], &files), l), "NFIL");
+
+        // The argument list as a whole: 100 arguments of 20 bytes each, each string
+        // within its limit, the total not.
+        let many: Vec<String> = (0..100)
+            .map(|i| format!("-DSYMBOL_NUMBER_{i:04}"))
+            .collect();
+        let l = tight(|l| l.max_header = 1000);
+        assert_eq!(
+            too_large(&v12_request(Version::V1, &many, b""), l),
+            "request header"
+        );
+        let l = tight(|l| l.max_header = 4000);
+        assert!(requests(&v12_request(Version::V1, &many, b""), 1, l).is_ok());
 
         // String lengths: a 6-byte string against a limit of 5.
         let l = tight(|l| l.max_string = 5);
@@ -1284,6 +1308,7 @@ mod tests {
             max_string: 4096,
             max_body: 1 << 20,
             max_decompressed: 1 << 20,
+            max_header: 1 << 16,
         };
         for i in 0..3000 {
             // Mutate valid messages: noise alone rarely gets past the first token.

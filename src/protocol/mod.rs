@@ -8,13 +8,16 @@
 //! * [`frame`]: the 12-byte packet header (4-letter token + 8 hex digits) and bodies;
 //! * [`lzo`]: LZO1X block compression for protocol 2/3 bodies;
 //! * [`message`]: request/reply encoders and incremental decoders that validate the
-//!   token sequence and enforce [`Limits`] before allocating anything.
+//!   token sequence and enforce [`Limits`] before allocating anything;
+//! * [`auth`]: the messages of swarmcc's authentication extension (`SWAU`…`SWMC`),
+//!   which wrap a distcc request and reply between swarmcc and swarmccd.
 //!
 //! Encoders append to a caller's `Vec<u8>` and leave it untouched when they fail.
 //! Decoders are incremental: `decode(&buf)` returns `Ok(None)` when more bytes are
 //! needed, `Ok(Some((event, used)))` when one event was decoded from the first `used`
 //! bytes of `buf`, and `Err` when the bytes can never form a valid message.
 
+pub mod auth;
 pub mod error;
 pub mod frame;
 pub mod lzo;

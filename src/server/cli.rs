@@ -116,6 +116,33 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub io_timeout: u64,
 
+    /// Close a connection whose whole request has not arrived after SECONDS, however
+    /// steadily it trickles in.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout: u64,
+
+    /// Answer "busy" at once (the client compiles locally or tries another host) when
+    /// this many jobs already wait for a compile slot [default: 2 × jobs + 4].
+    #[arg(long, value_name = "N")]
+    pub max_queued: Option<usize>,
+
+    /// Most connections served at once (reading requests, waiting, compiling, replying);
+    /// more wait in the listen backlog [default: jobs + max-queued + 32].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+
+    /// Largest preprocessed source accepted, in MiB, as sent and after decompression;
+    /// larger ones are answered with a refusal so the client compiles them locally.
+    #[arg(long, value_name = "MIB", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=4095))]
+    pub max_source_size: u32,
+
+    /// Do not confine compilers with Landlock. By default each compiler may write only
+    /// inside its private job directory (on kernels with Landlock, 5.13 and later).
+    #[arg(long)]
+    pub no_sandbox: bool,
+
     /// Debug mode: --no-detach --log-stderr --log-level debug.
     #[arg(short = 'W', long)]
     pub wizard: bool,
@@ -141,6 +168,26 @@ pub struct Cli {
     /// TCP port of the statistics listener (with --stats) [default: 3633].
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub stats_port: Option<u16>,
+
+    /// Require swarmcc clients to authenticate with the pre-shared key in FILE (hex,
+    /// at least 32 bytes, only the owner may access it: mode 0600). Plain distcc clients
+    /// are refused with the reason, unless --allow-unauthenticated lists them. Read at
+    /// startup, before privileges are dropped.
+    #[arg(long, value_name = "FILE")]
+    pub auth_key_file: Option<PathBuf>,
+
+    /// With --auth-key-file: plain distcc clients from ADDR[/BITS] may still compile
+    /// without authenticating (repeatable, same syntax as --allow; they must be allowed
+    /// by --allow too).
+    #[arg(long, value_name = "ADDR[/BITS]", requires = "auth_key_file")]
+    pub allow_unauthenticated: Vec<String>,
+
+    /// Write a new random key for --auth-key-file to FILE (32 bytes as hex, mode 0600;
+    /// an existing file is never overwritten) and exit. Copy it to each client as
+    /// ~/.distcc/auth.key (or where SWARMCC_AUTH_KEY_FILE points) and list the server
+    /// there with ,auth.
+    #[arg(long, value_name = "FILE")]
+    pub gen_auth_key: Option<PathBuf>,
 }
 
 #[cfg(test)]
@@ -198,6 +245,26 @@ mod tests {
         assert_eq!(c.nice, 10);
         assert!(c.daemon && c.no_detach && c.enable_tcp_insecure);
         assert_eq!(c.job_lifetime, 600);
+    }
+
+    #[test]
+    fn auth_flags() {
+        let c = parse(&[
+            "--auth-key-file",
+            "/etc/swarmcc/auth.key",
+            "--allow-unauthenticated",
+            "10.0.0.0/24",
+            "--allow-unauthenticated",
+            "::1",
+        ]);
+        assert_eq!(
+            c.auth_key_file.as_deref(),
+            Some(std::path::Path::new("/etc/swarmcc/auth.key"))
+        );
+        assert_eq!(c.allow_unauthenticated, ["10.0.0.0/24", "::1"]);
+        // Exempting peers from a requirement that does not exist is a mistake.
+        assert!(Cli::try_parse_from(["swarmccd", "--allow-unauthenticated", "10.0.0.1"]).is_err());
+        assert!(parse(&["--gen-auth-key", "k"]).gen_auth_key.is_some());
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::logging::{self, LevelFilter, Target};
 
 use super::access::{self, AllowList};
 use super::cli::Cli;
+use super::serve::AuthPolicy;
 use super::whitelist::{compiler_search_path, Admission, CmdList};
 use super::ServerConfig;
 
@@ -93,6 +94,9 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             };
         }
     };
+    if let Some(path) = &cli.gen_auth_key {
+        return gen_auth_key(path);
+    }
     let logs_to_file = cli.log_file.is_some() && !cli.log_stderr && !cli.wizard;
     match start(cli) {
         Ok(()) => 0,
@@ -125,7 +129,8 @@ pub fn allow_list(cli: &Cli) -> Result<(AllowList, bool), StartError> {
 }
 
 /// Builds the server configuration from the flags and the environment. Reads the
-/// `DISTCC_CMDLIST` file; touches nothing else.
+/// `DISTCC_CMDLIST` file and the `--auth-key-file` (so both are read before
+/// privileges are dropped); touches nothing else.
 pub fn config(cli: &Cli, env: &ServerEnv, allow: AllowList) -> Result<ServerConfig, StartError> {
     let mut admission = Admission::whitelist(&cli.whitelist_dir, Vec::new());
     admission.search_path = compiler_search_path(
@@ -162,13 +167,69 @@ pub fn config(cli: &Cli, env: &ServerEnv, allow: AllowList) -> Result<ServerConf
     let mut cfg = ServerConfig::new(allow, admission);
     if let Some(j) = cli.jobs {
         cfg.jobs = j as usize;
-        cfg.max_connections = cfg.jobs * 4 + 8;
     }
+    cfg.max_queued = cli.max_queued.unwrap_or(cfg.jobs * 2 + 4);
+    cfg.max_connections = cli
+        .max_connections
+        .map_or(cfg.jobs + cfg.max_queued + 32, |n| n as usize);
+    cfg.request_timeout = Duration::from_secs(cli.request_timeout);
+    cfg.sandbox = !cli.no_sandbox;
+    let source_bytes = cli.max_source_size as usize * 1024 * 1024;
+    cfg.limits.max_body = u32::try_from(source_bytes).unwrap_or(u32::MAX);
+    cfg.limits.max_decompressed = source_bytes;
     cfg.io_timeout = Duration::from_secs(cli.io_timeout);
     cfg.job_lifetime = (cli.job_lifetime > 0).then(|| Duration::from_secs(cli.job_lifetime));
     cfg.tmpdir = env.tmpdir.clone();
     cfg.save_temps = env.save_temps;
+    cfg.auth = auth_policy(cli)?;
     Ok(cfg)
+}
+
+/// `--auth-key-file` and `--allow-unauthenticated`: reads and checks the key file (a
+/// missing, short, or group- or world-accessible key stops the server, with the file's
+/// name in the message).
+fn auth_policy(cli: &Cli) -> Result<Option<AuthPolicy>, StartError> {
+    let Some(path) = &cli.auth_key_file else {
+        return Ok(None);
+    };
+    let key =
+        crate::auth::load_key_file(path).map_err(|e| StartError::new(ExitCode::BadArguments, e))?;
+    let mut allow_unauthenticated = AllowList::default();
+    for entry in &cli.allow_unauthenticated {
+        let nets = access::parse_allow(entry).map_err(|e| {
+            // Same syntax as --allow; say which option was wrong.
+            StartError::new(
+                ExitCode::BadArguments,
+                e.replacen("--allow", "--allow-unauthenticated", 1),
+            )
+        })?;
+        allow_unauthenticated.push(nets);
+    }
+    Ok(Some(AuthPolicy {
+        key,
+        allow_unauthenticated,
+    }))
+}
+
+/// `--gen-auth-key FILE`: writes a new key and exits.
+fn gen_auth_key(path: &Path) -> i32 {
+    match crate::auth::generate_key_file(path) {
+        Ok(()) => {
+            println!(
+                "swarmccd: wrote a new authentication key to {shown}\n\
+                 serve with:  swarmccd --auth-key-file {shown} ...\n\
+                 on each client, copy it to ~/.distcc/auth.key (mode 0600; or point \
+                 SWARMCC_AUTH_KEY_FILE at it) and list this server with ,auth, \
+                 e.g. DISTCC_HOSTS=\"buildhost/8,lzo,auth\"",
+                shown = path.display()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("swarmccd: {e}");
+            ExitCode::IoError.code()
+        }
+    }
 }
 
 /// The address to listen on when `--listen` is not given (see `--help`).
@@ -292,7 +353,19 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
         "swarmccd {} listening on {local}",
         env!("CARGO_PKG_VERSION")
     );
-    log::info!("allowing up to {} active jobs", cfg.jobs);
+    log::info!(
+        "allowing up to {} active jobs, {} more waiting, {} connections",
+        cfg.jobs,
+        cfg.max_queued,
+        cfg.max_connections
+    );
+    if !cfg.sandbox {
+        log::warn!("--no-sandbox: compilers may write anywhere this user can");
+    } else if crate::sandbox::available() {
+        log::info!("compilers confined with Landlock: writes only inside their job directory");
+    } else {
+        log::warn!("this kernel has no Landlock: compilers run unconfined");
+    }
     if let Some(addr) = stats_listener.as_ref().and_then(|l| l.local_addr().ok()) {
         log::info!(
             "statistics on {addr}: distccd's <distccstats> page, and GET /metrics for Prometheus"
@@ -306,6 +379,18 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
              pass --allow ADDR[/BITS] or --allow-private to serve other hosts",
             cfg.allow
         );
+    }
+    if let (Some(policy), Some(path)) = (&cfg.auth, &cli.auth_key_file) {
+        log::info!(
+            "clients must authenticate with the key in {}",
+            path.display()
+        );
+        if !policy.allow_unauthenticated.is_empty() {
+            log::info!(
+                "plain distcc clients allowed without authentication from: {}",
+                policy.allow_unauthenticated
+            );
+        }
     }
     if let Some(list) = &cfg.admission.cmdlist {
         log::info!(
@@ -775,6 +860,57 @@ mod tests {
             ..env
         };
         assert!(config(&cli(&[]), &bad, AllowList::loopback()).is_err());
+    }
+
+    #[test]
+    fn auth_key_file_is_read_and_checked() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("auth.key");
+        crate::auth::generate_key_file(&key).unwrap();
+        let k = key.to_str().unwrap();
+        let cfg = config(
+            &cli(&[
+                "--auth-key-file",
+                k,
+                "--allow-unauthenticated",
+                "10.1.0.0/16",
+            ]),
+            &ServerEnv::default(),
+            AllowList::loopback(),
+        )
+        .unwrap();
+        let policy = cfg.auth.expect("auth configured");
+        assert!(policy
+            .allow_unauthenticated
+            .allows("10.1.2.3".parse().unwrap()));
+        assert!(!policy
+            .allow_unauthenticated
+            .allows("127.0.0.1".parse().unwrap()));
+        let none = config(&cli(&[]), &ServerEnv::default(), AllowList::loopback()).unwrap();
+        assert!(none.auth.is_none());
+
+        let bad = config(
+            &cli(&[
+                "--auth-key-file",
+                k,
+                "--allow-unauthenticated",
+                "10.0.0.0/99",
+            ]),
+            &ServerEnv::default(),
+            AllowList::loopback(),
+        )
+        .unwrap_err();
+        assert!(bad.message.contains("--allow-unauthenticated"), "{bad}");
+
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).unwrap();
+        let e = config(
+            &cli(&["--auth-key-file", k]),
+            &ServerEnv::default(),
+            AllowList::loopback(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains(k) && e.message.contains("0640"), "{e}");
     }
 
     #[test]

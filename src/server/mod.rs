@@ -60,6 +60,19 @@ pub struct ServerConfig {
     pub save_temps: bool,
     /// Bounds on what a request may make us allocate.
     pub limits: Limits,
+    /// Longest time a whole request may take to arrive, however steadily it trickles:
+    /// a slow client cannot hold a connection (and its memory) indefinitely.
+    pub request_timeout: Duration,
+    /// Connections waiting for a compile slot beyond this many are answered "busy" at
+    /// once, so that their clients compile locally instead of queueing.
+    pub max_queued: usize,
+    /// Confine each compiler with Landlock: it may write only inside its job
+    /// directory (where the kernel supports it).
+    pub sandbox: bool,
+    /// `--auth-key-file`: peers must authenticate with the pre-shared key, except
+    /// those in `--allow-unauthenticated`. `None`: plain distcc for everyone (a client
+    /// that asks to authenticate is told it is not enabled).
+    pub auth: Option<serve::AuthPolicy>,
 }
 
 impl ServerConfig {
@@ -69,14 +82,31 @@ impl ServerConfig {
         ServerConfig {
             allow,
             jobs: default_jobs(),
-            max_connections: default_jobs() * 4 + 8,
+            max_connections: default_jobs() * 3 + 4 + 32,
             io_timeout: Duration::from_secs(60),
             job_lifetime: None,
             admission,
             tmpdir: std::env::temp_dir(),
             save_temps: false,
-            limits: Limits::default(),
+            limits: server_limits(),
+            request_timeout: Duration::from_secs(300),
+            max_queued: default_jobs() * 2 + 4,
+            sandbox: true,
+            auth: None,
         }
+    }
+}
+
+/// What one request may make the server allocate: smaller than the decoder's
+/// defaults, which are sized for what a client accepts from a trusted server.
+/// Preprocessed translation units of a few tens of MiB are already exceptional.
+pub fn server_limits() -> Limits {
+    Limits {
+        max_argc: 4096,
+        max_string: 64 * 1024,
+        max_body: 256 * 1024 * 1024,
+        max_decompressed: 256 * 1024 * 1024,
+        max_header: 4 * 1024 * 1024,
     }
 }
 

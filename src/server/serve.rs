@@ -15,16 +15,23 @@ use std::fs;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::io::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::args::{self, filename, Decision, RemoteJob};
-use crate::conn::{Conn, ConnError};
+use crate::auth::{self, Key, Session};
+use crate::conn::{Conn, ConnError, TapDirection};
 use crate::exec::{self, End};
 use crate::exit::ExitCode;
-use crate::protocol::{encode_reply, Reply, RequestDecoder, RequestEvent, Version};
+use crate::protocol::auth::{self as wire, AuthDecoder, AuthMessage, Expect};
+use crate::protocol::{
+    encode_reply, Error as ProtocolError, Reply, RequestDecoder, RequestEvent, Version,
+};
+use crate::sandbox;
 
+use super::access::AllowList;
 use super::stats::{JobRecord, RejectReason, Stats};
 use super::whitelist::{check_arguments, Refusal};
 use super::Shared;
@@ -32,6 +39,10 @@ use super::Shared;
 /// The wait status every refusal is answered with: exit 110, distcc's "compiler
 /// missing", which clients treat as a failed remote compile and retry locally.
 pub const REFUSAL_STATUS: u32 = (ExitCode::CompilerMissing as u32) << 8;
+
+/// The wait status of an answer saying the server itself failed (no space for the
+/// job, cannot create its directory…): exit 107, distcc's I/O error.
+pub const SERVER_FAULT_STATUS: u32 = (ExitCode::IoError as u32) << 8;
 
 /// The job summary's result field, as distccd names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +133,15 @@ pub(crate) fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Sha
     let start = Instant::now();
     let mut names = Names::default();
     let mut conn = Conn::new(stream, shared.cfg.io_timeout);
-    let summary = serve(&mut conn, peer, shared, &mut names);
+    // Authentication (when configured, or when the client asks for it) comes before
+    // the request; its outcome is part of the job line's reason.
+    let summary = match authenticate(&mut conn, peer, shared) {
+        Ok(auth) => {
+            let summary = serve(&mut conn, peer, shared, &mut names, &auth);
+            auth.annotate(summary)
+        }
+        Err(summary) => summary,
+    };
     let elapsed = start.elapsed();
     shared.stats.record(&JobRecord {
         result: summary.result,
@@ -157,7 +176,17 @@ pub(crate) fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Sha
     log::info!("{line}");
 }
 
-fn serve(conn: &mut Conn, peer: SocketAddr, shared: &Shared, names: &mut Names) -> Summary {
+fn serve(
+    conn: &mut Conn,
+    peer: SocketAddr,
+    shared: &Shared,
+    names: &mut Names,
+    auth: &AuthState,
+) -> Summary {
+    if let AuthState::Session(session) = auth {
+        // The request MAC covers exactly the bytes the request decoder consumes.
+        conn.start_tap(TapDirection::Received, session.transcript());
+    }
     let req = match read_request(conn, shared) {
         Ok(req) => req,
         Err(summary) => {
@@ -169,6 +198,21 @@ fn serve(conn: &mut Conn, peer: SocketAddr, shared: &Shared, names: &mut Names) 
         }
     };
     names.compiler = req.argv.first().cloned().unwrap_or_default();
+    match auth {
+        AuthState::Required => {
+            // A plain distcc client: answered in its own protocol, so that it prints
+            // the reason and compiles locally.
+            log::warn!("client {peer}: refused: {AUTH_REQUIRED}");
+            let refusal = Refusal::new(ExitCode::AccessDenied, AUTH_REQUIRED);
+            return answer_refusal(conn, shared, req.version, &refusal, RejectReason::Auth);
+        }
+        AuthState::Session(session) => {
+            if let Err(summary) = check_request_mac(conn, peer, shared, session) {
+                return summary;
+            }
+        }
+        AuthState::Off | AuthState::Exempt => {}
+    }
     let (job, program) = match decide(&req, shared, names) {
         Ok(plan) => plan,
         Err((why, refusal)) => {
@@ -182,6 +226,13 @@ fn serve(conn: &mut Conn, peer: SocketAddr, shared: &Shared, names: &mut Names) 
 
 /// Reads one whole request. Errors are summaries: the stream is unusable afterwards.
 fn read_request(conn: &mut Conn, shared: &Shared) -> Result<Request, Summary> {
+    conn.set_deadline(Some(Instant::now() + shared.cfg.request_timeout));
+    let request = read_request_within_deadline(conn, shared);
+    conn.set_deadline(None);
+    request
+}
+
+fn read_request_within_deadline(conn: &mut Conn, shared: &Shared) -> Result<Request, Summary> {
     let wait = Some(shared.cfg.io_timeout);
     let mut decoder = RequestDecoder::new(shared.cfg.limits);
     let (version, argv) = match conn.next_event(&mut decoder, wait) {
@@ -206,6 +257,24 @@ fn read_request(conn: &mut Conn, shared: &Shared) -> Result<Request, Summary> {
     let source = match version {
         Version::V1 | Version::V2 => match conn.next_event(&mut decoder, wait) {
             Ok(RequestEvent::Source(s)) => Some(s),
+            Err(ConnError::Protocol(e @ ProtocolError::TooLarge { .. })) => {
+                // A well-formed request for a source beyond our limits: answer it, so
+                // the client compiles locally instead of blaming (and avoiding) us.
+                let why = format!("source {e}; compile it locally");
+                log::warn!("{why}");
+                let summary = answer_refusal(
+                    conn,
+                    shared,
+                    version,
+                    &Refusal::new(ExitCode::OutOfMemory, why),
+                    RejectReason::TooLarge,
+                );
+                // Then read and drop the rest: closing with unread bytes would reset
+                // the connection, and the client would lose the answer.
+                let _ = conn.stream().shutdown(std::net::Shutdown::Write);
+                conn.discard_rest();
+                return Err(summary);
+            }
             Ok(other) => {
                 return Err(
                     Summary::new(JobResult::RejBadReq, 0, ExitCode::ProtocolError.code())
@@ -304,12 +373,19 @@ fn answer_refusal(
     refusal: &Refusal,
     why: RejectReason,
 ) -> Summary {
+    // The server's own failures say so with their own status, so that swarmcc backs
+    // this host off; a distcc client retries locally on any failure status.
+    let status = if why == RejectReason::ServerError {
+        SERVER_FAULT_STATUS
+    } else {
+        REFUSAL_STATUS
+    };
     let reply = Reply {
-        status: REFUSAL_STATUS,
+        status,
         stderr: refusal.client_message().into_bytes(),
         ..Reply::default()
     };
-    let summary = Summary::new(JobResult::Other, REFUSAL_STATUS, refusal.code.code())
+    let summary = Summary::new(JobResult::Other, status, refusal.code.code())
         .because(refusal.reason.clone())
         .rejected(why);
     match send_reply(conn, &shared.stats, version, &reply) {
@@ -330,6 +406,14 @@ fn send_reply(
     encode_reply(version, reply, &mut bytes).map_err(|e| format!("cannot encode: {e}"))?;
     conn.send(&bytes).map_err(|e| e.to_string())?;
     stats.sent(bytes.len());
+    // In an authenticated session the tap (started once the request's MAC checked out)
+    // has seen exactly this reply: its MAC follows it.
+    if let Some(reply_mac) = conn.stop_tap() {
+        bytes.clear();
+        wire::encode_mac(&reply_mac.finish(), &mut bytes);
+        conn.send(&bytes).map_err(|e| e.to_string())?;
+        stats.sent(bytes.len());
+    }
     Ok(())
 }
 
@@ -389,21 +473,43 @@ fn compile(
     source: &[u8],
 ) -> Summary {
     let cfg = &shared.cfg;
-    // Wait for a compile slot, watching for the client giving up meanwhile.
+    // Wait for a compile slot, watching for the client giving up meanwhile; when
+    // too many already wait, say so at once: the client is better off compiling
+    // locally than queueing behind them.
     let queued = shared.stats.queued();
-    let _slot = loop {
-        if let Some(permit) = shared
-            .compile_slots
-            .acquire_timeout(Duration::from_millis(250))
-        {
-            break permit;
-        }
-        if shared.stopping() || client_gone(conn.stream()) {
-            return Summary::disconnected(
-                ExitCode::IoError,
-                "client left while waiting for a slot",
+    let slot = match shared.compile_slots.acquire_timeout(Duration::ZERO) {
+        Some(permit) => Some(permit),
+        None if shared.stats.queued_now() > cfg.max_queued as u64 => {
+            let why = format!(
+                "server busy: {} compiles running and {} more waiting",
+                cfg.jobs, cfg.max_queued
+            );
+            return answer_refusal(
+                conn,
+                shared,
+                version,
+                &Refusal::new(ExitCode::Busy, why),
+                RejectReason::Busy,
             );
         }
+        None => None,
+    };
+    let slot = match slot {
+        Some(permit) => permit,
+        None => loop {
+            if let Some(permit) = shared
+                .compile_slots
+                .acquire_timeout(Duration::from_millis(250))
+            {
+                break permit;
+            }
+            if shared.stopping() || client_gone(conn.stream()) {
+                return Summary::disconnected(
+                    ExitCode::IoError,
+                    "client left while waiting for a slot",
+                );
+            }
+        },
     };
     drop(queued);
     let _running = shared.stats.running();
@@ -449,9 +555,37 @@ fn compile(
         argv[1..].join(" ")
     );
     let mut cmd = Command::new(program);
+    // The compiler's own temporary files go to the job directory too: the only
+    // place it may write when confined.
     cmd.args(&argv[1..])
         .current_dir(&dir)
+        .env("TMPDIR", &dir)
         .env(crate::compiler::SAFEGUARD_VAR, "1");
+    let confinement = if cfg.sandbox {
+        match sandbox::prepare(&dir) {
+            Ok(c) => c,
+            Err(why) => {
+                log::error!("client {peer}: {why}");
+                return answer_refusal(
+                    conn,
+                    shared,
+                    version,
+                    &Refusal::new(ExitCode::Distcc, why),
+                    RejectReason::ServerError,
+                );
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(c) = &confinement {
+        let fd = c.raw_fd();
+        // SAFETY: the closure makes only raw system calls (no allocation, no locks),
+        // and `confinement` keeps the descriptor open until the spawn is over.
+        unsafe {
+            cmd.pre_exec(move || sandbox::apply_fd_in_child(fd));
+        }
+    }
     if let Ok(path) = std::env::join_paths(&cfg.admission.search_path) {
         if !path.is_empty() {
             cmd.env("PATH", path);
@@ -467,6 +601,7 @@ fn compile(
     let started = Instant::now();
     let ran = exec::run(&mut cmd, &opts, &mut cancel);
     let took = started.elapsed();
+    drop(confinement);
     let finished = match ran {
         Ok(f) => f,
         Err(e) => {
@@ -520,11 +655,11 @@ fn compile(
                 // distccd stops mid-reply here (its issue list 6.1.6); we fail cleanly.
                 let why = format!("the compiler succeeded but wrote no output file: {e}");
                 log::error!("client {peer}: {why}");
-                reply.status = REFUSAL_STATUS;
+                reply.status = SERVER_FAULT_STATUS;
                 reply
                     .stderr
                     .extend_from_slice(format!("swarmccd: {why}\n").as_bytes());
-                Summary::new(JobResult::Other, REFUSAL_STATUS, ExitCode::Distcc.code())
+                Summary::new(JobResult::Other, SERVER_FAULT_STATUS, ExitCode::Distcc.code())
                     .because(why)
                     .rejected(RejectReason::ServerError)
             }
@@ -532,8 +667,11 @@ fn compile(
     }
     .compiled_for(took);
     // Everything is in memory now: clean up before answering, so that a client that
-    // has its reply never finds our files still there.
+    // has its reply never finds our files still there; and free the compile slot, so
+    // that a client slow to take its reply does not hold it.
     drop(workdir);
+    drop(_running);
+    drop(slot);
     match send_reply(conn, &shared.stats, version, &reply) {
         Ok(()) => summary,
         Err(e) => Summary::disconnected(ExitCode::IoError, format!("sending the reply: {e}"))
@@ -602,6 +740,180 @@ fn client_gone(stream: &TcpStream) -> bool {
             io::Error::last_os_error().kind(),
             io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
         ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Authentication (`--auth-key-file`): the server's half of the handshake described in
+// `protocol::auth`, the request MAC check, and what the job line says about it.
+
+/// What a plain distcc client hears when it must authenticate (status 110, in `SERR`).
+pub const AUTH_REQUIRED: &str = "authentication required: this server serves only \
+    swarmcc clients that list it with ,auth and hold its key";
+
+/// `--auth-key-file` and `--allow-unauthenticated`.
+#[derive(Debug, Clone)]
+pub struct AuthPolicy {
+    pub key: Key,
+    /// Peers that may still speak plain distcc (a trusted subnet).
+    pub allow_unauthenticated: AllowList,
+}
+
+/// How a connection stands once its first bytes are in.
+enum AuthState {
+    /// No key configured and the client did not ask: plain distcc, as always.
+    Off,
+    /// Plain distcc from a peer in `--allow-unauthenticated`.
+    Exempt,
+    /// Plain distcc from a peer that must authenticate: its request is read and refused.
+    Required,
+    /// The handshake succeeded: the request and reply are MACed with this session.
+    Session(Session),
+}
+
+impl AuthState {
+    /// Adds the authentication outcome to the job line's reason (nothing when
+    /// authentication is not configured, so plain servers log as before).
+    fn annotate(&self, mut summary: Summary) -> Summary {
+        let note = match self {
+            AuthState::Off | AuthState::Required => return summary,
+            AuthState::Exempt => "unauthenticated, allowed by --allow-unauthenticated",
+            AuthState::Session(_) => "authenticated",
+        };
+        summary.reason = Some(match summary.reason.take() {
+            Some(reason) => format!("{note}; {reason}"),
+            None => note.to_string(),
+        });
+        summary
+    }
+}
+
+/// Reads the connection's first bytes: a plain distcc request is left for
+/// `read_request` (and classified by the policy), `SWAU` starts the handshake. An
+/// `Err` is the connection's summary: it is over.
+fn authenticate(conn: &mut Conn, peer: SocketAddr, shared: &Shared) -> Result<AuthState, Summary> {
+    let wait = Some(shared.cfg.io_timeout);
+    let policy = shared.cfg.auth.as_ref();
+    let version = match conn.next_event(&mut AuthDecoder::new(Expect::Opening), wait) {
+        Ok(AuthMessage::Hello { version }) => version,
+        Ok(_) => {
+            return Ok(match policy {
+                None => AuthState::Off,
+                Some(p) if p.allow_unauthenticated.allows(peer.ip()) => AuthState::Exempt,
+                Some(_) => AuthState::Required,
+            })
+        }
+        Err(ConnError::Eof { mid_message: false }) => {
+            return Err(
+                Summary::new(JobResult::Other, 0, ExitCode::Truncated.code())
+                    .because("closed without sending a request"),
+            )
+        }
+        // Nothing says yet that the client wanted to authenticate: a silent or broken
+        // client is reported as a failure to read its request, as without a key.
+        Err(e) => return Err(read_failure(e)),
+    };
+    let Some(policy) = policy else {
+        // Say why, so that a client configured with ,auth for this host can tell.
+        return Err(refuse_auth(
+            conn,
+            "authentication not enabled on this server",
+            "client asked to authenticate, but no --auth-key-file is set",
+        ));
+    };
+    if version != wire::VERSION {
+        let why = format!(
+            "authentication version {version} is not supported (this server speaks {})",
+            wire::VERSION
+        );
+        return Err(refuse_auth(conn, &why, &why));
+    }
+    let ns = auth::nonce().map_err(|e| {
+        log::error!("client {peer}: {e}");
+        refuse_auth(conn, "server error", &e)
+    })?;
+    let mut out = Vec::new();
+    wire::encode_challenge(&ns, &mut out);
+    conn.send(&out).map_err(|e| handshake_failure(peer, e))?;
+    let (nc, proof) = match conn.next_event(&mut AuthDecoder::new(Expect::Response), wait) {
+        Ok(AuthMessage::Response { client_nonce, mac }) => (client_nonce, mac),
+        Ok(other) => {
+            let why = format!("unexpected {other:?} during authentication");
+            return Err(refuse_auth(conn, &why, &why));
+        }
+        Err(e) => return Err(handshake_failure(peer, e)),
+    };
+    if !policy.key.verify_client_proof(&ns, &nc, &proof) {
+        log::warn!("client {peer}: authentication failed: wrong key");
+        return Err(refuse_auth(
+            conn,
+            "wrong key (its proof does not match this server's key)",
+            "authentication failed: wrong key",
+        ));
+    }
+    out.clear();
+    wire::encode_accept(&policy.key.server_proof(&ns, &nc), &mut out);
+    conn.send(&out).map_err(|e| handshake_failure(peer, e))?;
+    log::debug!("client {peer}: authenticated");
+    Ok(AuthState::Session(policy.key.session(&ns, &nc)))
+}
+
+/// After the request of an authenticated session: its `SWMC` must match what was
+/// received, or nothing is compiled. On success the reply tap is started, so that
+/// `send_reply` appends the reply's MAC.
+fn check_request_mac(
+    conn: &mut Conn,
+    peer: SocketAddr,
+    shared: &Shared,
+    session: &Session,
+) -> Result<(), Summary> {
+    let Some(received) = conn.stop_tap() else {
+        // `serve` starts the tap for every session; never compile unverified bytes.
+        return Err(refuse_auth(conn, "server error", "no request transcript"));
+    };
+    let wait = Some(shared.cfg.io_timeout);
+    match conn.next_event(&mut AuthDecoder::new(Expect::Mac), wait) {
+        Ok(AuthMessage::Mac { mac }) if received.verify(&mac) => {
+            conn.start_tap(TapDirection::Sent, session.transcript());
+            Ok(())
+        }
+        Ok(_) => {
+            let why = "request failed its integrity check (MAC mismatch); not compiled";
+            log::warn!("client {peer}: {why}");
+            Err(refuse_auth(conn, why, why))
+        }
+        Err(e) => Err(handshake_failure(peer, e)),
+    }
+}
+
+/// Answers `SWNO` with `reason` (the client shows it) and closes; `log_reason` goes to
+/// the job line. Counted as an authentication refusal.
+fn refuse_auth(conn: &mut Conn, reason: &str, log_reason: &str) -> Summary {
+    let mut out = Vec::new();
+    wire::encode_refusal(reason, &mut out);
+    // Whether the client hears it or not, the connection ends here.
+    let _ = conn.send(&out);
+    Summary::new(JobResult::Other, 0, ExitCode::AccessDenied.code())
+        .because(log_reason.to_string())
+        .rejected(RejectReason::Auth)
+}
+
+/// A broken conversation during authentication: garbled bytes are a refused bad
+/// request, anything else a client that went away.
+fn handshake_failure(peer: SocketAddr, e: ConnError) -> Summary {
+    match e {
+        ConnError::Protocol(p) => {
+            log::warn!("client {peer}: bad authentication message: {p}");
+            Summary::new(JobResult::RejBadReq, 0, ExitCode::ProtocolError.code())
+                .because(format!("authentication: bad message: {p}"))
+                .rejected(RejectReason::Auth)
+        }
+        ConnError::Timeout { .. } => {
+            Summary::disconnected(ExitCode::Timeout, format!("during authentication: {e}"))
+        }
+        ConnError::Eof { .. } | ConnError::Io(_) => {
+            Summary::disconnected(ExitCode::IoError, format!("during authentication: {e}"))
+        }
     }
 }
 

@@ -36,10 +36,19 @@ pub enum RejectReason {
     NotDistributable,
     /// The server could not do the job (job directory, starting the compiler…).
     ServerError,
+    /// A source or argument list beyond the server's size limits.
+    TooLarge,
+    /// Too many jobs already waiting for a compile slot: answered at once so that the
+    /// client compiles locally rather than queue (distccd's `REJ_OVERLOAD`).
+    Busy,
+    /// `--auth-key-file`: no authentication where it is required, a wrong key, a
+    /// request that failed its integrity check, or authentication asked of a server
+    /// without a key.
+    Auth,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 7] = [
+    pub const ALL: [RejectReason; 10] = [
         RejectReason::AccessDenied,
         RejectReason::BadRequest,
         RejectReason::Pump,
@@ -47,6 +56,9 @@ impl RejectReason {
         RejectReason::ForbiddenOption,
         RejectReason::NotDistributable,
         RejectReason::ServerError,
+        RejectReason::TooLarge,
+        RejectReason::Busy,
+        RejectReason::Auth,
     ];
 
     /// The `reason` label value.
@@ -59,6 +71,9 @@ impl RejectReason {
             RejectReason::ForbiddenOption => "forbidden_option",
             RejectReason::NotDistributable => "not_distributable",
             RejectReason::ServerError => "server_error",
+            RejectReason::TooLarge => "too_large",
+            RejectReason::Busy => "busy",
+            RejectReason::Auth => "auth",
         }
     }
 
@@ -68,8 +83,8 @@ impl RejectReason {
 }
 
 impl JobResult {
-    /// Every result, in distccd's stats order (`REJ_OVERLOAD` never happens here:
-    /// connections beyond the limit wait in the backlog instead).
+    /// Every result, in distccd's stats order (`REJ_OVERLOAD` is counted as the
+    /// `Busy` rejection instead).
     pub const ALL: [JobResult; 6] = [
         JobResult::RejBadReq,
         JobResult::CompileOk,
@@ -179,7 +194,7 @@ pub struct Stats {
     max_jobs: usize,
     connections: AtomicU64,
     results: [AtomicU64; 6],
-    rejects: [AtomicU64; 7],
+    rejects: [AtomicU64; RejectReason::ALL.len()],
     running: AtomicU64,
     queued: AtomicU64,
     bytes_in: AtomicU64,
@@ -252,6 +267,11 @@ impl Stats {
     pub fn queued(&self) -> GaugeGuard<'_> {
         self.queued.fetch_add(1, Ordering::Relaxed);
         GaugeGuard(&self.queued)
+    }
+
+    /// Jobs waiting for a compile slot right now.
+    pub fn queued_now(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Counts a job holding a compile slot until the guard is dropped.
@@ -339,7 +359,7 @@ pub struct Snapshot {
     pub max_jobs: u64,
     pub connections: u64,
     pub results: [(JobResult, u64); 6],
-    pub rejects: [(RejectReason, u64); 7],
+    pub rejects: [(RejectReason, u64); RejectReason::ALL.len()],
     pub running: u64,
     pub queued: u64,
     pub bytes_in: u64,
@@ -407,7 +427,7 @@ pub fn render_distcc(s: &Snapshot, m: &MachineInfo) -> String {
     };
     line("dcc_tcp_accept", &s.connections);
     line("dcc_rej_bad_req", &s.result(JobResult::RejBadReq));
-    line("dcc_rej_overload", &0);
+    line("dcc_rej_overload", &s.rejected(RejectReason::Busy));
     line("dcc_compile_ok", &s.result(JobResult::CompileOk));
     line("dcc_compile_error", &s.result(JobResult::CompileError));
     line("dcc_compile_timeout", &s.result(JobResult::CompileTimeout));

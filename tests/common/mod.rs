@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod wire;
+
 use std::fs;
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -145,14 +147,15 @@ pub fn start_swarmccd_env(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> 
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777)).unwrap();
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    // Loopback only, unless the test chooses the address.
+    let listen: &[&str] = if extra.contains(&"--listen") {
+        &[]
+    } else {
+        &["--listen", "127.0.0.1"]
+    };
     let child = Command::new(SWARMCCD)
-        .args([
-            "--no-detach",
-            "--log-level",
-            "debug",
-            "--listen",
-            "127.0.0.1",
-        ])
+        .args(["--no-detach", "--log-level", "debug"])
+        .args(listen)
         .args(["--port", &port.to_string()])
         .arg("--log-file")
         .arg(&log)
