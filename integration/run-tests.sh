@@ -15,6 +15,7 @@ command -v gcc >/dev/null || need+=(gcc)
 command -v g++ >/dev/null || need+=(g++)
 command -v python3 >/dev/null || need+=(python3)
 command -v tmux >/dev/null || need+=(tmux)   # tests/monitor.rs drives the full-screen view
+command -v man >/dev/null || need+=(man-db)   # tests/docs.rs renders the generated man pages
 if ((${#need[@]})); then
     echo "run-tests: installing ${need[*]}"
     sudo=""
@@ -29,3 +30,7 @@ cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 # Two test threads: the machines are small and the interop tests start servers.
 cargo test --all-targets -- --test-threads=2
+# A real 214-unit C/C++ build on a loopback farm while one host fails mid-build in
+# every way we know (killed, restarted, stalled, frozen, garbage, slow, disk full,
+# connection resets): every build must succeed with objects identical to a local one.
+bash integration/fault-suite.sh

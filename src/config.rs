@@ -39,6 +39,9 @@ pub struct ClientConfig {
     /// starts (default 600 s). Kept apart from the IO timeout so that a long compile on
     /// a healthy server is not mistaken for a dead link.
     pub compile_timeout: Duration,
+    /// `SWARMCC_STALL_TIMEOUT`: with a swarmccd that sends keep-alives (the extension),
+    /// this much silence while it compiles means it is gone (default 20 s).
+    pub stall_timeout: Duration,
     /// `DISTCC_BACKOFF_PERIOD` (default 60 s; 0 disables backoff).
     pub backoff_period: Duration,
     /// `DISTCC_FALLBACK` (default on; "0" turns a failed distribution into an error).
@@ -179,6 +182,7 @@ impl ClientConfig {
             io_timeout: seconds(&text, "DISTCC_IO_TIMEOUT", 300, false)?,
             connect_timeout: seconds(&text, "SWARMCC_CONNECT_TIMEOUT", 4, false)?,
             compile_timeout: seconds(&text, "SWARMCC_COMPILE_TIMEOUT", 600, false)?,
+            stall_timeout: seconds(&text, "SWARMCC_STALL_TIMEOUT", 20, false)?,
             backoff_period: seconds(&text, "DISTCC_BACKOFF_PERIOD", 60, true)?,
             fallback: text("DISTCC_FALLBACK").is_none_or(|v| v.trim() != "0"),
             skip_local_retry: get("DISTCC_SKIP_LOCAL_RETRY").is_some(),

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::Transcript;
 use crate::protocol::auth::{AuthDecoder, AuthMessage};
+use crate::protocol::ext::{AdvertDecoder, Opening, OpeningDecoder, PreludeDecoder, ReplyPrelude};
 use crate::protocol::{self, ReplyDecoder, ReplyEvent, RequestDecoder, RequestEvent};
 
 /// Size of one socket read. Large enough that a typical object arrives in a few reads.
@@ -47,6 +48,30 @@ impl Decode for ReplyDecoder {
 impl Decode for AuthDecoder {
     type Event = AuthMessage;
     fn decode_next(&mut self, buf: &[u8]) -> Result<Option<(AuthMessage, usize)>, protocol::Error> {
+        self.decode(buf)
+    }
+}
+
+impl Decode for OpeningDecoder {
+    type Event = Opening;
+    fn decode_next(&mut self, buf: &[u8]) -> Result<Option<(Opening, usize)>, protocol::Error> {
+        self.decode(buf)
+    }
+}
+
+impl Decode for AdvertDecoder {
+    type Event = bool;
+    fn decode_next(&mut self, buf: &[u8]) -> Result<Option<(bool, usize)>, protocol::Error> {
+        self.decode(buf)
+    }
+}
+
+impl Decode for PreludeDecoder {
+    type Event = ReplyPrelude;
+    fn decode_next(
+        &mut self,
+        buf: &[u8],
+    ) -> Result<Option<(ReplyPrelude, usize)>, protocol::Error> {
         self.decode(buf)
     }
 }

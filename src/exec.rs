@@ -16,7 +16,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -83,65 +83,122 @@ pub fn run(
     opts: &Options,
     cancel: &mut dyn FnMut() -> bool,
 ) -> io::Result<Finished> {
+    spawn(cmd, opts, false)?.wait(opts, cancel)
+}
+
+/// A compiler started by [`spawn`]; [`Running::wait`] supervises it to the end.
+#[derive(Debug)]
+pub struct Running {
+    child: Child,
+    /// Its standard input, when asked for: write the source, then drop it.
+    pub stdin: Option<ChildStdin>,
+    out: File,
+    err: File,
+    start: Instant,
+    /// Set once `wait` has reaped the child.
+    reaped: bool,
+}
+
+/// Starts `cmd` as [`run`] does; with `piped_stdin` its standard input is a pipe the
+/// caller feeds (so the compiler can start before its input has arrived).
+pub fn spawn(cmd: &mut Command, opts: &Options, piped_stdin: bool) -> io::Result<Running> {
     let start = Instant::now();
     let capture = || match &opts.capture_dir {
         Some(dir) => tempfile::tempfile_in(dir),
         None => tempfile::tempfile(),
     };
-    let mut out = capture()?;
-    let mut err = capture()?;
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::from(out.try_clone()?))
-        .stderr(Stdio::from(err.try_clone()?))
-        .process_group(0);
-    let mut child = cmd.spawn()?;
+    let out = capture()?;
+    let err = capture()?;
+    cmd.stdin(if piped_stdin {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::from(out.try_clone()?))
+    .stderr(Stdio::from(err.try_clone()?))
+    .process_group(0);
+    let spawned = cmd.spawn();
     // Our copies of the capture descriptors inside `cmd` must not outlive the spawn:
     // they would keep the files open, which is harmless, but the Command may be reused.
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    let pid = child.id() as libc::pid_t;
-
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        wait_exited_no_reap(pid);
-        let _ = tx.send(());
-    });
-
-    let mut end = End::Exited;
-    loop {
-        let mut wait = opts.poll_interval;
-        if let Some(deadline) = opts.deadline {
-            wait = wait.min(deadline.saturating_duration_since(Instant::now()));
-        }
-        match rx.recv_timeout(wait) {
-            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-        }
-        if opts.deadline.is_some_and(|d| Instant::now() >= d) {
-            end = End::TimedOut;
-        } else if cancel() {
-            end = End::Cancelled;
-        } else {
-            continue;
-        }
-        kill_group(pid, libc::SIGTERM);
-        if rx.recv_timeout(opts.kill_grace).is_err() {
-            kill_group(pid, libc::SIGKILL);
-            let _ = rx.recv();
-        }
-        break;
-    }
-    if opts.kill_leftovers || end != End::Exited {
-        // The leader is a zombie until we reap it below, so the group id is still ours.
-        kill_group(pid, libc::SIGKILL);
-    }
-    let status = child.wait()?.into_raw() as u32;
-    Ok(Finished {
-        status,
-        end,
-        stdout: read_capture(&mut out, opts.max_output)?,
-        stderr: read_capture(&mut err, opts.max_output)?,
-        elapsed: start.elapsed(),
+    let mut child = spawned?;
+    Ok(Running {
+        stdin: child.stdin.take(),
+        child,
+        out,
+        err,
+        start,
+        reaped: false,
     })
+}
+
+impl Running {
+    /// Waits for the compiler (see [`run`]), killing its group on the deadline or when
+    /// `cancel` says so. Closes its standard input first if the caller has not.
+    pub fn wait(
+        mut self,
+        opts: &Options,
+        cancel: &mut dyn FnMut() -> bool,
+    ) -> io::Result<Finished> {
+        drop(self.stdin.take());
+        let pid = self.child.id() as libc::pid_t;
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            wait_exited_no_reap(pid);
+            let _ = tx.send(());
+        });
+
+        let mut end = End::Exited;
+        loop {
+            let mut wait = opts.poll_interval;
+            if let Some(deadline) = opts.deadline {
+                wait = wait.min(deadline.saturating_duration_since(Instant::now()));
+            }
+            match rx.recv_timeout(wait) {
+                Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if opts.deadline.is_some_and(|d| Instant::now() >= d) {
+                end = End::TimedOut;
+            } else if cancel() {
+                end = End::Cancelled;
+            } else {
+                continue;
+            }
+            kill_group(pid, libc::SIGTERM);
+            if rx.recv_timeout(opts.kill_grace).is_err() {
+                kill_group(pid, libc::SIGKILL);
+                let _ = rx.recv();
+            }
+            break;
+        }
+        if opts.kill_leftovers || end != End::Exited {
+            // The leader is a zombie until we reap it below, so the group id is still ours.
+            kill_group(pid, libc::SIGKILL);
+        }
+        let status = self.child.wait()?.into_raw() as u32;
+        self.reaped = true;
+        Ok(Finished {
+            status,
+            end,
+            stdout: read_capture(&mut self.out, opts.max_output)?,
+            stderr: read_capture(&mut self.err, opts.max_output)?,
+            elapsed: self.start.elapsed(),
+        })
+    }
+}
+
+impl Drop for Running {
+    /// A compiler nobody waited for (an abandoned job) is killed with its group and
+    /// reaped: a job never leaves processes behind.
+    fn drop(&mut self) {
+        if self.reaped {
+            return;
+        }
+        drop(self.stdin.take());
+        kill_group(self.child.id() as libc::pid_t, libc::SIGKILL);
+        let _ = self.child.wait();
+    }
 }
 
 /// Blocks until process `pid` has exited, without reaping it.

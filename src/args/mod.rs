@@ -229,6 +229,22 @@ impl RemoteJob {
         out
     }
 
+    /// [`server_argv`](Self::server_argv) with the source read from standard input
+    /// (`-x <language> -`), so that the compiler can start before the source arrives.
+    pub fn server_argv_stdin(&self, language: &str, temp_output: &str) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.argv.len() + 4);
+        for (index, (arg, role)) in self.argv.iter().zip(&self.roles).enumerate() {
+            if index == self.input_index {
+                out.extend(["-x".to_owned(), language.to_owned(), "-".to_owned()]);
+            } else if *role != Role::Output {
+                out.push(arg.clone());
+            }
+        }
+        out.push("-o".to_owned());
+        out.push(temp_output.to_owned());
+        out
+    }
+
     /// The expanded argv this job was classified from.
     pub fn argv(&self) -> &[String] {
         &self.argv

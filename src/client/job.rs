@@ -20,6 +20,7 @@ use crate::exit::ExitCode;
 use crate::hosts::{HostKind, HostList, HostSpec};
 use crate::protocol::{Reply, Version};
 use crate::state::{Phase, StateFile};
+use crate::toolchain;
 
 use super::lease::{Held, Scheduler};
 use super::local::{self, CompilerCommand};
@@ -110,6 +111,7 @@ impl Ctx<'_> {
             connect: cfg.connect_timeout,
             io: cfg.io_timeout,
             compile: cfg.compile_timeout,
+            stall: cfg.stall_timeout,
         };
         let remote_argv = compiler::rewrite_for_remote(
             &job.remote_argv(),
@@ -131,6 +133,9 @@ impl Ctx<'_> {
         // 3.4 retried forever with DISTCC_BACKOFF_PERIOD=0).
         let mut tried = vec![false; hosts.hosts.len()];
         let mut failures: Vec<String> = Vec::new();
+        let ext_hosts = ExtHosts::new(&cfg.distcc_dir);
+        let compilers = cfg.distcc_dir.join("compilers");
+        let identity = toolchain::LazyIdentity::new(&compilers, self.cmd.program);
 
         loop {
             let now = SystemTime::now();
@@ -202,6 +207,7 @@ impl Ctx<'_> {
             if let Some(st) = self.state() {
                 st.phase_on(Phase::Connect, name, slot_no);
             }
+            let speaks_ext = ext_hosts.try_ext(&host.lock_name());
             let target = remote::Target {
                 host: name,
                 port,
@@ -209,6 +215,7 @@ impl Ctx<'_> {
                 slot: slot_no,
                 state: self.state(),
                 auth_key: host.wants_auth().then_some(cfg.auth_key_file.as_path()),
+                ext: speaks_ext.then_some(&identity),
             };
             log::debug!(
                 "compiling {} on {} (protocol {})",
@@ -217,7 +224,13 @@ impl Ctx<'_> {
                 version.number()
             );
             log::debug!("remote command: {}", shell_words::join(&remote_argv));
-            match remote::attempt(&target, &remote_argv, &mut cpp, timeouts) {
+            let outcome = remote::attempt(&target, &remote_argv, &mut cpp, timeouts);
+            if let Ok(answer) = &outcome {
+                if answer.offers_ext {
+                    ext_hosts.remember(&host.lock_name());
+                }
+            }
+            match outcome.map(|a| a.reply) {
                 Ok(reply) if is_refusal(&reply) => {
                     // A policy answer, not a failure of the host: no backoff, try the
                     // next host (whose whitelist may differ), then compile here.
@@ -230,6 +243,21 @@ impl Ctx<'_> {
                         },
                     );
                     failures.push(format!("{}: {reason}", host_label(host)));
+                    if reason.contains("compiler mismatch") {
+                        // Every job with this compiler would be refused there: leave the
+                        // host alone for a while rather than upload each source first.
+                        backoff::mark(&lock_dir, &host.lock_name(), cfg.backoff_period);
+                    }
+                }
+                Err(AttemptError::NoExtension(e)) => {
+                    // Not (or no longer) a swarmccd: forget it, and ask again in plain
+                    // distcc, the same host included.
+                    log::info!(
+                        "{}: closed on swarmcc's extension ({e}): not a swarmccd; using plain distcc",
+                        host.spec
+                    );
+                    ext_hosts.forget(&host.lock_name());
+                    tried[idx] = false;
                 }
                 Ok(reply) if is_server_fault(&reply) => {
                     // The server could not do the job: try elsewhere, and back it off so
@@ -386,9 +414,7 @@ impl Ctx<'_> {
                 report_to(
                     &mut slot,
                     JobReport::HostFailed {
-                        reason: format!(
-                            "compile failed there (exit {code}) but succeeded locally"
-                        ),
+                        reason: format!("compile failed there (exit {code}) but succeeded locally"),
                     },
                 );
                 backoff::mark(&lock_dir, &host.lock_name(), cfg.backoff_period);
@@ -538,6 +564,55 @@ fn usable(h: &HostSpec) -> bool {
         return false;
     }
     true
+}
+
+/// What we know of each host's dialect, in `$DISTCC_DIR/ext/` (hosts that offered
+/// swarmcc's extension) and `$DISTCC_DIR/plain/` (hosts that closed on it). A host in
+/// neither is asked in the extension: a plain distccd closes at once on its version
+/// number, and is then left alone for [`PLAIN_MEMORY`]. A swarmccd's very first job is
+/// thus already checked for a matching compiler.
+struct ExtHosts {
+    ext: std::path::PathBuf,
+    plain: std::path::PathBuf,
+}
+
+/// How long a host that closed on the extension is spoken to in plain distcc only
+/// (a swarmccd that replaces it is noticed sooner: it advertises after a plain reply).
+const PLAIN_MEMORY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl ExtHosts {
+    fn new(distcc_dir: &Path) -> Self {
+        ExtHosts {
+            ext: distcc_dir.join("ext"),
+            plain: distcc_dir.join("plain"),
+        }
+    }
+
+    /// Whether to speak the extension to this host.
+    fn try_ext(&self, lock_name: &str) -> bool {
+        if self.ext.join(lock_name).exists() {
+            return true;
+        }
+        let plain_since = std::fs::metadata(self.plain.join(lock_name))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        !matches!(plain_since, Some(age) if age < PLAIN_MEMORY)
+    }
+
+    fn remember(&self, lock_name: &str) {
+        let _ = std::fs::remove_file(self.plain.join(lock_name));
+        if !self.ext.join(lock_name).exists() {
+            let _ = std::fs::create_dir_all(&self.ext);
+            let _ = std::fs::write(self.ext.join(lock_name), b"");
+        }
+    }
+
+    fn forget(&self, lock_name: &str) {
+        let _ = std::fs::remove_file(self.ext.join(lock_name));
+        let _ = std::fs::create_dir_all(&self.plain);
+        let _ = std::fs::write(self.plain.join(lock_name), b"");
+    }
 }
 
 /// swarmccd answers a policy refusal with exit 110 and a reason starting `swarmccd: `,

@@ -9,6 +9,7 @@
 //! Every compile keeps a distcc-format state file (`state::StateFile`) from start to
 //! end, so `distccmon-text` and `swarmcc --monitor` can list it with its phase.
 
+pub mod cli;
 pub mod job;
 pub mod lease;
 pub mod local;
@@ -31,6 +32,9 @@ use local::CompilerCommand;
 
 /// Entry point of the `swarmcc` binary: returns the process exit code.
 pub fn main(argv_os: Vec<OsString>) -> i32 {
+    if let Some(code) = run_as_distccd(&argv_os) {
+        return code;
+    }
     let cfg = match ClientConfig::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -61,6 +65,29 @@ pub fn main(argv_os: Vec<OsString>) -> i32 {
             path,
         } => compile(&cfg, compiler_argv, path, true),
     }
+}
+
+/// Installed under the name `distccd` (a link to swarmcc), swarmcc is the server: it
+/// replaces itself with the swarmccd next to it (else the one on PATH), with the same
+/// arguments, so init scripts and unit files written for distccd start swarmccd. `None`
+/// when invoked under another name.
+fn run_as_distccd(argv: &[OsString]) -> Option<i32> {
+    use std::os::unix::process::CommandExt;
+    let name = Path::new(argv.first()?).file_name()?;
+    if name != "distccd" {
+        return None;
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("swarmccd")))
+        .filter(|p| compiler::is_executable_file(p));
+    let program = beside.unwrap_or_else(|| PathBuf::from("swarmccd"));
+    let err = std::process::Command::new(&program).args(&argv[1..]).exec();
+    eprintln!(
+        "swarmcc: invoked as distccd, but cannot run swarmccd ({}): {err}; install swarmccd next to swarmcc",
+        program.display()
+    );
+    Some(ExitCode::CompilerMissing.code())
 }
 
 fn init_logging(cfg: &ClientConfig) {

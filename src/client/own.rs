@@ -1,80 +1,14 @@
 //! swarmcc's own command-line options (`--help`, `--version`, `--show-hosts`, `-j`,
-//! `--monitor`…), as opposed to a compiler command line.
+//! `--monitor`, `--check-hosts`, `--install`…), as opposed to a compiler command line.
+//! The options themselves are declared in `client::cli` (shared with `build.rs`, which
+//! makes the man page and completions from them); this module runs them.
 
 use clap::{CommandFactory, Parser};
 
+pub use super::cli::Cli;
 use crate::config::ClientConfig;
 use crate::exit::ExitCode;
 use crate::hosts;
-
-/// swarmcc — a distcc-compatible distributed C/C++ compiler.
-///
-/// Usage as a compiler wrapper: `swarmcc gcc -c file.c -o file.o`, `swarmcc -c file.c`
-/// (compiler `cc`), `CC="swarmcc gcc"`, or through a masquerade link named like the
-/// compiler (`gcc`, `cc`, `g++`…) placed first on PATH. Hosts come from DISTCC_HOSTS,
-/// else $DISTCC_DIR/hosts (default ~/.distcc/hosts), else /etc/distcc/hosts.
-#[derive(Debug, Parser)]
-#[command(name = "swarmcc", version, disable_version_flag = true, after_help = ENV_HELP)]
-pub struct Cli {
-    /// Print the version and exit.
-    #[arg(long = "version", short = 'V')]
-    pub version: bool,
-    /// Print the host list, one host per line with its limit, port, protocol and options.
-    #[arg(long = "show-hosts")]
-    pub show_hosts: bool,
-    /// Print the sum of the host limits: a good `make -j` value for this farm.
-    #[arg(short = 'j')]
-    pub jobs: bool,
-    /// Run a build command (make, ninja, cargo…) with the masquerade shims first on PATH
-    /// and a jobserver sized from the farm (unless the command sets -j), show a live
-    /// status line on a terminal and a summary at the end. Without any host list, an
-    /// embedded swarmccd serves the build on loopback.
-    #[arg(long = "run", value_name = "COMMAND", num_args = 1.., allow_hyphen_values = true)]
-    pub run: Vec<String>,
-    /// Show the running jobs (pid, phase, file, host[slot]) in distccmon-text's format,
-    /// once. With SECONDS: refresh every SECONDS — on a terminal a full-screen view of
-    /// hosts, slots, queues, backoffs, throughput and jobs (q quits), else a new block
-    /// each time, as `distccmon-text SECONDS`.
-    #[arg(long = "monitor", value_name = "SECONDS", num_args = 0..=1)]
-    pub monitor: Option<Option<f64>>,
-    /// Run the scheduling agent for DIR (started on demand by swarmcc itself).
-    #[arg(long = "agent-serve", value_name = "DIR", hide = true)]
-    pub agent_serve: Option<std::path::PathBuf>,
-    /// Create or update the masquerade folder DIR: links named like this machine's
-    /// compilers, pointing at this swarmcc (default /usr/lib/swarmcc/bin as root, else
-    /// ~/.local/lib/swarmcc/bin). Only links to swarmcc or distcc are ever replaced.
-    #[arg(long = "install-shims", value_name = "DIR", num_args = 0..=1)]
-    pub install_shims: Option<Option<std::path::PathBuf>>,
-    /// Remove the links to this swarmcc from DIR (same default as --install-shims).
-    #[arg(
-        long = "uninstall-shims",
-        value_name = "DIR",
-        num_args = 0..=1,
-        conflicts_with = "install_shims"
-    )]
-    pub uninstall_shims: Option<Option<std::path::PathBuf>>,
-    /// With --install-shims or --uninstall-shims: default to Portage's distcc folder
-    /// /usr/lib/distcc/bin (FEATURES="distcc" puts it first on PATH).
-    #[arg(long = "distcc-names")]
-    pub distcc_names: bool,
-}
-
-const ENV_HELP: &str = "\
-Environment (as distcc):
-  DISTCC_HOSTS            host list: HOST[:PORT][/LIMIT][,lzo] ... (a host without /LIMIT gets 4)
-  DISTCC_DIR              state directory (default ~/.distcc): hosts file, lock/, backoff files
-  DISTCC_VERBOSE=1        log every decision to stderr (or DISTCC_LOG)
-  DISTCC_LOG=FILE         append swarmcc's messages to FILE
-  DISTCC_FALLBACK=0       a failed distribution is an error (exit 116) instead of a local compile
-  DISTCC_SKIP_LOCAL_RETRY do not recompile locally after a remote compile error
-  DISTCC_BACKOFF_PERIOD=S skip a failed host for S seconds (default 60; 0 disables)
-  DISTCC_IO_TIMEOUT=S     longest silence while sending/receiving (default 300)
-  SWARMCC_CONNECT_TIMEOUT=S  connect timeout (default 4)
-  SWARMCC_COMPILE_TIMEOUT=S  longest wait for a server's answer while it compiles (default 600)
-  DISTCC_SAVE_TEMPS=1     keep temporary files
-  DISTCC_NO_REWRITE_CROSS do not rename gcc to <triple>-gcc / add clang -target for the server
-  TMPDIR                  where preprocessed files go (default /tmp)
-  UNCACHED_ERR_FD         log to this fd when DISTCC_LOG is unset (set by ccache)";
 
 /// Runs one of swarmcc's own commands; returns the exit code.
 pub fn run(args: &[String], cfg: &ClientConfig) -> i32 {
@@ -110,6 +44,25 @@ pub fn run(args: &[String], cfg: &ClientConfig) -> i32 {
     if let Some(interval) = cli.monitor {
         return crate::monitor::run(interval, cfg);
     }
+    if let Some(compilers) = &cli.check_hosts {
+        return crate::check::run(compilers.as_deref(), cfg);
+    }
+    if let Some(prefix) = &cli.install {
+        return crate::install::run(crate::install::Command::Install {
+            prefix: prefix.clone(),
+            distcc_names: cli.distcc_names,
+        });
+    }
+    if let Some(prefix) = &cli.uninstall {
+        return crate::install::run(crate::install::Command::Uninstall {
+            prefix: prefix.clone(),
+        });
+    }
+    if let Some(prefix) = &cli.install_docs {
+        return crate::install::run(crate::install::Command::Docs {
+            prefix: prefix.clone(),
+        });
+    }
     let shims = match (&cli.install_shims, &cli.uninstall_shims) {
         (Some(dir), _) => Some((crate::shims::Action::Install, dir.clone())),
         (None, Some(dir)) => Some((crate::shims::Action::Uninstall, dir.clone())),
@@ -124,7 +77,9 @@ pub fn run(args: &[String], cfg: &ClientConfig) -> i32 {
         });
     }
     if cli.distcc_names {
-        eprintln!("swarmcc: --distcc-names goes with --install-shims or --uninstall-shims");
+        eprintln!(
+            "swarmcc: --distcc-names goes with --install, --install-shims or --uninstall-shims"
+        );
         return ExitCode::BadArguments.code();
     }
     if cli.version {

@@ -28,8 +28,10 @@ use crate::client::lease::{Held, Scheduler};
 use crate::client::local::CompilerCommand;
 use crate::conn::{Conn, ConnError, TapDirection};
 use crate::protocol::auth::{self as wire, AuthDecoder, AuthMessage, Expect};
+use crate::protocol::ext::{self, AdvertDecoder, Preamble, PreludeDecoder, ReplyPrelude};
 use crate::protocol::{self, Limits, Reply, ReplyDecoder, ReplyEvent, Version};
 use crate::state::{Phase, StateFile};
+use crate::toolchain::LazyIdentity;
 
 /// Why a remote attempt did not produce a reply.
 #[derive(Debug)]
@@ -41,6 +43,9 @@ pub enum AttemptError {
     /// The local preprocessor failed: the source is at fault, not the host. The local
     /// compile will report the same error.
     Preprocess(String),
+    /// The host closed on our extension request: it is not (or no longer) a swarmccd
+    /// that speaks it. Retry in plain distcc.
+    NoExtension(String),
     /// Authentication with a `,auth` host failed, or its reply could not be trusted.
     Auth(AuthFailure),
 }
@@ -92,6 +97,9 @@ impl fmt::Display for AttemptError {
             AttemptError::Connect(e) => write!(f, "cannot connect: {e}"),
             AttemptError::Conn(e) => write!(f, "{e}"),
             AttemptError::Preprocess(e) => write!(f, "preprocessing failed: {e}"),
+            AttemptError::NoExtension(e) => {
+                write!(f, "the host does not speak swarmcc's extension ({e})")
+            }
             AttemptError::Auth(e) => write!(f, "{e}"),
         }
     }
@@ -315,6 +323,8 @@ pub struct Timeouts {
     pub connect: Duration,
     pub io: Duration,
     pub compile: Duration,
+    /// Silence that means a swarmccd sending keep-alives is gone.
+    pub stall: Duration,
 }
 
 /// What the attempt talks to.
@@ -329,6 +339,18 @@ pub struct Target<'a> {
     pub state: Option<&'a StateFile>,
     /// `,auth` hosts: the key file to authenticate with. `None`: plain distcc.
     pub auth_key: Option<&'a Path>,
+    /// Hosts that speak (or may speak) swarmcc's extension: our compiler's identity,
+    /// sent so that the server refuses a different compiler. `None`: plain distcc.
+    pub ext: Option<&'a LazyIdentity<'a>>,
+}
+
+/// A reply, and whether the host offered the extension after it.
+#[derive(Debug)]
+pub struct Answer {
+    pub reply: Reply,
+    /// The host is a swarmccd that speaks the extension (it advertised it, or just
+    /// answered in it).
+    pub offers_ext: bool,
 }
 
 /// Runs one remote compile on `target`. The preprocessor is started before connecting,
@@ -338,7 +360,7 @@ pub fn attempt(
     remote_argv: &[String],
     cpp: &mut Preprocessor<'_>,
     timeouts: Timeouts,
-) -> Result<Reply, AttemptError> {
+) -> Result<Answer, AttemptError> {
     cpp.start();
     // Read the key before connecting: without it there is nothing to say to the host.
     let key = match target.auth_key {
@@ -360,9 +382,32 @@ pub fn attempt(
         None => None,
     };
     let mut out = Vec::with_capacity(1024);
-    protocol::encode_request_header(target.version, None, remote_argv, &mut out)
+    let version = if target.ext.is_some() {
+        // The extension carries a protocol-1 request: its bodies are zstd, not LZO.
+        let preamble = Preamble {
+            features: vec![ext::ZSTD.into(), ext::KEEPALIVE.into()],
+            identity: target.ext.map(|i| i.get().to_owned()).unwrap_or_default(),
+        };
+        ext::encode_preamble(&preamble, &mut out)
+            .map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
+        Version::V1
+    } else {
+        target.version
+    };
+    let ext_failed = |e: ConnError| -> AttemptError {
+        // A plain distccd closes at once on the extension's version number.
+        let refused = matches!(&e, ConnError::Eof { mid_message: false })
+            || matches!(&e, ConnError::Io(io) if matches!(io.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe));
+        if target.ext.is_some() && refused {
+            AttemptError::NoExtension(e.to_string())
+        } else {
+            AttemptError::Conn(e)
+        }
+    };
+    protocol::encode_request_header(version, None, remote_argv, &mut out)
         .map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
-    conn.send(&out).map_err(AttemptError::Conn)?;
+    conn.send(&out).map_err(ext_failed)?;
 
     let pre = cpp.wait().map_err(AttemptError::Preprocess)?;
     let phase = |p: Phase| {
@@ -372,9 +417,15 @@ pub fn attempt(
     };
     phase(Phase::Send);
     out.clear();
-    protocol::encode_source(target.version, &pre.text, &mut out)
-        .map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
-    conn.send(&out).map_err(AttemptError::Conn)?;
+    if target.ext.is_some() {
+        let packed = zstd::bulk::compress(&pre.text, ZSTD_LEVEL)
+            .map_err(|e| AttemptError::Conn(ConnError::Io(e)))?;
+        protocol::encode_source(version, &packed, &mut out)
+    } else {
+        protocol::encode_source(version, &pre.text, &mut out)
+    }
+    .map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
+    conn.send(&out).map_err(ext_failed)?;
     // The request's MAC follows it; the tap saw every byte of it.
     if let Some(request_mac) = conn.stop_tap() {
         out.clear();
@@ -384,7 +435,10 @@ pub fn attempt(
     drop(out);
     // The request is out: the server compiles, we wait.
     phase(Phase::Compile);
-    if let Some(session) = &session {
+    // Before the reply: with the extension, keep-alives bound the silence instead of
+    // the compile timeout.
+    let mut first_wait = timeouts.compile;
+    if session.is_some() {
         // Instead of a reply, a server that found the request altered says so.
         let mut start = AuthDecoder::new(Expect::ReplyStart);
         match conn.next_event(&mut start, Some(timeouts.compile)) {
@@ -392,16 +446,32 @@ pub fn attempt(
                 return Err(AttemptError::Auth(AuthFailure::Refused(reason)))
             }
             Ok(_) => {}
-            Err(e) => return Err(AttemptError::Conn(e)),
+            Err(e) => return Err(ext_failed(e)),
         }
+    }
+    if target.ext.is_some() {
+        // Keep-alives come every second: silence means the server is gone, however
+        // long the compile. (Not the I/O timeout: set low for data transfers, it would
+        // take a keep-alive interval for a stall.)
+        let silence = timeouts.stall.min(timeouts.compile);
+        loop {
+            match conn.next_event(&mut PreludeDecoder, Some(silence)) {
+                Ok(ReplyPrelude::KeepAlive) | Ok(ReplyPrelude::Accepted(_)) => {}
+                Ok(ReplyPrelude::Reply) => break,
+                Err(e) => return Err(ext_failed(e)),
+            }
+        }
+        first_wait = silence;
+    }
+    if let Some(session) = &session {
         conn.start_tap(TapDirection::Received, session.transcript());
     }
 
-    let mut decoder = ReplyDecoder::new(target.version, Limits::default(), false);
+    let mut decoder = ReplyDecoder::new(version, Limits::default(), false);
     let mut reply = Reply::default();
     let mut first = true;
     while !decoder.is_complete() {
-        let wait = if first { Some(timeouts.compile) } else { None };
+        let wait = if first { Some(first_wait) } else { None };
         let event = conn
             .next_event(&mut decoder, wait)
             .map_err(AttemptError::Conn)?;
@@ -423,7 +493,27 @@ pub fn attempt(
             Err(e) => return Err(fail(format!("no SWMC after it: {e}"))),
         }
     }
-    Ok(reply)
+    if target.ext.is_some() && reply.status == 0 {
+        // We asked for zstd and swarmccd always grants it: the object is packed.
+        reply.object = zstd::bulk::decompress(&reply.object, MAX_OBJECT)
+            .map_err(|e| AttemptError::Conn(ConnError::Io(e)))?;
+    }
+    let offers_ext = target.ext.is_some() || advertised(&mut conn);
+    Ok(Answer { reply, offers_ext })
+}
+
+/// Level 1: zstd's fastest, already smaller than LZO; the link is rarely the limit.
+const ZSTD_LEVEL: i32 = 1;
+/// The largest object we unpack (as the plain protocol's limit).
+const MAX_OBJECT: usize = 2 * 1024 * 1024 * 1024 - 1;
+
+/// Whether the server sent the extension's advertisement after its reply. It arrives
+/// with the reply's last bytes, so a short wait is plenty.
+fn advertised(conn: &mut Conn) -> bool {
+    matches!(
+        conn.next_event(&mut AdvertDecoder, Some(Duration::from_millis(50))),
+        Ok(true)
+    )
 }
 
 impl From<AuthFailure> for AttemptError {

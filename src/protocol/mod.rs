@@ -10,7 +10,9 @@
 //! * [`message`]: request/reply encoders and incremental decoders that validate the
 //!   token sequence and enforce [`Limits`] before allocating anything;
 //! * [`auth`]: the messages of swarmcc's authentication extension (`SWAU`…`SWMC`),
-//!   which wrap a distcc request and reply between swarmcc and swarmccd.
+//!   which wrap a distcc request and reply between swarmcc and swarmccd;
+//! * [`ext`]: swarmcc's negotiated extension (zstd bodies, compiler identity,
+//!   keep-alives), announced by swarmccd after a plain reply.
 //!
 //! Encoders append to a caller's `Vec<u8>` and leave it untouched when they fail.
 //! Decoders are incremental: `decode(&buf)` returns `Ok(None)` when more bytes are
@@ -19,6 +21,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod ext;
 pub mod frame;
 pub mod lzo;
 pub mod message;

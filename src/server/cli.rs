@@ -3,10 +3,75 @@
 //!
 //! Plain data filled in by clap; turning it into a configuration, and every check that
 //! touches the system, is `daemon`'s job.
+//!
+//! This file is also compiled by `build.rs` (through `#[path]`) to generate the man page
+//! and the shell completions from the same definition as `--help`: it must not use
+//! anything of the crate, only `clap` and `std`.
 
 use std::path::PathBuf;
 
 use clap::Parser;
+
+/// distccd's port (the same as `server::DEFAULT_PORT`; a unit test keeps them equal).
+pub const DEFAULT_PORT: u16 = 3632;
+
+macro_rules! env_help {
+    () => {
+        "  DISTCCD_PATH             where compilers are searched (instead of PATH)
+  DISTCC_CMDLIST=FILE      an explicit list of compilers that replaces the whitelist
+  DISTCC_CMDLIST_NUMWORDS  how many trailing path components of a DISTCC_CMDLIST entry
+                           must match (default 1)
+  DISTCC_SAVE_TEMPS=1      keep job directories
+  TMPDIR                   where job directories are made (default /tmp)"
+    };
+}
+
+macro_rules! exit_help {
+    () => {
+        "  Distcc's numbers: 101 bad arguments, 102 cannot bind the port, 107 I/O error (log file,
+  pid file, key file, TMPDIR), 112 cannot switch user."
+    };
+}
+
+macro_rules! files_help {
+    () => {
+        "  /usr/lib/swarmcc/bin, /usr/lib/distcc, /usr/lib/distcc/bin
+      the compiler whitelist: one link per allowed compiler name
+  /etc/default/swarmccd (systemd), /etc/conf.d/swarmccd (OpenRC)
+      SWARMCCD_OPTS, the options of the service"
+    };
+}
+
+macro_rules! examples_help {
+    () => {
+        "  swarmccd --allow 192.168.0.0/24 -j 16 -N 15
+  swarmccd --no-detach --log-stderr --allow 10.0.0.0/8 --stats
+  swarmccd --gen-auth-key /etc/swarmcc/auth.key"
+    };
+}
+
+/// After `--help`: examples, environment, exit codes, files.
+pub const LONG_AFTER_HELP: &str = concat!(
+    "Examples:\n",
+    examples_help!(),
+    "\n\nEnvironment:\n",
+    env_help!(),
+    "\n\nExit status:\n",
+    exit_help!(),
+    "\n\nFiles:\n",
+    files_help!(),
+    "\n\nSee also: swarmcc(1), distccd(1)."
+);
+
+/// The man page's sections after OPTIONS (title, preformatted text): the same text as
+/// `--help`'s.
+pub const MAN_SECTIONS: &[(&str, &str)] = &[
+    ("EXAMPLES", examples_help!()),
+    ("ENVIRONMENT", env_help!()),
+    ("EXIT STATUS", exit_help!()),
+    ("FILES", files_help!()),
+    ("SEE ALSO", "swarmcc(1), distccd(1)"),
+];
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -16,10 +81,8 @@ use clap::Parser;
     long_about = "Compile server for distcc and swarmcc clients. Accepts distccd's options.\n\n\
         Without any --allow, only this machine (127.0.0.0/8 and ::1) may connect. \
         Refused requests (compiler not whitelisted, unsafe options, pump mode) are \
-        answered with the reason, which distcc clients print before compiling locally.\n\n\
-        Environment: DISTCCD_PATH (where compilers are searched, instead of PATH), \
-        DISTCC_CMDLIST and DISTCC_CMDLIST_NUMWORDS (an explicit list of compilers that \
-        replaces the whitelist), DISTCC_SAVE_TEMPS=1 (keep job directories), TMPDIR."
+        answered with the reason, which distcc clients print before compiling locally.",
+    after_long_help = LONG_AFTER_HELP
 )]
 pub struct Cli {
     /// Allow clients from ADDR[/BITS] (IPv4, IPv6 or a host name; repeatable). An IPv4
@@ -39,7 +102,7 @@ pub struct Cli {
     pub listen: Option<String>,
 
     /// TCP port to listen on.
-    #[arg(short = 'p', long, value_name = "PORT", default_value_t = super::DEFAULT_PORT,
+    #[arg(short = 'p', long, value_name = "PORT", default_value_t = DEFAULT_PORT,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
 
@@ -123,7 +186,7 @@ pub struct Cli {
     pub request_timeout: u64,
 
     /// Answer "busy" at once (the client compiles locally or tries another host) when
-    /// this many jobs already wait for a compile slot [default: 2 × jobs + 4].
+    /// this many jobs already wait for a compile slot [default: 2 x jobs + 4].
     #[arg(long, value_name = "N")]
     pub max_queued: Option<usize>,
 
@@ -202,6 +265,7 @@ mod tests {
     #[test]
     fn definition_is_consistent() {
         Cli::command().debug_assert();
+        assert_eq!(DEFAULT_PORT, crate::server::DEFAULT_PORT);
     }
 
     #[test]

@@ -168,8 +168,14 @@ impl Drop for Permit<'_> {
 pub(crate) struct Shared {
     pub(crate) cfg: ServerConfig,
     pub(crate) compile_slots: Semaphore,
+    /// Compilers started before their source has arrived (they wait on a pipe, idle),
+    /// at most one per compile slot.
+    pub(crate) early_starts: Semaphore,
     pub(crate) shutdown: Arc<AtomicBool>,
     pub(crate) stats: Stats,
+    /// The identities of the compilers run so far (extension requests are checked
+    /// against them).
+    pub(crate) identities: crate::toolchain::IdentityCache,
     /// Open connections, so that shutdown can unblock their reads.
     open: Mutex<HashMap<u64, TcpStream>>,
     open_changed: Condvar,
@@ -180,7 +186,9 @@ impl Shared {
     fn new(cfg: ServerConfig, shutdown: Arc<AtomicBool>) -> Self {
         Shared {
             compile_slots: Semaphore::new(cfg.jobs),
+            early_starts: Semaphore::new(cfg.jobs),
             stats: Stats::new(cfg.jobs),
+            identities: Default::default(),
             cfg,
             shutdown,
             open: Mutex::new(HashMap::new()),

@@ -26,6 +26,7 @@ use crate::conn::{Conn, ConnError, TapDirection};
 use crate::exec::{self, End};
 use crate::exit::ExitCode;
 use crate::protocol::auth::{self as wire, AuthDecoder, AuthMessage, Expect};
+use crate::protocol::ext::{self, Opening, OpeningDecoder, Preamble};
 use crate::protocol::{
     encode_reply, Error as ProtocolError, Reply, RequestDecoder, RequestEvent, Version,
 };
@@ -34,7 +35,7 @@ use crate::sandbox;
 use super::access::AllowList;
 use super::stats::{JobRecord, RejectReason, Stats};
 use super::whitelist::{check_arguments, Refusal};
-use super::Shared;
+use super::{Permit, Shared};
 
 /// The wait status every refusal is answered with: exit 110, distcc's "compiler
 /// missing", which clients treat as a failed remote compile and retry locally.
@@ -128,6 +129,61 @@ struct Names {
     input: String,
 }
 
+/// How a connection speaks: plain distcc in some version, or swarmcc's extension
+/// (a protocol-1 request and reply with the features the client asked for).
+#[derive(Debug, Clone)]
+struct Dialect {
+    version: Version,
+    ext: Option<ExtJob>,
+}
+
+impl Dialect {
+    fn plain(version: Version) -> Self {
+        Dialect { version, ext: None }
+    }
+
+    fn zstd(&self) -> bool {
+        self.ext.as_ref().is_some_and(|e| e.zstd)
+    }
+
+    fn keepalive(&self) -> bool {
+        self.ext.as_ref().is_some_and(|e| e.keepalive)
+    }
+}
+
+/// What an extension request asked for, as far as this server speaks it.
+#[derive(Debug, Clone)]
+struct ExtJob {
+    zstd: bool,
+    keepalive: bool,
+    /// The client's compiler identity; empty if it did not say.
+    identity: String,
+}
+
+impl ExtJob {
+    fn from_preamble(p: &Preamble) -> Self {
+        ExtJob {
+            zstd: p.has(ext::ZSTD),
+            keepalive: p.has(ext::KEEPALIVE),
+            identity: p.identity.clone(),
+        }
+    }
+
+    fn accepted(&self) -> Vec<&'static str> {
+        let mut f = Vec::new();
+        if self.zstd {
+            f.push(ext::ZSTD);
+        }
+        if self.keepalive {
+            f.push(ext::KEEPALIVE);
+        }
+        f
+    }
+}
+
+/// How often a compiling server says it is still there (extension keep-alives).
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(1);
+
 /// Serves one accepted, allowed connection and logs its summary line.
 pub(crate) fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     let start = Instant::now();
@@ -187,76 +243,202 @@ fn serve(
         // The request MAC covers exactly the bytes the request decoder consumes.
         conn.start_tap(TapDirection::Received, session.transcript());
     }
-    let req = match read_request(conn, shared) {
-        Ok(req) => req,
-        Err(summary) => {
-            // Disconnects are routine; a malformed request is worth a warning.
-            if let (JobResult::RejBadReq, Some(why)) = (summary.result, &summary.reason) {
-                log::warn!("client {peer}: {why}");
-            }
-            return summary;
+    let read = read_opening(conn, shared).and_then(|ext| {
+        let (pending, argv) = read_header(conn, shared)?;
+        let ext = ext.map(|p| ExtJob::from_preamble(&p));
+        if ext.is_some() && pending.version != Version::V1 {
+            conn.set_deadline(None);
+            return Err(
+                Summary::new(JobResult::RejBadReq, 0, ExitCode::ProtocolError.code())
+                    .because("bad request: an extension request must carry protocol 1")
+                    .rejected(RejectReason::BadRequest),
+            );
         }
+        Ok((pending, argv, ext))
+    });
+    let (pending, argv, ext) = match read {
+        Ok(header) => header,
+        Err(summary) => return warn_bad_request(peer, summary),
     };
-    names.compiler = req.argv.first().cloned().unwrap_or_default();
-    match auth {
-        AuthState::Required => {
-            // A plain distcc client: answered in its own protocol, so that it prints
-            // the reason and compiles locally.
-            log::warn!("client {peer}: refused: {AUTH_REQUIRED}");
-            let refusal = Refusal::new(ExitCode::AccessDenied, AUTH_REQUIRED);
-            return answer_refusal(conn, shared, req.version, &refusal, RejectReason::Auth);
-        }
-        AuthState::Session(session) => {
-            if let Err(summary) = check_request_mac(conn, peer, shared, session) {
-                return summary;
-            }
-        }
-        AuthState::Off | AuthState::Exempt => {}
+    if let Some(e) = &ext {
+        log::debug!(
+            "client {peer}: extension request (zstd: {}, keep-alive: {}, compiler: {:?})",
+            e.zstd,
+            e.keepalive,
+            e.identity
+        );
     }
-    let (job, program) = match decide(&req, shared, names) {
+    let dialect = Dialect {
+        version: pending.version,
+        ext,
+    };
+    names.compiler = argv.first().cloned().unwrap_or_default();
+    let mut req = Request {
+        version: pending.version,
+        argv,
+        source: None,
+    };
+    // The compiler can start while the client still preprocesses, if nothing has to be
+    // checked against the source first and a slot is free right now.
+    let early = matches!(auth, AuthState::Off | AuthState::Exempt)
+        && req.version != Version::V3
+        && !shared.cfg.save_temps;
+    let identity = dialect.ext.as_ref().map(|e| e.identity.as_str());
+    let mut pending = Some(pending);
+    if !early {
+        req.source = match read_source(conn, shared, pending.take().expect("unread")) {
+            Ok(source) => source,
+            Err(summary) => return warn_bad_request(peer, summary),
+        };
+        match auth {
+            AuthState::Required => {
+                // A plain distcc client: answered in its own protocol, so that it
+                // prints the reason and compiles locally.
+                log::warn!("client {peer}: refused: {AUTH_REQUIRED}");
+                let refusal = Refusal::new(ExitCode::AccessDenied, AUTH_REQUIRED);
+                return answer_refusal(conn, shared, &dialect, &refusal, RejectReason::Auth);
+            }
+            AuthState::Session(session) => {
+                if let Err(summary) = check_request_mac(conn, peer, shared, session) {
+                    return summary;
+                }
+            }
+            AuthState::Off | AuthState::Exempt => {}
+        }
+    }
+    let (job, program) = match decide(&req, shared, names, identity) {
         Ok(plan) => plan,
         Err((why, refusal)) => {
             log::warn!("client {peer}: refused: {refusal}");
-            return answer_refusal(conn, shared, req.version, &refusal, why);
+            if let Some(pending) = pending.take() {
+                // Read the whole request before answering, or the client never hears.
+                if let Err(summary) = read_source(conn, shared, pending) {
+                    return warn_bad_request(peer, summary);
+                }
+            }
+            return answer_refusal(conn, shared, &dialect, &refusal, why);
         }
     };
-    let source = req.source.unwrap_or_default();
-    compile(conn, peer, shared, req.version, &job, &program, &source)
+    let feed = match pending {
+        Some(pending) => match shared.early_starts.acquire_timeout(Duration::ZERO) {
+            Some(early) => Feed::Pending(pending, early),
+            None => match read_source(conn, shared, pending) {
+                Ok(source) => Feed::Ready(source.unwrap_or_default()),
+                Err(summary) => return warn_bad_request(peer, summary),
+            },
+        },
+        None => Feed::Ready(req.source.take().unwrap_or_default()),
+    };
+    compile(conn, peer, shared, &dialect, &job, &program, feed)
 }
 
-/// Reads one whole request. Errors are summaries: the stream is unusable afterwards.
-fn read_request(conn: &mut Conn, shared: &Shared) -> Result<Request, Summary> {
-    conn.set_deadline(Some(Instant::now() + shared.cfg.request_timeout));
-    let request = read_request_within_deadline(conn, shared);
-    conn.set_deadline(None);
-    request
+/// Logs a malformed request (disconnects are routine) and returns its summary.
+fn warn_bad_request(peer: SocketAddr, summary: Summary) -> Summary {
+    if let (JobResult::RejBadReq, Some(why)) = (summary.result, &summary.reason) {
+        log::warn!("client {peer}: {why}");
+    }
+    summary
 }
 
-fn read_request_within_deadline(conn: &mut Conn, shared: &Shared) -> Result<Request, Summary> {
-    let wait = Some(shared.cfg.io_timeout);
-    let mut decoder = RequestDecoder::new(shared.cfg.limits);
-    let (version, argv) = match conn.next_event(&mut decoder, wait) {
-        Ok(RequestEvent::Header { version, argv, .. }) => (version, argv),
-        Ok(other) => {
-            return Err(
-                Summary::new(JobResult::RejBadReq, 0, ExitCode::ProtocolError.code())
-                    .because(format!(
-                        "bad request: unexpected {other:?} before the header"
-                    ))
-                    .rejected(RejectReason::BadRequest),
-            )
-        }
+/// Unpacks an extension request's zstd source; plain sources pass through.
+fn unpack_source(shared: &Shared, dialect: &Dialect, source: Vec<u8>) -> Result<Vec<u8>, Refusal> {
+    if !dialect.zstd() {
+        return Ok(source);
+    }
+    zstd::bulk::decompress(&source, shared.cfg.limits.max_decompressed).map_err(|e| {
+        Refusal::new(
+            ExitCode::ProtocolError,
+            format!("source does not decompress (zstd) within the limit: {e}"),
+        )
+    })
+}
+
+/// Where a compile's source comes from.
+enum Feed<'a> {
+    /// Read already (still packed if the extension's zstd is on).
+    Ready(Vec<u8>),
+    /// Still on the connection: the compiler starts first and reads the source from a
+    /// pipe as soon as it arrives. The permit bounds how many such compilers wait.
+    Pending(PendingSource, Permit<'a>),
+}
+
+/// Reads an extension request's preamble, if the request has one.
+fn read_opening(conn: &mut Conn, shared: &Shared) -> Result<Option<Preamble>, Summary> {
+    match conn.next_event(&mut OpeningDecoder, Some(shared.cfg.io_timeout)) {
+        Ok(Opening::Ext(p)) => Ok(Some(p)),
+        Ok(Opening::Plain) => Ok(None),
         Err(ConnError::Eof { mid_message: false }) => {
-            return Err(
+            Err(
                 Summary::new(JobResult::Other, 0, ExitCode::Truncated.code())
                     .because("closed without sending a request"),
             )
         }
-        Err(e) => return Err(read_failure(e)),
+        Err(e) => Err(read_failure(e)),
+    }
+}
+
+/// A request whose header has been read; its source is still on the connection.
+struct PendingSource {
+    decoder: RequestDecoder,
+    version: Version,
+}
+
+/// Reads a request's header (`DIST` … `ARGV`). The whole request must arrive within
+/// `--request-timeout` from here; [`read_source`] lifts the deadline.
+fn read_header(conn: &mut Conn, shared: &Shared) -> Result<(PendingSource, Vec<String>), Summary> {
+    conn.set_deadline(Some(Instant::now() + shared.cfg.request_timeout));
+    let wait = Some(shared.cfg.io_timeout);
+    let mut decoder = RequestDecoder::new(shared.cfg.limits);
+    let header = match conn.next_event(&mut decoder, wait) {
+        Ok(RequestEvent::Header { version, argv, .. }) => {
+            Ok((PendingSource { decoder, version }, argv))
+        }
+        Ok(other) => Err(
+            Summary::new(JobResult::RejBadReq, 0, ExitCode::ProtocolError.code())
+                .because(format!(
+                    "bad request: unexpected {other:?} before the header"
+                ))
+                .rejected(RejectReason::BadRequest),
+        ),
+        Err(ConnError::Eof { mid_message: false }) => {
+            Err(
+                Summary::new(JobResult::Other, 0, ExitCode::Truncated.code())
+                    .because("closed without sending a request"),
+            )
+        }
+        Err(e) => Err(read_failure(e)),
     };
-    let source = match version {
+    if header.is_err() {
+        conn.set_deadline(None);
+    }
+    header
+}
+
+/// Reads the rest of a request: the preprocessed source (v1/v2, decompressed), or every
+/// file of a v3 request, dropped (`None`), so that its refusal can be answered.
+fn read_source(
+    conn: &mut Conn,
+    shared: &Shared,
+    pending: PendingSource,
+) -> Result<Option<Vec<u8>>, Summary> {
+    let source = read_source_within_deadline(conn, shared, pending);
+    conn.set_deadline(None);
+    source
+}
+
+fn read_source_within_deadline(
+    conn: &mut Conn,
+    shared: &Shared,
+    pending: PendingSource,
+) -> Result<Option<Vec<u8>>, Summary> {
+    let wait = Some(shared.cfg.io_timeout);
+    let PendingSource {
+        mut decoder,
+        version,
+    } = pending;
+    match version {
         Version::V1 | Version::V2 => match conn.next_event(&mut decoder, wait) {
-            Ok(RequestEvent::Source(s)) => Some(s),
+            Ok(RequestEvent::Source(s)) => Ok(Some(s)),
             Err(ConnError::Protocol(e @ ProtocolError::TooLarge { .. })) => {
                 // A well-formed request for a source beyond our limits: answer it, so
                 // the client compiles locally instead of blaming (and avoiding) us.
@@ -265,7 +447,7 @@ fn read_request_within_deadline(conn: &mut Conn, shared: &Shared) -> Result<Requ
                 let summary = answer_refusal(
                     conn,
                     shared,
-                    version,
+                    &Dialect::plain(version),
                     &Refusal::new(ExitCode::OutOfMemory, why),
                     RejectReason::TooLarge,
                 );
@@ -273,16 +455,14 @@ fn read_request_within_deadline(conn: &mut Conn, shared: &Shared) -> Result<Requ
                 // the connection, and the client would lose the answer.
                 let _ = conn.stream().shutdown(std::net::Shutdown::Write);
                 conn.discard_rest();
-                return Err(summary);
+                Err(summary)
             }
-            Ok(other) => {
-                return Err(
-                    Summary::new(JobResult::RejBadReq, 0, ExitCode::ProtocolError.code())
-                        .because(format!("bad request: expected DOTI, got {other:?}"))
-                        .rejected(RejectReason::BadRequest),
-                )
-            }
-            Err(e) => return Err(read_failure(e)),
+            Ok(other) => Err(
+                Summary::new(JobResult::RejBadReq, 0, ExitCode::ProtocolError.code())
+                    .because(format!("bad request: expected DOTI, got {other:?}"))
+                    .rejected(RejectReason::BadRequest),
+            ),
+            Err(e) => Err(read_failure(e)),
         },
         Version::V3 => {
             // Read (and drop) every file, so that the refusal can be answered in-protocol.
@@ -291,14 +471,9 @@ fn read_request_within_deadline(conn: &mut Conn, shared: &Shared) -> Result<Requ
                     return Err(read_failure(e));
                 }
             }
-            None
+            Ok(None)
         }
-    };
-    Ok(Request {
-        version,
-        argv,
-        source,
-    })
+    }
 }
 
 fn read_failure(e: ConnError) -> Summary {
@@ -327,6 +502,7 @@ fn decide(
     req: &Request,
     shared: &Shared,
     names: &mut Names,
+    client_identity: Option<&str>,
 ) -> Result<(RemoteJob, PathBuf), (RejectReason, Refusal)> {
     let decision = args::classify(&req.argv);
     if let Decision::Remote(job) = &decision {
@@ -354,6 +530,29 @@ fn decide(
         .admit_compiler(argv0)
         .map_err(|r| (RejectReason::Whitelist, r))?;
     check_arguments(&req.argv).map_err(|r| (RejectReason::ForbiddenOption, r))?;
+    if let Some(theirs) = client_identity.filter(|i| !i.is_empty()) {
+        // The extension's promise: never a silently different compiler.
+        let mismatch = |why: String| {
+            Err((
+                RejectReason::CompilerMismatch,
+                Refusal::new(ExitCode::CompilerMissing, why),
+            ))
+        };
+        match shared.identities.get(&program) {
+            Ok(ours) if ours == theirs => {}
+            Ok(ours) => {
+                return mismatch(format!(
+                    "compiler mismatch: {argv0} here is \"{ours}\", the client's is \"{theirs}\""
+                ))
+            }
+            Err(e) => {
+                return mismatch(format!(
+                    "compiler mismatch: cannot tell which compiler {} is: {e}",
+                    program.display()
+                ))
+            }
+        }
+    }
     match decision {
         Decision::Remote(job) => Ok((job, program)),
         Decision::Local(reason) => Err((
@@ -369,7 +568,7 @@ fn decide(
 fn answer_refusal(
     conn: &mut Conn,
     shared: &Shared,
-    version: Version,
+    dialect: &Dialect,
     refusal: &Refusal,
     why: RejectReason,
 ) -> Summary {
@@ -388,7 +587,7 @@ fn answer_refusal(
     let summary = Summary::new(JobResult::Other, status, refusal.code.code())
         .because(refusal.reason.clone())
         .rejected(why);
-    match send_reply(conn, &shared.stats, version, &reply) {
+    match send_reply(conn, &shared.stats, dialect, &reply) {
         Ok(()) => summary,
         // Still a refusal, whether or not the client heard it.
         Err(e) => Summary::disconnected(ExitCode::IoError, format!("sending the refusal: {e}"))
@@ -399,11 +598,11 @@ fn answer_refusal(
 fn send_reply(
     conn: &mut Conn,
     stats: &Stats,
-    version: Version,
+    dialect: &Dialect,
     reply: &Reply,
 ) -> Result<(), String> {
     let mut bytes = Vec::new();
-    encode_reply(version, reply, &mut bytes).map_err(|e| format!("cannot encode: {e}"))?;
+    encode_reply(dialect.version, reply, &mut bytes).map_err(|e| format!("cannot encode: {e}"))?;
     conn.send(&bytes).map_err(|e| e.to_string())?;
     stats.sent(bytes.len());
     // In an authenticated session the tap (started once the request's MAC checked out)
@@ -413,6 +612,13 @@ fn send_reply(
         wire::encode_mac(&reply_mac.finish(), &mut bytes);
         conn.send(&bytes).map_err(|e| e.to_string())?;
         stats.sent(bytes.len());
+    }
+    if dialect.ext.is_none() && dialect.version != Version::V3 {
+        // Offer the extension: swarmcc remembers it for its next job here; distcc
+        // clients have closed after the reply and never read it.
+        bytes.clear();
+        ext::encode_advertisement(&mut bytes);
+        let _ = conn.send(&bytes);
     }
     Ok(())
 }
@@ -467,52 +673,33 @@ fn compile(
     conn: &mut Conn,
     peer: SocketAddr,
     shared: &Shared,
-    version: Version,
+    dialect: &Dialect,
     job: &RemoteJob,
     program: &Path,
-    source: &[u8],
+    feed: Feed<'_>,
 ) -> Summary {
     let cfg = &shared.cfg;
-    // Wait for a compile slot, watching for the client giving up meanwhile; when
-    // too many already wait, say so at once: the client is better off compiling
-    // locally than queueing behind them.
-    let queued = shared.stats.queued();
-    let slot = match shared.compile_slots.acquire_timeout(Duration::ZERO) {
-        Some(permit) => Some(permit),
-        None if shared.stats.queued_now() > cfg.max_queued as u64 => {
-            let why = format!(
-                "server busy: {} compiles running and {} more waiting",
-                cfg.jobs, cfg.max_queued
-            );
-            return answer_refusal(
-                conn,
-                shared,
-                version,
-                &Refusal::new(ExitCode::Busy, why),
-                RejectReason::Busy,
-            );
+    if let Some(e) = &dialect.ext {
+        // The prelude (features, keep-alives) is written straight to the socket: it is
+        // not part of the reply an authenticated session's MAC covers.
+        let mut bytes = Vec::new();
+        if ext::encode_accepted(&e.accepted(), &mut bytes).is_ok()
+            && !write_prelude(conn.stream(), &bytes)
+        {
+            return Summary::disconnected(ExitCode::IoError, "client left before its reply");
         }
-        None => None,
+    }
+    let mut last_sign = Instant::now();
+    let server_fault = |conn: &mut Conn, why: String, code: ExitCode| {
+        log::error!("client {peer}: {why}");
+        answer_refusal(
+            conn,
+            shared,
+            dialect,
+            &Refusal::new(code, why),
+            RejectReason::ServerError,
+        )
     };
-    let slot = match slot {
-        Some(permit) => permit,
-        None => loop {
-            if let Some(permit) = shared
-                .compile_slots
-                .acquire_timeout(Duration::from_millis(250))
-            {
-                break permit;
-            }
-            if shared.stopping() || client_gone(conn.stream()) {
-                return Summary::disconnected(
-                    ExitCode::IoError,
-                    "client left while waiting for a slot",
-                );
-            }
-        },
-    };
-    drop(queued);
-    let _running = shared.stats.running();
     let workdir = match JobDir::create(shared) {
         Ok(d) => d,
         Err(e) => {
@@ -520,34 +707,33 @@ fn compile(
                 "cannot create a job directory in {}: {e}",
                 cfg.tmpdir.display()
             );
-            log::error!("client {peer}: {why}");
-            return answer_refusal(
-                conn,
-                shared,
-                version,
-                &Refusal::new(ExitCode::IoError, why),
-                RejectReason::ServerError,
-            );
+            return server_fault(conn, why, ExitCode::IoError);
         }
     };
     let dir = match &workdir.dir {
         Some(d) => d.path().to_owned(),
         None => return Summary::new(JobResult::Other, 0, 0),
     };
-    let input = dir.join(temp_input_name(&job.input, job.preprocessed_ext));
+    let input_name = temp_input_name(&job.input, job.preprocessed_ext);
+    let input = dir.join(&input_name);
     let output = dir.join(temp_output_name(&job.output));
-    if let Err(e) = fs::write(&input, source) {
-        let why = format!("cannot write {}: {e}", input.display());
-        log::error!("client {peer}: {why}");
-        return answer_refusal(
-            conn,
-            shared,
-            version,
-            &Refusal::new(ExitCode::IoError, why),
-            RejectReason::ServerError,
-        );
+    // A source still on its way is piped to a compiler started now; the language
+    // then has to be said, since there is no file name to tell it.
+    let stdin_language = match &feed {
+        Feed::Pending(..) => {
+            filename::Language::from_path(&input_name).and_then(|l| l.preprocessed_x_name())
+        }
+        Feed::Ready(_) => None,
+    };
+    let mut argv = match stdin_language {
+        Some(lang) => job.server_argv_stdin(lang, &path_str(&output)),
+        None => job.server_argv(&path_str(&input), &path_str(&output)),
+    };
+    if !argv.iter().any(|a| a == "-pipe") {
+        // The assembler reads the compiler's output from a pipe rather than a temp
+        // file: the same object, about 2 ms sooner for a small file (gcc and clang).
+        argv.insert(1, "-pipe".to_owned());
     }
-    let argv = job.server_argv(&path_str(&input), &path_str(&output));
     log::debug!(
         "client {peer}: compiling {} as: {} {}",
         job.input,
@@ -561,19 +747,15 @@ fn compile(
         .current_dir(&dir)
         .env("TMPDIR", &dir)
         .env(crate::compiler::SAFEGUARD_VAR, "1");
+    if let Ok(path) = std::env::join_paths(&cfg.admission.search_path) {
+        if !path.is_empty() {
+            cmd.env("PATH", path);
+        }
+    }
     let confinement = if cfg.sandbox {
         match sandbox::prepare(&dir) {
             Ok(c) => c,
-            Err(why) => {
-                log::error!("client {peer}: {why}");
-                return answer_refusal(
-                    conn,
-                    shared,
-                    version,
-                    &Refusal::new(ExitCode::Distcc, why),
-                    RejectReason::ServerError,
-                );
-            }
+            Err(why) => return server_fault(conn, why, ExitCode::Distcc),
         }
     } else {
         None
@@ -581,39 +763,119 @@ fn compile(
     if let Some(c) = &confinement {
         let fd = c.raw_fd();
         // SAFETY: the closure makes only raw system calls (no allocation, no locks),
-        // and `confinement` keeps the descriptor open until the spawn is over.
+        // and `confinement` keeps the descriptor open until the spawns are over.
         unsafe {
             cmd.pre_exec(move || sandbox::apply_fd_in_child(fd));
         }
     }
-    if let Ok(path) = std::env::join_paths(&cfg.admission.search_path) {
-        if !path.is_empty() {
-            cmd.env("PATH", path);
-        }
-    }
-    let opts = exec::Options {
-        deadline: cfg.job_lifetime.map(|d| Instant::now() + d),
+    let mut opts = exec::Options {
         capture_dir: Some(dir.clone()),
         ..exec::Options::default()
     };
+
+    // The source: already here (written to the input file), or read now while a
+    // compiler started for it loads. Until it is all here the job holds only an
+    // early-start permit, never a compile slot, so a slow client cannot hold one.
+    let started: Option<(exec::Running, Vec<u8>)> = match feed {
+        Feed::Ready(packed) => {
+            let source = match unpack_source(shared, dialect, packed) {
+                Ok(s) => s,
+                Err(refusal) => {
+                    return answer_refusal(conn, shared, dialect, &refusal, RejectReason::TooLarge)
+                }
+            };
+            if let Err(e) = fs::write(&input, source) {
+                let why = format!("cannot write {}: {e}", input.display());
+                return server_fault(conn, why, ExitCode::IoError);
+            }
+            None
+        }
+        Feed::Pending(pending, early) => {
+            let running = match exec::spawn(&mut cmd, &opts, true) {
+                Ok(r) => r,
+                Err(e) => {
+                    let why = format!("cannot run compiler {}: {e}", program.display());
+                    return server_fault(conn, why, ExitCode::CompilerMissing);
+                }
+            };
+            // From here on, returning early kills the compiler (Running's drop).
+            let packed = match read_source(conn, shared, pending) {
+                Ok(packed) => packed.unwrap_or_default(),
+                Err(summary) => return warn_bad_request(peer, summary),
+            };
+            drop(early);
+            match unpack_source(shared, dialect, packed) {
+                Ok(source) => Some((running, source)),
+                Err(refusal) => {
+                    return answer_refusal(conn, shared, dialect, &refusal, RejectReason::TooLarge)
+                }
+            }
+        }
+    };
+
+    // Wait for a compile slot, watching for the client giving up meanwhile; when
+    // too many already wait, say so at once: the client is better off compiling
+    // locally than queueing behind them.
+    let queued = shared.stats.queued();
+    let slot = match shared.compile_slots.acquire_timeout(Duration::ZERO) {
+        Some(permit) => permit,
+        None if shared.stats.queued_now() > cfg.max_queued as u64 => {
+            let why = format!(
+                "server busy: {} compiles running and {} more waiting",
+                cfg.jobs, cfg.max_queued
+            );
+            return answer_refusal(
+                conn,
+                shared,
+                dialect,
+                &Refusal::new(ExitCode::Busy, why),
+                RejectReason::Busy,
+            );
+        }
+        None => loop {
+            if let Some(permit) = shared
+                .compile_slots
+                .acquire_timeout(Duration::from_millis(250))
+            {
+                break permit;
+            }
+            let alive = !dialect.keepalive() || keep_alive(conn.stream(), &mut last_sign);
+            if shared.stopping() || !alive || client_gone(conn.stream()) {
+                return Summary::disconnected(
+                    ExitCode::IoError,
+                    "client left while waiting for a slot",
+                );
+            }
+        },
+    };
+    drop(queued);
+    let _running = shared.stats.running();
+    opts.deadline = cfg.job_lifetime.map(|d| Instant::now() + d);
     let stream = conn.stream();
-    let mut cancel = || shared.stopping() || client_gone(stream);
-    let started = Instant::now();
-    let ran = exec::run(&mut cmd, &opts, &mut cancel);
-    let took = started.elapsed();
+    let keepalive = dialect.keepalive();
+    let mut cancel = || {
+        let alive = !keepalive || keep_alive(stream, &mut last_sign);
+        shared.stopping() || !alive || client_gone(stream)
+    };
+    let compiling = Instant::now();
+    let ran = match started {
+        Some((mut running, source)) => {
+            if let Some(mut stdin) = running.stdin.take() {
+                // A compiler that exits early (a bad option) closes its end: its
+                // status and diagnostics say why, not this write.
+                let _ = std::io::Write::write_all(&mut stdin, &source);
+            }
+            running.wait(&opts, &mut cancel)
+        }
+        None => exec::spawn(&mut cmd, &opts, false).and_then(|r| r.wait(&opts, &mut cancel)),
+    };
+    let took = compiling.elapsed();
     drop(confinement);
     let finished = match ran {
         Ok(f) => f,
         Err(e) => {
             let why = format!("cannot run compiler {}: {e}", program.display());
-            log::error!("client {peer}: {why}");
-            return answer_refusal(
-                conn,
-                shared,
-                version,
-                &Refusal::new(ExitCode::CompilerMissing, why),
-                RejectReason::ServerError,
-            );
+            return server_fault(conn, why, ExitCode::CompilerMissing);
         }
     };
     let mut reply = Reply {
@@ -647,6 +909,27 @@ fn compile(
             Summary::new(JobResult::CompileError, finished.status, 0)
         }
         End::Exited => match fs::read(&output) {
+            Ok(object) if dialect.zstd() => match zstd::bulk::compress(&object, 1) {
+                Ok(packed) => {
+                    reply.object = packed;
+                    Summary::new(JobResult::CompileOk, 0, 0)
+                }
+                Err(e) => {
+                    let why = format!("cannot compress the object: {e}");
+                    log::error!("client {peer}: {why}");
+                    reply.status = SERVER_FAULT_STATUS;
+                    reply
+                        .stderr
+                        .extend_from_slice(format!("swarmccd: {why}\n").as_bytes());
+                    Summary::new(
+                        JobResult::Other,
+                        SERVER_FAULT_STATUS,
+                        ExitCode::Distcc.code(),
+                    )
+                    .because(why)
+                    .rejected(RejectReason::ServerError)
+                }
+            },
             Ok(object) => {
                 reply.object = object;
                 Summary::new(JobResult::CompileOk, 0, 0)
@@ -659,9 +942,13 @@ fn compile(
                 reply
                     .stderr
                     .extend_from_slice(format!("swarmccd: {why}\n").as_bytes());
-                Summary::new(JobResult::Other, SERVER_FAULT_STATUS, ExitCode::Distcc.code())
-                    .because(why)
-                    .rejected(RejectReason::ServerError)
+                Summary::new(
+                    JobResult::Other,
+                    SERVER_FAULT_STATUS,
+                    ExitCode::Distcc.code(),
+                )
+                .because(why)
+                .rejected(RejectReason::ServerError)
             }
         },
     }
@@ -672,7 +959,7 @@ fn compile(
     drop(workdir);
     drop(_running);
     drop(slot);
-    match send_reply(conn, &shared.stats, version, &reply) {
+    match send_reply(conn, &shared.stats, dialect, &reply) {
         Ok(()) => summary,
         Err(e) => Summary::disconnected(ExitCode::IoError, format!("sending the reply: {e}"))
             .compiled_for(took),
@@ -718,6 +1005,27 @@ pub fn temp_output_name(client_output: &str) -> String {
         }
         _ => "output.o".to_owned(),
     }
+}
+
+/// Sends an extension keep-alive when one is due; false if the client cannot be
+/// written to any more. Written straight to the socket between the reply's other
+/// messages, which are all sent later.
+fn keep_alive(stream: &TcpStream, last: &mut Instant) -> bool {
+    if last.elapsed() < KEEPALIVE_EVERY {
+        return true;
+    }
+    *last = Instant::now();
+    let mut bytes = Vec::with_capacity(12);
+    ext::encode_keepalive(&mut bytes);
+    write_prelude(stream, &bytes)
+}
+
+/// Writes extension prelude bytes directly; false if the client cannot take them.
+fn write_prelude(stream: &TcpStream, bytes: &[u8]) -> bool {
+    // A send buffer that stays full means the client is not reading: do not block.
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+    let mut w = stream;
+    std::io::Write::write_all(&mut w, bytes).is_ok()
 }
 
 /// True when the client closed its end or the connection broke. Bytes waiting to be

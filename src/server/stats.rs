@@ -38,6 +38,8 @@ pub enum RejectReason {
     ServerError,
     /// A source or argument list beyond the server's size limits.
     TooLarge,
+    /// The client's compiler (version, target) is not this server's.
+    CompilerMismatch,
     /// Too many jobs already waiting for a compile slot: answered at once so that the
     /// client compiles locally rather than queue (distccd's `REJ_OVERLOAD`).
     Busy,
@@ -48,7 +50,7 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 10] = [
+    pub const ALL: [RejectReason; 11] = [
         RejectReason::AccessDenied,
         RejectReason::BadRequest,
         RejectReason::Pump,
@@ -57,6 +59,7 @@ impl RejectReason {
         RejectReason::NotDistributable,
         RejectReason::ServerError,
         RejectReason::TooLarge,
+        RejectReason::CompilerMismatch,
         RejectReason::Busy,
         RejectReason::Auth,
     ];
@@ -72,6 +75,7 @@ impl RejectReason {
             RejectReason::NotDistributable => "not_distributable",
             RejectReason::ServerError => "server_error",
             RejectReason::TooLarge => "too_large",
+            RejectReason::CompilerMismatch => "compiler_mismatch",
             RejectReason::Busy => "busy",
             RejectReason::Auth => "auth",
         }

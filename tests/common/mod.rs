@@ -78,6 +78,19 @@ pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
     false
 }
 
+/// Reads `read()` until `done` accepts it or 5 s pass, and returns the last reading: a
+/// server logs a job after its reply is sent, so the client can finish first.
+pub fn eventually(read: impl Fn() -> String, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = read();
+        if done(&text) || Instant::now() > deadline {
+            return text;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A child process killed (SIGKILL) and reaped when dropped, even if the test panics.
 pub struct ProcessGuard {
     pub child: Child,
@@ -128,6 +141,23 @@ pub struct Swarmccd {
 impl Swarmccd {
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The log once `ready` holds for it (the server logs a job after its reply is out,
+    /// so a client can finish first); fails the test after 10 s.
+    pub fn log_when(&self, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log_text();
+            if ready(&log) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server log never got there:\n{log}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -195,6 +225,12 @@ impl Distccd {
 }
 
 pub fn start_distccd(dir: &Path) -> Distccd {
+    start_distccd_env(dir, &[])
+}
+
+/// [`start_distccd`] with extra environment variables for the daemon (`DISTCCD_PATH`,
+/// `DISTCC_CMDLIST`…), and so for the compilers it runs.
+pub fn start_distccd_env(dir: &Path, envs: &[(&str, &str)]) -> Distccd {
     let port = free_port();
     let logdir = dir.join(format!("distccd-{port}"));
     fs::create_dir_all(&logdir).unwrap();
@@ -224,6 +260,7 @@ pub fn start_distccd(dir: &Path) -> Distccd {
         .args(["-p", &port.to_string(), "-j", "4", "--log-level", "info"])
         .arg("--log-file")
         .arg(&log)
+        .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -59,7 +59,8 @@ pub struct Reply {
     pub object: Vec<u8>,
 }
 
-/// Decodes one whole reply; panics if it is incomplete or followed by more bytes.
+/// Decodes one whole reply; panics if it is incomplete or followed by more bytes than
+/// swarmccd's advertisement.
 pub fn decode_reply(version: Version, bytes: &[u8]) -> Reply {
     try_decode_reply(version, bytes)
         .unwrap_or_else(|| panic!("incomplete reply: {:?}", String::from_utf8_lossy(bytes)))
@@ -81,7 +82,9 @@ pub fn try_decode_reply(version: Version, bytes: &[u8]) -> Option<Reply> {
             ReplyEvent::Object(o) => reply.object = o,
         }
     }
-    (at == bytes.len()).then_some(reply)
+    // swarmccd offers its extension after a plain reply (12 bytes distcc never reads).
+    let rest = &bytes[at..];
+    (rest.is_empty() || rest == b"SWXT00000001").then_some(reply)
 }
 
 pub fn compile(port: u16, version: Version, argv: &[&str], source: &[u8]) -> Reply {
