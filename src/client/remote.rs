@@ -384,8 +384,14 @@ pub fn attempt(
     let mut out = Vec::with_capacity(1024);
     let version = if target.ext.is_some() {
         // The extension carries a protocol-1 request: its bodies are zstd, not LZO.
+        // Compression only where the host list asks for it (`,lzo`): on a fast link
+        // it costs more CPU than it saves in time, as with distcc.
+        let mut features = vec![ext::KEEPALIVE.to_owned()];
+        if target.version == Version::V2 {
+            features.push(ext::ZSTD.into());
+        }
         let preamble = Preamble {
-            features: vec![ext::ZSTD.into(), ext::KEEPALIVE.into()],
+            features,
             identity: target.ext.map(|i| i.get().to_owned()).unwrap_or_default(),
         };
         ext::encode_preamble(&preamble, &mut out)
@@ -417,15 +423,24 @@ pub fn attempt(
     };
     phase(Phase::Send);
     out.clear();
-    if target.ext.is_some() {
+    let zstd = target.ext.is_some() && target.version == Version::V2;
+    if zstd {
         let packed = zstd::bulk::compress(&pre.text, ZSTD_LEVEL)
             .map_err(|e| AttemptError::Conn(ConnError::Io(e)))?;
         protocol::encode_source(version, &packed, &mut out)
+            .map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
+        conn.send(&out).map_err(ext_failed)?;
+    } else if version == Version::V1 {
+        // Uncompressed: the header, then the text itself, without copying it.
+        protocol::encode_source_header(pre.text.len(), &mut out)
+            .map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
+        conn.send(&out).map_err(ext_failed)?;
+        conn.send(&pre.text).map_err(ext_failed)?;
     } else {
         protocol::encode_source(version, &pre.text, &mut out)
+            .map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
+        conn.send(&out).map_err(ext_failed)?;
     }
-    .map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
-    conn.send(&out).map_err(ext_failed)?;
     // The request's MAC follows it; the tap saw every byte of it.
     if let Some(request_mac) = conn.stop_tap() {
         out.clear();
@@ -493,7 +508,7 @@ pub fn attempt(
             Err(e) => return Err(fail(format!("no SWMC after it: {e}"))),
         }
     }
-    if target.ext.is_some() && reply.status == 0 {
+    if zstd && reply.status == 0 {
         // We asked for zstd and swarmccd always grants it: the object is packed.
         reply.object = zstd::bulk::decompress(&reply.object, MAX_OBJECT)
             .map_err(|e| AttemptError::Conn(ConnError::Io(e)))?;

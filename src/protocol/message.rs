@@ -454,6 +454,13 @@ pub fn encode_source(version: Version, source: &[u8], out: &mut Vec<u8>) -> Resu
     encode_bulk(Token::DOTI, &pack(version, source), out)
 }
 
+/// Encodes only the `DOTI` header of an uncompressed (protocol 1) source of `len`
+/// bytes, for a caller that sends the body from its own buffer without copying it.
+pub fn encode_source_header(len: usize, out: &mut Vec<u8>) -> Result<(), Error> {
+    encode_header(Token::DOTI, wire_len(len, "source longer than 4 GiB")?, out);
+    Ok(())
+}
+
 /// Encodes `NFIL` and then every entry with [`encode_file_entry`] (v3 only).
 pub fn encode_files(files: &[FileEntry], out: &mut Vec<u8>) -> Result<(), Error> {
     let n = wire_len(files.len(), "more than 2^32 files")?;
@@ -974,6 +981,17 @@ mod tests {
                 got: *b"DOTI"
             }
         );
+    }
+
+    #[test]
+    fn source_header_then_body_is_a_v1_source() {
+        let body = b"int x;\n".repeat(9);
+        let mut whole = Vec::new();
+        encode_source(Version::V1, &body, &mut whole).unwrap();
+        let mut split = Vec::new();
+        encode_source_header(body.len(), &mut split).unwrap();
+        split.extend_from_slice(&body);
+        assert_eq!(whole, split);
     }
 
     #[test]

@@ -29,6 +29,6 @@ pub mod message;
 pub use error::Error;
 pub use message::{
     encode_file_entry, encode_files, encode_precompressed_file, encode_reply,
-    encode_request_header, encode_source, FileEntry, Limits, Reply, ReplyDecoder, ReplyEvent,
-    RequestDecoder, RequestEvent, Version,
+    encode_request_header, encode_source, encode_source_header, FileEntry, Limits, Reply,
+    ReplyDecoder, ReplyEvent, RequestDecoder, RequestEvent, Version,
 };

@@ -908,14 +908,25 @@ fn compile(
         End::Exited if finished.status != 0 => {
             Summary::new(JobResult::CompileError, finished.status, 0)
         }
-        End::Exited => match fs::read(&output) {
-            Ok(object) if dialect.zstd() => match zstd::bulk::compress(&object, 1) {
-                Ok(packed) => {
-                    reply.object = packed;
+        End::Exited => {
+            // distccd stops mid-reply when the output is missing (its issue list
+            // 6.1.6); we answer with the reason.
+            let object = fs::read(&output)
+                .map_err(|e| format!("the compiler succeeded but wrote no output file: {e}"))
+                .and_then(|object| {
+                    if dialect.zstd() {
+                        zstd::bulk::compress(&object, 1)
+                            .map_err(|e| format!("cannot compress the object: {e}"))
+                    } else {
+                        Ok(object)
+                    }
+                });
+            match object {
+                Ok(object) => {
+                    reply.object = object;
                     Summary::new(JobResult::CompileOk, 0, 0)
                 }
-                Err(e) => {
-                    let why = format!("cannot compress the object: {e}");
+                Err(why) => {
                     log::error!("client {peer}: {why}");
                     reply.status = SERVER_FAULT_STATUS;
                     reply
@@ -929,28 +940,8 @@ fn compile(
                     .because(why)
                     .rejected(RejectReason::ServerError)
                 }
-            },
-            Ok(object) => {
-                reply.object = object;
-                Summary::new(JobResult::CompileOk, 0, 0)
             }
-            Err(e) => {
-                // distccd stops mid-reply here (its issue list 6.1.6); we fail cleanly.
-                let why = format!("the compiler succeeded but wrote no output file: {e}");
-                log::error!("client {peer}: {why}");
-                reply.status = SERVER_FAULT_STATUS;
-                reply
-                    .stderr
-                    .extend_from_slice(format!("swarmccd: {why}\n").as_bytes());
-                Summary::new(
-                    JobResult::Other,
-                    SERVER_FAULT_STATUS,
-                    ExitCode::Distcc.code(),
-                )
-                .because(why)
-                .rejected(RejectReason::ServerError)
-            }
-        },
+        }
     }
     .compiled_for(took);
     // Everything is in memory now: clean up before answering, so that a client that
