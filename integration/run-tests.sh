@@ -34,3 +34,6 @@ cargo test --all-targets -- --test-threads=2
 # every way we know (killed, restarted, stalled, frozen, garbage, slow, disk full,
 # connection resets): every build must succeed with objects identical to a local one.
 bash integration/fault-suite.sh
+# A short coverage-guided pass over every fuzz target (protocol decoders, LZO, host
+# specs, argument analysis); `integration/fuzz.sh` alone runs the long ones.
+bash integration/fuzz.sh 15

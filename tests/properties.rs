@@ -3,8 +3,8 @@
 //! argument analyser and the server's argument check.
 //!
 //! The fuzz targets in `fuzz/` explore the same code with coverage guidance; these run
-//! with every `cargo test` and keep to a few seconds. Tests marked `#[ignore = "bug: …"]`
-//! pin bugs that fuzzing found, until they are fixed.
+//! with every `cargo test` and keep to a few seconds. The bugs fuzzing found are pinned
+//! by tests at the end of their sections (both fixed).
 
 use std::cell::RefCell;
 use std::net::Ipv6Addr;
@@ -440,12 +440,11 @@ fn check_bounded(stream: &[u8], limit: usize) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// Found by `fuzz/fuzz_targets/lzo_decompress.rs`: an end-of-stream marker (M4, distance
-/// 0) may carry a length extension that liblzo2's `lzo1x_decompress_safe` reads and
-/// ignores (it returns an empty output for this stream); our decoder treats the length
-/// as output and refuses it as a decompression bomb before it sees the end marker.
+/// Found by `fuzz/fuzz_targets/lzo_decompress.rs` (now fixed): an end-of-stream marker
+/// (M4, distance 0) may carry a length extension that liblzo2's `lzo1x_decompress_safe`
+/// reads and ignores (it returns an empty output for this stream); our decoder took the
+/// length for output and refused it as a decompression bomb before seeing the marker.
 #[test]
-#[ignore = "bug: lzo::decompress refuses an end marker with a long length (liblzo2 accepts it)"]
 fn lzo_end_marker_with_long_length() {
     // 10: M4 with length continued; 00: +255; 01: ends the length; 00 00: distance 0.
     let stream = [0x10, 0x00, 0x01, 0x00, 0x00];
@@ -924,11 +923,10 @@ proptest! {
     }
 }
 
-/// Found by `fuzz/fuzz_targets/args.rs`: gcc refuses `-o ''` ("output filename may not
-/// be empty"), but the analyser accepts it as a remote job with an empty output path,
-/// so the user gets a failure to write "" after a remote compile instead of gcc's error.
+/// Found by `fuzz/fuzz_targets/args.rs` (now fixed): gcc refuses `-o ''` ("output
+/// filename may not be empty"); the analyser took it for a remote job with an empty
+/// output path, so the user got a failure to write "" instead of gcc's error.
 #[test]
-#[ignore = "bug: classify accepts an empty -o value as a remote job (gcc refuses it)"]
 fn empty_output_is_not_distributed() {
     let argv: Vec<String> = ["gcc", "-c", "a.c", "-o", ""].map(String::from).to_vec();
     assert!(

@@ -47,6 +47,8 @@ pub enum LocalReason {
     Conftest,
     /// `-o -`.
     OutputToStdout,
+    /// `-o ''`: gcc refuses it, and should say so itself.
+    EmptyOutput,
     /// The compile writes no object (`-fsyntax-only`).
     NoOutput,
     /// More than one `-o`.
@@ -76,6 +78,7 @@ impl fmt::Display for LocalReason {
             LocalReason::LocalOnlyOption(opt) => write!(f, "{opt} {}", local_why(opt)),
             LocalReason::Conftest => f.write_str("autoconf test program (conftest)"),
             LocalReason::OutputToStdout => f.write_str("output to standard output (-o -)"),
+            LocalReason::EmptyOutput => f.write_str("empty output file name (-o '')"),
             LocalReason::NoOutput => f.write_str("the compile writes no object file"),
             LocalReason::SeveralOutputs => f.write_str("more than one -o"),
             LocalReason::MissingArgument(opt) => write!(f, "{opt} is missing its argument"),
@@ -533,6 +536,7 @@ fn scan(argv: &[String]) -> Result<RemoteJob, LocalReason> {
     }
     let output = match outputs.first() {
         Some(&"-") => return Err(LocalReason::OutputToStdout),
+        Some(&"") => return Err(LocalReason::EmptyOutput),
         Some(o) => (*o).to_owned(),
         // -S wins over -c, as in gcc.
         None => filename::default_output(input, if seen_s { ".s" } else { ".o" }),

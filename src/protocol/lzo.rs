@@ -80,17 +80,21 @@ impl Decoder<'_> {
 
     /// A length continued in extra bytes: each 0 byte adds 255, the first non-zero
     /// byte ends it and is added to `base`.
-    fn long_length(&mut self, base: usize) -> Result<usize, Error> {
+    ///
+    /// With `early_limit`, a length past the output limit is refused as soon as it is
+    /// one (a bomb, before reading further zeros). An M4 length must not be: it may
+    /// belong to the end-of-stream marker, which liblzo2 accepts whatever its length;
+    /// copying the match checks the limit anyway.
+    fn long_length(&mut self, base: usize, early_limit: bool) -> Result<usize, Error> {
         let mut len = base;
         loop {
             let b = self.byte()?;
             if b != 0 {
-                return len.checked_add(b).ok_or_else(|| self.too_large(usize::MAX));
+                return Ok(len.saturating_add(b));
             }
-            // Each zero byte stands for 255 output bytes, so a length that exceeds
-            // the limit is a bomb and can be refused before reading further zeros.
+            // Each zero byte stands for 255 output bytes.
             len = len.saturating_add(255);
-            if len > self.limit {
+            if early_limit && len > self.limit {
                 return Err(self.too_large(len));
             }
         }
@@ -181,7 +185,11 @@ impl Decoder<'_> {
                     if t >= 16 {
                         State::Match(t)
                     } else {
-                        let n = if t == 0 { self.long_length(15)? } else { t };
+                        let n = if t == 0 {
+                            self.long_length(15, true)?
+                        } else {
+                            t
+                        };
                         self.literals(n.saturating_add(3))?;
                         State::AfterLiteralRun
                     }
@@ -211,7 +219,7 @@ impl Decoder<'_> {
                 State::Match(t) if t >= 32 => {
                     // M3: distance up to 16 KiB.
                     let len = match t & 31 {
-                        0 => self.long_length(31)?,
+                        0 => self.long_length(31, true)?,
                         n => n,
                     };
                     let (lo, hi) = (self.byte()?, self.byte()?);
@@ -223,7 +231,7 @@ impl Decoder<'_> {
                     // M4: distance 16..48 KiB; distance 0 (before the bias) ends the
                     // stream, which is what `11 00 00` encodes.
                     let len = match t & 7 {
-                        0 => self.long_length(7)?,
+                        0 => self.long_length(7, false)?,
                         n => n,
                     };
                     let (lo, hi) = (self.byte()?, self.byte()?);

@@ -1,0 +1,134 @@
+//! The host-list grammar on arbitrary text: `hosts::parse`, `describe`, and re-parsing.
+//!
+//! Checks: no panic; error positions inside the text; every parsed host obeys the
+//! grammar's promises (limit ≥ 1, port ≥ 1, `,cpp` only with `,lzo`, the spec is a
+//! whitespace-free token); its `spec` re-parses alone to the same host; the hosts'
+//! specs joined by newlines re-parse to the same hosts; `describe` says what the
+//! fields say; a canonical spelling built from the fields parses to the same host.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use swarmcc::hosts::{self, HostKind, HostSpec};
+use swarmcc_fuzz::set_max_alloc;
+
+/// The spec written from the fields alone, in the grammar's canonical order.
+fn canonical(h: &HostSpec) -> String {
+    let opts = h.options_string();
+    let opts = if opts.is_empty() {
+        String::new()
+    } else {
+        format!(",{opts}")
+    };
+    let host = |name: &str| {
+        if name.contains(':') {
+            format!("[{name}]")
+        } else {
+            name.to_string()
+        }
+    };
+    match &h.kind {
+        HostKind::Localhost => format!("localhost/{}", h.limit),
+        // Port before limit: `localhost/4:3632` would be the local machine with junk.
+        HostKind::Tcp { host: name, port } => {
+            format!("{}:{port}/{}{opts}", host(name), h.limit)
+        }
+        HostKind::Ssh {
+            user,
+            host: name,
+            command,
+        } => {
+            let cmd = command
+                .as_deref()
+                .map(|c| format!(":{c}"))
+                .unwrap_or_default();
+            format!(
+                "{}@{}/{}{cmd}{opts}",
+                user.as_deref().unwrap_or(""),
+                host(name),
+                h.limit
+            )
+        }
+    }
+}
+
+fn check_host(h: &HostSpec) {
+    assert!(h.limit >= 1);
+    assert!(!h.cpp || h.lzo, ",cpp without ,lzo accepted");
+    assert!((1..=3).contains(&h.protocol()));
+    assert!(!h.spec.is_empty());
+    assert!(!h.spec.contains([' ', '\t', '\n', '\r', '\x0c', '#']));
+    match &h.kind {
+        HostKind::Localhost => assert!(!h.lzo && !h.cpp && !h.down && h.auth.is_none()),
+        HostKind::Tcp { host, port } => {
+            assert!(*port >= 1);
+            assert!(!host.is_empty());
+        }
+        HostKind::Ssh { host, command, .. } => {
+            assert!(!host.is_empty());
+            assert!(command.as_deref() != Some(""));
+        }
+    }
+
+    let alone = hosts::parse(&h.spec).expect("a parsed spec must parse alone");
+    assert_eq!(alone.hosts.len(), 1);
+    assert_eq!(&alone.hosts[0], h, "spec re-parses differently");
+
+    let text = hosts::describe(h);
+    let mut words = text.split("  ");
+    assert_eq!(words.next(), Some(h.spec.as_str()));
+    let fields: Vec<(&str, &str)> = words
+        .next()
+        .expect("describe has fields")
+        .split(' ')
+        .map(|w| w.split_once('=').expect("key=value"))
+        .collect();
+    let field = |k: &str| fields.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
+    assert_eq!(field("host"), Some(h.hostname()));
+    assert_eq!(field("limit"), Some(h.limit.to_string().as_str()));
+    if !h.is_local() {
+        assert_eq!(field("protocol"), Some(h.protocol().to_string().as_str()));
+        let opts = h.options_string();
+        assert_eq!(
+            field("options"),
+            (!opts.is_empty()).then_some(opts.as_str())
+        );
+    }
+
+    let canon = canonical(h);
+    let parsed = match hosts::parse(&canon) {
+        Ok(list) => list,
+        Err(e) => panic!("canonical spelling {canon:?} of {:?} refused: {e}", h.spec),
+    };
+    assert_eq!(parsed.hosts.len(), 1, "{canon:?}");
+    let mut want = h.clone();
+    want.spec = canon;
+    assert_eq!(parsed.hosts[0], want);
+}
+
+fuzz_target!(|data: &[u8]| {
+    set_max_alloc(64 * data.len() + 64 * 1024);
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match hosts::parse(text) {
+        Ok(list) => {
+            let _ = list.total_slots();
+            for h in &list.hosts {
+                check_host(h);
+            }
+            let joined: Vec<&str> = list.hosts.iter().map(|h| h.spec.as_str()).collect();
+            let again = hosts::parse(&joined.join("\n")).expect("specs re-parse together");
+            assert_eq!(again.hosts, list.hosts);
+        }
+        Err(e) => {
+            let _ = e.to_string();
+            assert!(e.line >= 1 && e.column >= 1);
+            assert!(
+                e.line <= text.split(['\n', '\r']).count(),
+                "line out of range"
+            );
+            assert!(!e.token.is_empty());
+            assert!(text.contains(&e.token), "error token not in the text");
+        }
+    }
+});
