@@ -97,6 +97,12 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     if let Some(path) = &cli.gen_auth_key {
         return gen_auth_key(path);
     }
+    // One malloc arena per connection thread would grow the server's memory, and with
+    // it the cost of every fork that starts a compiler: two arenas are plenty here.
+    // SAFETY: mallopt only sets an allocator tunable; called before other threads run.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let logs_to_file = cli.log_file.is_some() && !cli.log_stderr && !cli.wizard;
     match start(cli) {
         Ok(()) => 0,
