@@ -49,6 +49,9 @@ import tempfile
 import threading
 import time
 
+# Process and port helpers shared with the scheduling benchmark.
+from bench_sched import find_agents, free_port, kill_group, stop_agents
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = ("swarmcc", "distcc")
 CLK = os.sysconf("SC_CLK_TCK")
@@ -129,37 +132,6 @@ def exe_of(pid):
         return None
 
 
-def find_agents(work):
-    """swarmcc's scheduling agents serving a DISTCC_DIR below our work dir."""
-    pids = []
-    for pid in all_pids():
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if b"--agent-serve" in argv and any(a.startswith(work.encode()) for a in argv):
-            pids.append(pid)
-    return pids
-
-
-def stop_agents(work):
-    pids = find_agents(work)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    end = time.time() + 3
-    while time.time() < end and any(os.path.exists(f"/proc/{p}") for p in pids):
-        time.sleep(0.05)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 class AgentMeter:
     """CPU of swarmcc's agents (found by cmdline) between two reads. An agent that appears
     in between counts from 0; one that died in between is lost (we keep it alive with
@@ -193,14 +165,6 @@ def loadavg():
 
 # ----------------------------------------------------------------------------- processes
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def listening(port):
     """Whether something listens on 127.0.0.1:port or 0.0.0.0:port (/proc/net/tcp)."""
     want = {f"0100007F:{port:04X}", f"00000000:{port:04X}"}
@@ -222,19 +186,6 @@ def tail(path, n=15):
             return "".join(f.readlines()[-n:])
     except OSError as e:
         return f"({path}: {e})"
-
-
-def kill_group(proc, timeout=5):
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(timeout)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 # A tiny launcher, compiled at start: it forks, execs the command, wait4()s for it and
