@@ -41,11 +41,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLEEPCC = r"""#!/bin/bash
 # sleepcc: a fake compiler for integration/bench_sched.py
 LC_ALL=C
+# swarmcc asks a compiler who it is (-v) before it speaks its extension to a host;
+# a fake has no version to tell, and this is not a compile.
+[ "$*" = "-v" ] && exit 0
 out= src=
 while [ $# -gt 0 ]; do
     case "$1" in
         -o) out=$2; shift ;;
         -o*) out=${1#-o} ;;
+        -x) shift ;;
+        -) src=- ;;
         -*) ;;
         *) src=$1 ;;
     esac
@@ -53,7 +58,9 @@ while [ $# -gt 0 ]; do
 done
 tag=${BENCH_HOST:-unknown}
 echo "start $tag $EPOCHREALTIME $$" >> "$BENCH_EVENTS"
-if [ -z "$out" ] || [ ! -f "$src" ]; then
+# swarmccd may start the compiler before the source arrives and pipe it in (`-x … -`).
+[ "$src" = - ] && { cat > /dev/null; src=stdin; touch "$src" 2>/dev/null || src=/dev/null; }
+if [ -z "$out" ] || [ ! -e "$src" ]; then
     echo "sleepcc: need -o OUT and an existing input (got out='$out' src='$src')" >&2
     echo "fail $tag $EPOCHREALTIME $$" >> "$BENCH_EVENTS"
     exit 1
