@@ -57,8 +57,9 @@ fn stamp(program: &Path) -> io::Result<String> {
     Ok(format!("{} {} {}", m.len(), m.mtime(), m.mtime_nsec()))
 }
 
-/// [`identity`], remembered in `cache_dir` (one file per compiler path). Any cache
-/// trouble just means asking the compiler again.
+/// [`identity`], remembered in `cache_dir` (one file per compiler path); empty for a
+/// compiler that runs but names no version and target. Any cache trouble just means
+/// asking the compiler again.
 pub fn cached_identity(cache_dir: &Path, program: &Path) -> io::Result<String> {
     let canonical = fs::canonicalize(program)?;
     let stamp = stamp(&canonical)?;
@@ -67,12 +68,18 @@ pub fn cached_identity(cache_dir: &Path, program: &Path) -> io::Result<String> {
     let file = cache_dir.join(format!("{:016x}", h.finish()));
     if let Ok(text) = fs::read_to_string(&file) {
         if let Some((first, id)) = text.split_once('\n') {
-            if first == format!("{} {stamp}", canonical.display()) && !id.trim().is_empty() {
+            if first == format!("{} {stamp}", canonical.display()) {
                 return Ok(id.trim().to_owned());
             }
         }
     }
-    let id = identity(&canonical)?;
+    let id = match identity(&canonical) {
+        Ok(id) => id,
+        // It ran but does not say who it is: remembered as unknown (empty) too, or
+        // every job would ask again.
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => String::new(),
+        Err(e) => return Err(e),
+    };
     let _ = fs::create_dir_all(cache_dir);
     let tmp = cache_dir.join(format!(".{:016x}.{}", h.finish(), std::process::id()));
     let body = format!("{} {stamp}\n{id}\n", canonical.display());
@@ -174,6 +181,18 @@ mod tests {
         fs::write(&file, "garbage").unwrap();
         assert_eq!(cached_identity(dir.path(), &gcc).unwrap(), id);
         assert!(fs::read_to_string(&file).unwrap().contains(&id));
+        // A compiler that names no version is remembered as unknown: asked once.
+        let fake = dir.path().join("fakecc");
+        let count = dir.path().join("asked");
+        fs::write(&fake, format!("#!/bin/sh\necho x >> {}\n", count.display())).unwrap();
+        fs::set_permissions(
+            &fake,
+            <fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+        )
+        .unwrap();
+        assert_eq!(cached_identity(dir.path(), &fake).unwrap(), "");
+        assert_eq!(cached_identity(dir.path(), &fake).unwrap(), "");
+        assert_eq!(fs::read_to_string(&count).unwrap(), "x\n");
         let cache = IdentityCache::default();
         assert_eq!(cache.get(&fs::canonicalize(&gcc).unwrap()).unwrap(), id);
     }
