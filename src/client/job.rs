@@ -230,24 +230,25 @@ impl Ctx<'_> {
                     ext_hosts.remember(&host.lock_name());
                 }
             }
-            match outcome.map(|a| a.reply) {
+            // Whatever kept this host from producing the result, and whether the host
+            // is at fault (then it is backed off).
+            let (reason, back_off) = match outcome.map(|a| a.reply) {
                 Ok(reply) if is_refusal(&reply) => {
                     // A policy answer, not a failure of the host: no backoff, try the
                     // next host (whose whitelist may differ), then compile here.
                     let reason = String::from_utf8_lossy(&reply.stderr).trim().to_string();
                     log::warn!("{} refused {}: {reason}", host.spec, job.input);
-                    report_to(
-                        &mut slot,
-                        JobReport::HostFailed {
-                            reason: reason.clone(),
-                        },
-                    );
-                    failures.push(format!("{}: {reason}", host_label(host)));
-                    if reason.contains("compiler mismatch") {
-                        // Every job with this compiler would be refused there: leave the
-                        // host alone for a while rather than upload each source first.
-                        backoff::mark(&lock_dir, &host.lock_name(), cfg.backoff_period);
-                    }
+                    (reason, false)
+                }
+                Ok(reply) if is_server_fault(&reply) => {
+                    // The server cannot do the job: try elsewhere, and back it off so
+                    // that other jobs do not upload their sources to it first.
+                    let reason = String::from_utf8_lossy(&reply.stderr).trim().to_string();
+                    log::warn!("{} failed {}: {reason}", host.spec, job.input);
+                    (reason, true)
+                }
+                Ok(reply) => {
+                    return self.finish_remote(job, host, reply, &mut cpp, slot, started);
                 }
                 Err(AttemptError::NoExtension(e)) => {
                     // Not (or no longer) a swarmccd: forget it, and ask again in plain
@@ -258,23 +259,7 @@ impl Ctx<'_> {
                     );
                     ext_hosts.forget(&host.lock_name());
                     tried[idx] = false;
-                }
-                Ok(reply) if is_server_fault(&reply) => {
-                    // The server could not do the job: try elsewhere, and back it off so
-                    // that other jobs do not upload their sources to it first.
-                    let reason = String::from_utf8_lossy(&reply.stderr).trim().to_string();
-                    log::warn!("{} failed {}: {reason}", host.spec, job.input);
-                    report_to(
-                        &mut slot,
-                        JobReport::HostFailed {
-                            reason: reason.clone(),
-                        },
-                    );
-                    failures.push(format!("{}: {reason}", host_label(host)));
-                    backoff::mark(&lock_dir, &host.lock_name(), cfg.backoff_period);
-                }
-                Ok(reply) => {
-                    return self.finish_remote(job, host, reply, &mut cpp, slot, started);
+                    continue;
                 }
                 Err(AttemptError::Preprocess(e)) => {
                     // The source is at fault, not the host: the local compile reports it.
@@ -296,15 +281,18 @@ impl Ctx<'_> {
                 }
                 Err(e) => {
                     log::warn!("failed to distribute {} to {}: {e}", job.input, host.spec);
-                    report_to(
-                        &mut slot,
-                        JobReport::HostFailed {
-                            reason: e.to_string(),
-                        },
-                    );
-                    failures.push(format!("{}: {e}", host_label(host)));
-                    backoff::mark(&lock_dir, &host.lock_name(), cfg.backoff_period);
+                    (e.to_string(), true)
                 }
+            };
+            report_to(
+                &mut slot,
+                JobReport::HostFailed {
+                    reason: reason.clone(),
+                },
+            );
+            failures.push(format!("{}: {reason}", host_label(host)));
+            if back_off {
+                backoff::mark(&lock_dir, &host.lock_name(), cfg.backoff_period);
             }
         }
 
@@ -623,8 +611,9 @@ fn is_refusal(reply: &Reply) -> bool {
         && reply.stderr.starts_with(b"swarmccd: ")
 }
 
-/// swarmccd answers its own failures (full disk, no job directory…) with exit 107 and
-/// a reason starting `swarmccd: `: the host is at fault, unlike a refusal.
+/// swarmccd answers what makes it unable to do a job (full disk, no job directory, a
+/// compiler that is not ours…) with exit 107 and a reason starting `swarmccd: `: the
+/// host is no use for now, unlike after a policy refusal.
 fn is_server_fault(reply: &Reply) -> bool {
     reply.status != 0
         && local::exit_code_from_wait(reply.status) == ExitCode::IoError.code()

@@ -41,8 +41,9 @@ use super::{Permit, Shared};
 /// missing", which clients treat as a failed remote compile and retry locally.
 pub const REFUSAL_STATUS: u32 = (ExitCode::CompilerMissing as u32) << 8;
 
-/// The wait status of an answer saying the server itself failed (no space for the
-/// job, cannot create its directory…): exit 107, distcc's I/O error.
+/// The wait status of an answer saying this server cannot do the job, whoever asks
+/// (no space for the job, cannot create its directory, not the client's compiler…):
+/// exit 107, distcc's I/O error.
 pub const SERVER_FAULT_STATUS: u32 = (ExitCode::IoError as u32) << 8;
 
 /// The job summary's result field, as distccd names them.
@@ -572,9 +573,12 @@ fn answer_refusal(
     refusal: &Refusal,
     why: RejectReason,
 ) -> Summary {
-    // The server's own failures say so with their own status, so that swarmcc backs
-    // this host off; a distcc client retries locally on any failure status.
-    let status = if why == RejectReason::ServerError {
+    // What makes this host unable to do the job says so with its own status, so that
+    // swarmcc backs the host off; a distcc client retries locally on any failure.
+    let status = if matches!(
+        why,
+        RejectReason::ServerError | RejectReason::CompilerMismatch
+    ) {
         SERVER_FAULT_STATUS
     } else {
         REFUSAL_STATUS
