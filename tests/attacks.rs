@@ -106,12 +106,7 @@ fn refused_with_reason(r: &common::wire::Reply, what: &str, reason: &str) {
 
 /// The server's resident memory right now, in KiB.
 fn rss_kib(pid: u32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    common::proc_status_kib(pid, "VmRSS")
 }
 
 #[test]

@@ -19,12 +19,7 @@ const CLIENTS: usize = 200;
 
 /// The server's peak resident memory so far, in KiB.
 fn peak_rss_kib(srv: &Swarmccd) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{}/status", srv.guard.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    common::proc_status_kib(srv.guard.pid(), "VmHWM")
 }
 
 fn source(i: usize) -> String {

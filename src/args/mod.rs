@@ -219,26 +219,22 @@ impl RemoteJob {
     /// input replaced by `temp_input` and the output by `temp_output` (as a final
     /// `-o temp_output`). Nothing else is changed.
     pub fn server_argv(&self, temp_input: &str, temp_output: &str) -> Vec<String> {
-        let mut out = Vec::with_capacity(self.argv.len() + 2);
-        for (index, (arg, role)) in self.argv.iter().zip(&self.roles).enumerate() {
-            if index == self.input_index {
-                out.push(temp_input.to_owned());
-            } else if *role != Role::Output {
-                out.push(arg.clone());
-            }
-        }
-        out.push("-o".to_owned());
-        out.push(temp_output.to_owned());
-        out
+        self.server_argv_with(&[temp_input], temp_output)
     }
 
     /// [`server_argv`](Self::server_argv) with the source read from standard input
     /// (`-x <language> -`), so that the compiler can start before the source arrives.
     pub fn server_argv_stdin(&self, language: &str, temp_output: &str) -> Vec<String> {
-        let mut out = Vec::with_capacity(self.argv.len() + 4);
+        self.server_argv_with(&["-x", language, "-"], temp_output)
+    }
+
+    /// The received argv with the input replaced by `input` and the output by a final
+    /// `-o temp_output`.
+    fn server_argv_with(&self, input: &[&str], temp_output: &str) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.argv.len() + input.len() + 1);
         for (index, (arg, role)) in self.argv.iter().zip(&self.roles).enumerate() {
             if index == self.input_index {
-                out.extend(["-x".to_owned(), language.to_owned(), "-".to_owned()]);
+                out.extend(input.iter().map(|s| s.to_string()));
             } else if *role != Role::Output {
                 out.push(arg.clone());
             }
@@ -1033,6 +1029,10 @@ mod tests {
         assert_eq!(
             joined(job(&joined(j.remote_argv())).server_argv("t.i", "t.o")),
             "gcc -x cpp-output -c t.i -o t.o"
+        );
+        assert_eq!(
+            joined(job(&joined(j.remote_argv())).server_argv_stdin("cpp-output", "t.o")),
+            "gcc -x cpp-output -c -x cpp-output - -o t.o"
         );
         assert_eq!(j.preprocessed_ext, ".i");
         assert!(!j.preprocessed_input);

@@ -424,22 +424,25 @@ pub fn attempt(
     phase(Phase::Send);
     out.clear();
     let zstd = target.ext.is_some() && target.version == Version::V2;
-    if zstd {
-        let packed = zstd::bulk::compress(&pre.text, ZSTD_LEVEL)
+    let packed;
+    let body: &[u8] = if zstd {
+        packed = zstd::bulk::compress(&pre.text, ZSTD_LEVEL)
             .map_err(|e| AttemptError::Conn(ConnError::Io(e)))?;
-        protocol::encode_source(version, &packed, &mut out)
-            .map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
-        conn.send(&out).map_err(ext_failed)?;
-    } else if version == Version::V1 {
-        // Uncompressed: the header, then the text itself, without copying it.
-        protocol::encode_source_header(pre.text.len(), &mut out)
-            .map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
-        conn.send(&out).map_err(ext_failed)?;
-        conn.send(&pre.text).map_err(ext_failed)?;
+        &packed
     } else {
-        protocol::encode_source(version, &pre.text, &mut out)
-            .map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
-        conn.send(&out).map_err(ext_failed)?;
+        &pre.text
+    };
+    let encoded = if version == Version::V1 {
+        // Sent as it is: the header, then the body itself, without copying it.
+        protocol::encode_source_header(body.len(), &mut out)
+    } else {
+        // Protocol 2: LZO packs it into `out`.
+        protocol::encode_source(version, body, &mut out)
+    };
+    encoded.map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
+    conn.send(&out).map_err(ext_failed)?;
+    if version == Version::V1 {
+        conn.send(body).map_err(ext_failed)?;
     }
     // The request's MAC follows it; the tap saw every byte of it.
     if let Some(request_mac) = conn.stop_tap() {

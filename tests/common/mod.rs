@@ -382,3 +382,13 @@ impl Drop for AgentReaper {
         }
     }
 }
+
+/// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`…), in KiB.
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
