@@ -15,7 +15,6 @@ use std::fs;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::io::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -764,14 +763,6 @@ fn compile(
     } else {
         None
     };
-    if let Some(c) = &confinement {
-        let fd = c.raw_fd();
-        // SAFETY: the closure makes only raw system calls (no allocation, no locks),
-        // and `confinement` keeps the descriptor open until the spawns are over.
-        unsafe {
-            cmd.pre_exec(move || sandbox::apply_fd_in_child(fd));
-        }
-    }
     let mut opts = exec::Options {
         capture_dir: Some(dir.clone()),
         ..exec::Options::default()
@@ -795,7 +786,10 @@ fn compile(
             None
         }
         Feed::Pending(pending, early) => {
-            let running = match exec::spawn(&mut cmd, &opts, true) {
+            let spawned = sandbox::spawn_confined(confinement.as_ref(), || {
+                exec::spawn(&mut cmd, &opts, true)
+            });
+            let running = match spawned {
                 Ok(r) => r,
                 Err(e) => {
                     let why = format!("cannot run compiler {}: {e}", program.display());
@@ -871,7 +865,10 @@ fn compile(
             }
             running.wait(&opts, &mut cancel)
         }
-        None => exec::spawn(&mut cmd, &opts, false).and_then(|r| r.wait(&opts, &mut cancel)),
+        None => {
+            sandbox::spawn_confined(confinement.as_ref(), || exec::spawn(&mut cmd, &opts, false))
+                .and_then(|r| r.wait(&opts, &mut cancel))
+        }
     };
     let took = compiling.elapsed();
     drop(confinement);
