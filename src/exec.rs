@@ -1,5 +1,6 @@
-//! Runs one compiler process to completion: its own process group, stdout and stderr
-//! captured, a deadline, a cancellation check, and the raw wait status as distcc sends it.
+//! Runs one compiler process (or a pipeline of them) to completion: its own process
+//! group, stdout and stderr captured, a deadline, a cancellation check, and the raw
+//! wait status as distcc sends it.
 //!
 //! It knows nothing of sockets, protocols or what the arguments mean: callers build the
 //! `Command` (program, arguments, cwd, environment) and decide what a status means.
@@ -66,8 +67,11 @@ pub enum End {
 /// A finished compiler run.
 #[derive(Debug, Clone)]
 pub struct Finished {
-    /// Raw wait(2) status (`exit << 8 | signal`, plus 0x80 for a core dump).
+    /// Raw wait(2) status (`exit << 8 | signal`, plus 0x80 for a core dump); for a
+    /// pipeline, that of its first stage that did not exit 0 (else 0).
     pub status: u32,
+    /// The status of each stage of a pipeline, in order (one for a single command).
+    pub stages: Vec<u32>,
     pub end: End,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
@@ -89,7 +93,8 @@ pub fn run(
 /// A compiler started by [`spawn`]; [`Running::wait`] supervises it to the end.
 #[derive(Debug)]
 pub struct Running {
-    child: Child,
+    /// The stages in pipeline order; the first leads the process group.
+    children: Vec<Child>,
     /// Its standard input, when asked for: write the source, then drop it.
     pub stdin: Option<ChildStdin>,
     out: File,
@@ -102,6 +107,17 @@ pub struct Running {
 /// Starts `cmd` as [`run`] does; with `piped_stdin` its standard input is a pipe the
 /// caller feeds (so the compiler can start before its input has arrived).
 pub fn spawn(cmd: &mut Command, opts: &Options, piped_stdin: bool) -> io::Result<Running> {
+    spawn_pipeline(std::slice::from_mut(cmd), opts, piped_stdin)
+}
+
+/// Starts `cmds` as a pipeline, each one's standard output feeding the next one's
+/// input, all in one process group led by the first; the last one's output and every
+/// stage's diagnostics are captured (as a compiler driver runs its `-pipe` stages).
+pub fn spawn_pipeline(
+    cmds: &mut [Command],
+    opts: &Options,
+    piped_stdin: bool,
+) -> io::Result<Running> {
     let start = Instant::now();
     let capture = || match &opts.capture_dir {
         Some(dir) => tempfile::tempfile_in(dir),
@@ -109,27 +125,49 @@ pub fn spawn(cmd: &mut Command, opts: &Options, piped_stdin: bool) -> io::Result
     };
     let out = capture()?;
     let err = capture()?;
-    cmd.stdin(if piped_stdin {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::from(out.try_clone()?))
-    .stderr(Stdio::from(err.try_clone()?))
-    .process_group(0);
-    let spawned = cmd.spawn();
-    // Our copies of the capture descriptors inside `cmd` must not outlive the spawn:
-    // they would keep the files open, which is harmless, but the Command may be reused.
-    cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    let mut child = spawned?;
-    Ok(Running {
-        stdin: child.stdin.take(),
-        child,
+    let mut running = Running {
+        children: Vec::with_capacity(cmds.len()),
+        stdin: None,
         out,
         err,
         start,
         reaped: false,
-    })
+    };
+    let last = cmds.len().saturating_sub(1);
+    let mut previous_out: Option<Stdio> = None;
+    for (i, cmd) in cmds.iter_mut().enumerate() {
+        let stdin = match previous_out.take() {
+            Some(pipe) => pipe,
+            None if piped_stdin => Stdio::piped(),
+            None => Stdio::null(),
+        };
+        let stdout = if i == last {
+            Stdio::from(running.out.try_clone()?)
+        } else {
+            Stdio::piped()
+        };
+        let leader = running.children.first().map_or(0, |c| c.id() as i32);
+        cmd.stdin(stdin)
+            .stdout(stdout)
+            .stderr(Stdio::from(running.err.try_clone()?))
+            .process_group(leader);
+        let spawned = cmd.spawn();
+        // Our copies of the descriptors inside `cmd` must not outlive the spawn: they
+        // would keep files and pipes open, and the Command may be reused.
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // On an error, dropping `running` kills and reaps the stages already started.
+        let mut child = spawned?;
+        if i == 0 {
+            running.stdin = child.stdin.take();
+        }
+        if let Some(pipe) = child.stdout.take() {
+            previous_out = Some(Stdio::from(pipe));
+        }
+        running.children.push(child);
+    }
+    Ok(running)
 }
 
 impl Running {
@@ -141,10 +179,13 @@ impl Running {
         cancel: &mut dyn FnMut() -> bool,
     ) -> io::Result<Finished> {
         drop(self.stdin.take());
-        let pid = self.child.id() as libc::pid_t;
+        let pids: Vec<libc::pid_t> = self.children.iter().map(|c| c.id() as _).collect();
+        let pid = pids.first().copied().unwrap_or(0);
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
-            wait_exited_no_reap(pid);
+            for pid in pids {
+                wait_exited_no_reap(pid);
+            }
             let _ = tx.send(());
         });
 
@@ -176,10 +217,14 @@ impl Running {
             // The leader is a zombie until we reap it below, so the group id is still ours.
             kill_group(pid, libc::SIGKILL);
         }
-        let status = self.child.wait()?.into_raw() as u32;
+        let mut stages = Vec::with_capacity(self.children.len());
+        for child in &mut self.children {
+            stages.push(child.wait()?.into_raw() as u32);
+        }
         self.reaped = true;
         Ok(Finished {
-            status,
+            status: stages.iter().copied().find(|&s| s != 0).unwrap_or(0),
+            stages,
             end,
             stdout: read_capture(&mut self.out, opts.max_output)?,
             stderr: read_capture(&mut self.err, opts.max_output)?,
@@ -196,8 +241,12 @@ impl Drop for Running {
             return;
         }
         drop(self.stdin.take());
-        kill_group(self.child.id() as libc::pid_t, libc::SIGKILL);
-        let _ = self.child.wait();
+        if let Some(leader) = self.children.first() {
+            kill_group(leader.id() as libc::pid_t, libc::SIGKILL);
+        }
+        for child in &mut self.children {
+            let _ = child.wait();
+        }
     }
 }
 
@@ -340,6 +389,48 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_pipeline_feeds_each_stage_from_the_previous_one() {
+        let mut cmds = [sh("tr a-z A-Z; echo one >&2"), sh("rev; echo two >&2")];
+        let mut r = spawn_pipeline(&mut cmds, &Options::default(), true).unwrap();
+        std::io::Write::write_all(r.stdin.as_mut().unwrap(), b"abc\n").unwrap();
+        let f = r.wait(&Options::default(), &mut || false).unwrap();
+        assert_eq!(f.end, End::Exited);
+        assert_eq!(f.stdout, b"CBA\n");
+        let err = String::from_utf8(f.stderr).unwrap();
+        assert!(err.contains("one\n") && err.contains("two\n"), "{err}");
+        assert_eq!(f.stages, vec![0, 0]);
+        assert_eq!(f.status, 0);
+    }
+
+    #[test]
+    fn a_pipeline_reports_every_stage_and_its_first_failure() {
+        let mut cmds = [sh("cat >/dev/null; exit 3"), sh("cat; exit 5")];
+        let f = spawn_pipeline(&mut cmds, &Options::default(), false)
+            .unwrap()
+            .wait(&Options::default(), &mut || false)
+            .unwrap();
+        assert_eq!(f.stages, vec![0x300, 0x500]);
+        assert_eq!(f.status, 0x300);
+    }
+
+    #[test]
+    fn a_pipeline_is_one_process_group_killed_together() {
+        let opts = Options {
+            deadline: Some(Instant::now() + Duration::from_millis(300)),
+            ..Options::default()
+        };
+        let t = Instant::now();
+        let mut cmds = [sh("sleep 30"), sh("cat; sleep 30")];
+        let f = spawn_pipeline(&mut cmds, &opts, false)
+            .unwrap()
+            .wait(&opts, &mut || false)
+            .unwrap();
+        assert_eq!(f.end, End::TimedOut);
+        assert!(f.stages.iter().all(|&s| signal(s) == Some(libc::SIGTERM)));
+        assert!(t.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

@@ -83,6 +83,10 @@ impl ServerEnv {
 /// The whole daemon: parses `args` (including the program name), runs until a signal,
 /// and returns the process exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    // Run by a gcc driver as its `-wrapper`: record the stage and become it.
+    if let Some(dir) = std::env::var_os(super::stages::RECORD_VAR) {
+        return super::stages::record_and_exec(&dir, args.into_iter().skip(1).collect());
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -180,6 +184,9 @@ pub fn config(cli: &Cli, env: &ServerEnv, allow: AllowList) -> Result<ServerConf
         .map_or(cfg.jobs + cfg.max_queued + 32, |n| n as usize);
     cfg.request_timeout = Duration::from_secs(cli.request_timeout);
     cfg.sandbox = !cli.no_sandbox;
+    if !cli.no_direct_stages {
+        cfg.stage_recorder = std::env::current_exe().ok();
+    }
     let source_bytes = cli.max_source_size as usize * 1024 * 1024;
     cfg.limits.max_body = u32::try_from(source_bytes).unwrap_or(u32::MAX);
     cfg.limits.max_decompressed = source_bytes;

@@ -13,10 +13,12 @@ pub mod cli;
 pub mod daemon;
 pub mod http;
 pub mod serve;
+pub mod stages;
 pub mod stats;
 pub mod whitelist;
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::io::AsRawFd;
@@ -73,6 +75,9 @@ pub struct ServerConfig {
     /// those in `--allow-unauthenticated`. `None`: plain distcc for everyone (a client
     /// that asks to authenticate is told it is not enabled).
     pub auth: Option<serve::AuthPolicy>,
+    /// The swarmccd executable, which records a gcc driver's stages when run as its
+    /// `-wrapper` (see [`stages`]); `None` runs every job through its driver.
+    pub stage_recorder: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -93,6 +98,7 @@ impl ServerConfig {
             max_queued: default_jobs() * 2 + 4,
             sandbox: true,
             auth: None,
+            stage_recorder: None,
         }
     }
 }
@@ -164,6 +170,29 @@ impl Drop for Permit<'_> {
     }
 }
 
+/// The environment compilers start from: ours, with `PATH` set to the compiler search
+/// path (when there is one) and the marker that stops a masquerading swarmcc from
+/// sending the job on again. Each job adds its own `TMPDIR`.
+fn job_env(cfg: &ServerConfig) -> Vec<(OsString, OsString)> {
+    let safeguard = crate::compiler::SAFEGUARD_VAR;
+    let path = std::env::join_paths(&cfg.admission.search_path)
+        .ok()
+        .filter(|p| !p.is_empty());
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| {
+            k != stages::RECORD_VAR
+                && k != "TMPDIR"
+                && k != safeguard
+                && !(k == "PATH" && path.is_some())
+        })
+        .collect();
+    if let Some(path) = path {
+        env.push(("PATH".into(), path));
+    }
+    env.push((safeguard.into(), "1".into()));
+    env
+}
+
 /// State shared by the accept loop and the connection threads.
 pub(crate) struct Shared {
     pub(crate) cfg: ServerConfig,
@@ -176,6 +205,11 @@ pub(crate) struct Shared {
     /// The identities of the compilers run so far (extension requests are checked
     /// against them).
     pub(crate) identities: crate::toolchain::IdentityCache,
+    /// What the gcc drivers run for each command line seen (see [`stages`]).
+    pub(crate) plans: stages::PlanCache,
+    /// The environment every compiler job starts from (before its own TMPDIR),
+    /// built once rather than copied from ours on every spawn.
+    pub(crate) job_env: Vec<(OsString, OsString)>,
     /// Open connections, so that shutdown can unblock their reads.
     open: Mutex<HashMap<u64, TcpStream>>,
     open_changed: Condvar,
@@ -189,6 +223,8 @@ impl Shared {
             early_starts: Semaphore::new(cfg.jobs),
             stats: Stats::new(cfg.jobs),
             identities: Default::default(),
+            plans: Default::default(),
+            job_env: job_env(&cfg),
             cfg,
             shutdown,
             open: Mutex::new(HashMap::new()),

@@ -32,6 +32,7 @@ use crate::protocol::{
 use crate::sandbox;
 
 use super::access::AllowList;
+use super::stages::{self, Known};
 use super::stats::{JobRecord, RejectReason, Stats};
 use super::whitelist::{check_arguments, Refusal};
 use super::{Permit, Shared};
@@ -354,6 +355,16 @@ fn unpack_source(shared: &Shared, dialect: &Dialect, source: Vec<u8>) -> Result<
 }
 
 /// Where a compile's source comes from.
+/// How a job's compiler is run.
+enum Way {
+    /// Through the driver, as it was asked for.
+    Driver,
+    /// The stages the driver would run, started directly.
+    Direct(std::sync::Arc<stages::Plan>),
+    /// Through the driver, with this recorder as its `-wrapper` to learn the stages.
+    Learn(String),
+}
+
 enum Feed<'a> {
     /// Read already (still packed if the extension's zstd is on).
     Ready(Vec<u8>),
@@ -719,18 +730,34 @@ fn compile(
     };
     let input_name = temp_input_name(&job.input, job.preprocessed_ext);
     let input = dir.join(&input_name);
-    let output = dir.join(temp_output_name(&job.output));
-    // A source still on its way is piped to a compiler started now; the language
-    // then has to be said, since there is no file name to tell it.
-    let stdin_language = match &feed {
-        Feed::Pending(..) => {
-            filename::Language::from_path(&input_name).and_then(|l| l.preprocessed_x_name())
-        }
-        Feed::Ready(_) => None,
+    // Named relative to the job directory (the compiler's cwd), so that the stages a
+    // gcc driver runs for this command line mention nothing of this job in particular.
+    let output_name = temp_output_name(&job.output);
+    let output = dir.join(&output_name);
+
+    // The source: unpacked already, or read later while a compiler started for it
+    // loads. It goes to the compiler's standard input when it is still on its way,
+    // and when it names its own file (line markers), so that a pipe changes nothing;
+    // the language then has to be said, since there is no file name to tell it.
+    let stdin_language =
+        filename::Language::from_path(&input_name).and_then(|l| l.preprocessed_x_name());
+    let (pending, source) = match feed {
+        Feed::Ready(packed) => match unpack_source(shared, dialect, packed) {
+            Ok(source) => (None, Some(source)),
+            Err(refusal) => {
+                return answer_refusal(conn, shared, dialect, &refusal, RejectReason::TooLarge)
+            }
+        },
+        Feed::Pending(pending, early) => (Some((pending, early)), None),
     };
+    let stdin_language = stdin_language.filter(|_| {
+        source
+            .as_deref()
+            .is_none_or(|s| s.starts_with(b"# 0 \"") || s.starts_with(b"# 1 \""))
+    });
     let mut argv = match stdin_language {
-        Some(lang) => job.server_argv_stdin(lang, &path_str(&output)),
-        None => job.server_argv(&path_str(&input), &path_str(&output)),
+        Some(lang) => job.server_argv_stdin(lang, &output_name),
+        None => job.server_argv(&path_str(&input), &output_name),
     };
     if !argv.iter().any(|a| a == "-pipe") {
         // The assembler reads the compiler's output from a pipe rather than a temp
@@ -743,18 +770,57 @@ fn compile(
         program.display(),
         argv[1..].join(" ")
     );
-    let mut cmd = Command::new(program);
     // The compiler's own temporary files go to the job directory too: the only
     // place it may write when confined.
-    cmd.args(&argv[1..])
-        .current_dir(&dir)
-        .env("TMPDIR", &dir)
-        .env(crate::compiler::SAFEGUARD_VAR, "1");
-    if let Ok(path) = std::env::join_paths(&cfg.admission.search_path) {
-        if !path.is_empty() {
-            cmd.env("PATH", path);
+    let mut env = shared.job_env.clone();
+    env.push(("TMPDIR".into(), dir.clone().into_os_string()));
+    let driver = || {
+        let mut cmd = Command::new(program);
+        cmd.args(&argv[1..])
+            .current_dir(&dir)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        cmd
+    };
+    // A gcc job whose stages are known runs them without the driver; an unknown one
+    // runs the driver with a recorder that learns them (see `stages`).
+    let recorder = cfg
+        .stage_recorder
+        .as_deref()
+        .and_then(stages::wrapper_arg)
+        .filter(|_| stdin_language.is_some() && stages::eligible(&argv));
+    let mut way = match &recorder {
+        None => Way::Driver,
+        Some(recorder) => match shared.plans.get(program, &argv) {
+            Known::Plan(plan) => Way::Direct(plan),
+            Known::UseDriver => Way::Driver,
+            // Only a driver binary is learnt: a script in front of gcc may do more
+            // than start it (log, wait, pick a compiler), which must not be skipped.
+            Known::Unknown if !stages::is_binary(program) => {
+                shared.plans.insert(program, &argv, None);
+                Way::Driver
+            }
+            Known::Unknown => Way::Learn(recorder.clone()),
+        },
+    };
+    let mut cmds = match &way {
+        Way::Driver => vec![driver()],
+        Way::Direct(plan) => {
+            log::debug!("client {peer}: running the learnt stages without the driver");
+            plan.commands(&dir, &env)
         }
-    }
+        Way::Learn(recorder) => {
+            let mut args = vec!["-wrapper".to_owned(), recorder.clone()];
+            args.extend(argv[1..].iter().cloned());
+            let mut cmd = Command::new(program);
+            cmd.args(&args)
+                .current_dir(&dir)
+                .env_clear()
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .env(stages::RECORD_VAR, &dir);
+            vec![cmd]
+        }
+    };
     let confinement = if cfg.sandbox {
         match sandbox::prepare(&dir) {
             Ok(c) => c,
@@ -767,29 +833,17 @@ fn compile(
         capture_dir: Some(dir.clone()),
         ..exec::Options::default()
     };
+    let start = |cmds: &mut [Command], opts: &exec::Options, piped: bool| {
+        sandbox::spawn_confined(confinement.as_ref(), || {
+            exec::spawn_pipeline(cmds, opts, piped)
+        })
+    };
 
-    // The source: already here (written to the input file), or read now while a
-    // compiler started for it loads. Until it is all here the job holds only an
-    // early-start permit, never a compile slot, so a slow client cannot hold one.
-    let started: Option<(exec::Running, Vec<u8>)> = match feed {
-        Feed::Ready(packed) => {
-            let source = match unpack_source(shared, dialect, packed) {
-                Ok(s) => s,
-                Err(refusal) => {
-                    return answer_refusal(conn, shared, dialect, &refusal, RejectReason::TooLarge)
-                }
-            };
-            if let Err(e) = fs::write(&input, source) {
-                let why = format!("cannot write {}: {e}", input.display());
-                return server_fault(conn, why, ExitCode::IoError);
-            }
-            None
-        }
-        Feed::Pending(pending, early) => {
-            let spawned = sandbox::spawn_confined(confinement.as_ref(), || {
-                exec::spawn(&mut cmd, &opts, true)
-            });
-            let running = match spawned {
+    // Until the source is all here the job holds only an early-start permit, never a
+    // compile slot, so a slow client cannot hold one.
+    let (early_started, source) = match (pending, source) {
+        (Some((pending, early)), _) => {
+            let running = match start(&mut cmds, &opts, true) {
                 Ok(r) => r,
                 Err(e) => {
                     let why = format!("cannot run compiler {}: {e}", program.display());
@@ -803,13 +857,24 @@ fn compile(
             };
             drop(early);
             match unpack_source(shared, dialect, packed) {
-                Ok(source) => Some((running, source)),
+                Ok(source) => (Some(running), source),
                 Err(refusal) => {
                     return answer_refusal(conn, shared, dialect, &refusal, RejectReason::TooLarge)
                 }
             }
         }
+        (None, source) => {
+            let source = source.unwrap_or_default();
+            if stdin_language.is_none() {
+                if let Err(e) = fs::write(&input, &source) {
+                    let why = format!("cannot write {}: {e}", input.display());
+                    return server_fault(conn, why, ExitCode::IoError);
+                }
+            }
+            (None, source)
+        }
     };
+    let piped = stdin_language.is_some();
 
     // Wait for a compile slot, watching for the client giving up meanwhile; when
     // too many already wait, say so at once: the client is better off compiling
@@ -856,20 +921,75 @@ fn compile(
         shared.stopping() || !alive || client_gone(stream)
     };
     let compiling = Instant::now();
-    let ran = match started {
-        Some((mut running, source)) => {
+    let feed_and_wait =
+        |mut running: exec::Running, opts: &exec::Options, cancel: &mut dyn FnMut() -> bool| {
             if let Some(mut stdin) = running.stdin.take() {
-                // A compiler that exits early (a bad option) closes its end: its
-                // status and diagnostics say why, not this write.
+                // A compiler that exits early (a bad option) closes its end: its status
+                // and diagnostics say why, not this write.
                 let _ = std::io::Write::write_all(&mut stdin, &source);
             }
-            running.wait(&opts, &mut cancel)
+            running.wait(opts, cancel)
+        };
+    // A learning run also needs the driver's dry run (see `stages`): started now, it
+    // is over long before the compile.
+    let dry_run = match way {
+        Way::Learn(_) => {
+            let mut dry = driver();
+            dry.arg("-###");
+            start(std::slice::from_mut(&mut dry), &opts, false).ok()
         }
-        None => {
-            sandbox::spawn_confined(confinement.as_ref(), || exec::spawn(&mut cmd, &opts, false))
-                .and_then(|r| r.wait(&opts, &mut cancel))
-        }
+        _ => None,
     };
+    let mut ran = match early_started {
+        Some(running) => feed_and_wait(running, &opts, &mut cancel),
+        None => start(&mut cmds, &opts, piped).and_then(|r| feed_and_wait(r, &opts, &mut cancel)),
+    };
+    let clean = |ran: &std::io::Result<exec::Finished>| matches!(ran, Ok(f) if f.end == End::Exited && f.status == 0);
+    let failed = !clean(&ran) && !matches!(&ran, Ok(f) if f.end != End::Exited);
+    // A failed direct run is answered by the driver: its diagnostics, its status, its
+    // own messages. So is a learning run the recorder never saw, in case the
+    // `-wrapper` itself broke it (a driver that does not know the option); that
+    // command line then stays with the driver.
+    let rerun = match &way {
+        Way::Direct(_) => failed,
+        Way::Learn(_) => failed && !stages::recorded(&dir),
+        Way::Driver => false,
+    };
+    if rerun {
+        log::debug!(
+            "client {peer}: the run without the driver did not succeed; running the driver"
+        );
+        let _ = fs::remove_file(&output);
+        let mut again = [driver()];
+        ran = start(&mut again, &opts, piped).and_then(|r| feed_and_wait(r, &opts, &mut cancel));
+        if let (Way::Learn(_), true) = (&way, clean(&ran)) {
+            shared.plans.insert(program, &argv, None);
+        }
+        way = Way::Driver;
+    }
+    if let (Way::Learn(_), true) = (&way, clean(&ran)) {
+        let dry_run = dry_run
+            .and_then(|r| r.wait(&opts, &mut || false).ok())
+            .map(|f| f.stderr)
+            .unwrap_or_default();
+        let plan = stages::learn(&dir, &env, &dry_run);
+        match &plan {
+            Some(p) => log::debug!(
+                "client {peer}: learnt the stages of `{}`: {}",
+                argv.join(" "),
+                p.stages
+                    .iter()
+                    .map(|s| Path::new(&s.program).display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            ),
+            None => log::debug!(
+                "client {peer}: `{}` is run through its driver (not a plain two-stage pipeline)",
+                argv.join(" ")
+            ),
+        }
+        shared.plans.insert(program, &argv, plan);
+    }
     let took = compiling.elapsed();
     drop(confinement);
     let finished = match ran {
