@@ -450,8 +450,9 @@ fn prepare_probe(
     let preprocessed = cpp
         .wait()
         .map_err(|e| format!("preprocessing the probe failed here: {e}"))?
-        .text
-        .clone();
+        .text()
+        .map_err(|e| format!("preprocessing the probe failed here: {e}"))?
+        .to_vec();
     drop(cpp);
     let reference = compile_here(&remote_argv, &preprocessed, &dir.join("reference"), cfg)?;
     Ok(Probe {
@@ -791,7 +792,10 @@ fn attempt(
     let tmp = probe_tmpdir(&probe.job);
     let mut cpp = Preprocessor::new(&probe.job, &cmd, &tmp, false, sched, 8, None);
     let answer = remote::attempt(target, remote_argv, &mut cpp, timeouts)?;
-    let text = cpp.wait().map(|p| p.text.clone()).unwrap_or_default();
+    let text = cpp
+        .wait()
+        .and_then(|p| p.text().map(<[u8]>::to_vec))
+        .unwrap_or_default();
     Ok((answer, text))
 }
 

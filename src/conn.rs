@@ -207,6 +207,60 @@ impl Conn {
         }
     }
 
+    /// Whether an authenticated session's MAC is following what is sent (such bytes
+    /// must pass through [`Conn::send`]).
+    pub fn tapping(&self) -> bool {
+        matches!(self.tap, Some((TapDirection::Sent, _)))
+    }
+
+    /// Sends the first `len` bytes of `file` without copying them through user memory
+    /// (`sendfile(2)`; std's `io::copy` does not use it for sockets). Fails if the file
+    /// is shorter, or under the same timeouts as [`Conn::send`]; not for a tapped
+    /// direction.
+    pub fn send_file(&mut self, file: &std::fs::File, len: u64) -> Result<(), ConnError> {
+        use std::os::fd::AsRawFd;
+        debug_assert!(!self.tapping(), "a tapped connection must see the bytes");
+        self.stream
+            .set_write_timeout(Some(nonzero(self.io_timeout)))
+            .map_err(ConnError::Io)?;
+        let mut offset: libc::off_t = 0;
+        let mut left = len;
+        while left > 0 {
+            let chunk = left.min(1 << 30) as usize;
+            // SAFETY: both descriptors are open for the call; `offset` is a live local.
+            let n = unsafe {
+                libc::sendfile(
+                    self.stream.as_raw_fd(),
+                    file.as_raw_fd(),
+                    &mut offset,
+                    chunk,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(if is_timeout(&e) {
+                    ConnError::Timeout {
+                        waited: self.io_timeout,
+                        during: "sending",
+                    }
+                } else {
+                    ConnError::Io(e)
+                });
+            }
+            if n == 0 {
+                return Err(ConnError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the file ended after {} of {len} bytes", len - left),
+                )));
+            }
+            left -= n as u64;
+        }
+        Ok(())
+    }
+
     /// Decodes the next event. `first_wait` bounds the wait for the first byte when no
     /// partial message is buffered (e.g. the compile time before a reply starts);
     /// afterwards every silence is bounded by `io_timeout`.
@@ -333,4 +387,84 @@ fn is_timeout(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    fn pair() -> (Conn, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (b, _) = l.accept().unwrap();
+        (Conn::new(a, Duration::from_secs(5)), b)
+    }
+
+    #[test]
+    fn send_file_sends_the_files_first_bytes_and_refuses_a_short_file() {
+        let (mut conn, mut peer) = pair();
+        let mut file = tempfile::tempfile().unwrap();
+        let text: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        file.write_all(&text).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).unwrap();
+            got
+        });
+        conn.send_file(&file, 200_000).unwrap();
+        let short = conn.send_file(&file, 400_000);
+        assert!(
+            matches!(&short, Err(ConnError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof),
+            "{short:?}"
+        );
+        drop(conn);
+        let got = reader.join().unwrap();
+        // The first call's 200 000 bytes, then the whole file (the second call sent
+        // everything there was before finding it short).
+        assert_eq!(&got[..200_000], &text[..200_000]);
+        assert_eq!(&got[200_000..], &text[..]);
+    }
+
+    #[test]
+    fn replies_split_across_many_reads_decode_whole_through_a_reused_buffer() {
+        use crate::protocol::{encode_reply, Limits, Reply, ReplyDecoder, ReplyEvent, Version};
+        let (mut conn, mut peer) = pair();
+        let objects: Vec<Vec<u8>> = [100_000usize, 10, 70_000]
+            .iter()
+            .map(|&n| (0..n).map(|i| (i % 253) as u8).collect())
+            .collect();
+        let mut bytes = Vec::new();
+        for object in &objects {
+            let reply = Reply {
+                object: object.clone(),
+                ..Reply::default()
+            };
+            encode_reply(Version::V1, &reply, &mut bytes).unwrap();
+        }
+        // Dribbled in odd-sized pieces, so that messages straddle reads and the buffer
+        // has to move and grow.
+        let writer = std::thread::spawn(move || {
+            for piece in bytes.chunks(7_777) {
+                peer.write_all(piece).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        for object in &objects {
+            let mut decoder = ReplyDecoder::new(Version::V1, Limits::default(), false);
+            let got = loop {
+                match conn
+                    .next_event(&mut decoder, Some(Duration::from_secs(5)))
+                    .unwrap()
+                {
+                    ReplyEvent::Object(o) => break o,
+                    _ => continue,
+                }
+            };
+            assert!(&got == object, "object of {} bytes", object.len());
+        }
+        writer.join().unwrap();
+        assert_eq!(conn.pending(), 0);
+    }
 }

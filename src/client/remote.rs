@@ -109,12 +109,38 @@ impl fmt::Display for AttemptError {
 /// not cost a second preprocessing run.
 #[derive(Debug)]
 pub struct Preprocessed {
-    pub text: Vec<u8>,
+    /// Where the text is: the preprocessor's temp file, or the user's own `.i`.
+    path: PathBuf,
+    /// Removes the temp file when the job is over (`None`: not ours to remove).
+    _temp: Option<TempPath>,
+    /// The text, once something needed it in memory (compression, a MAC); a plain
+    /// protocol-1 body goes from the file to the socket without it (`sendfile`).
+    text: Option<Vec<u8>>,
     /// The preprocessor's own diagnostics (e.g. `#warning`), shown only if the remote
     /// result is accepted — a local fallback prints its own.
     pub stderr: Vec<u8>,
     /// The dependency file the preprocessor wrote, waiting to be moved into place.
     pub deps: Option<TempPath>,
+}
+
+impl Preprocessed {
+    /// The text in memory, read from its file the first time.
+    pub fn text(&mut self) -> Result<&[u8], String> {
+        if self.text.is_none() {
+            let text = std::fs::read(&self.path)
+                .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
+            self.text = Some(text);
+        }
+        Ok(self.text.as_deref().unwrap_or_default())
+    }
+
+    /// The text's file, open, and its length.
+    fn open(&self) -> Result<(std::fs::File, u64), String> {
+        let fail = |e: std::io::Error| format!("cannot read {}: {e}", self.path.display());
+        let file = std::fs::File::open(&self.path).map_err(fail)?;
+        let len = file.metadata().map_err(fail)?.len();
+        Ok((file, len))
+    }
 }
 
 enum CppState {
@@ -178,10 +204,10 @@ impl<'a> Preprocessor<'a> {
 
     fn spawn(&mut self) -> Result<CppState, String> {
         if self.job.preprocessed_input {
-            let text = std::fs::read(&self.job.input)
-                .map_err(|e| format!("cannot read {}: {e}", self.job.input))?;
             return Ok(CppState::Done(Ok(Preprocessed {
-                text,
+                path: PathBuf::from(&self.job.input),
+                _temp: None,
+                text: None,
                 stderr: Vec::new(),
                 deps: None,
             })));
@@ -259,15 +285,22 @@ impl<'a> Preprocessor<'a> {
             let status = child.wait();
             drop(_slot);
             let err_text = stderr.join().unwrap_or_default();
+            let (path, temp) = if self.save_temps {
+                match i_file.keep() {
+                    Ok(path) => (path, None),
+                    Err(e) => (e.path.to_path_buf(), Some(e.path)),
+                }
+            } else {
+                (i_file.to_path_buf(), Some(i_file))
+            };
             let result = match status {
-                Ok(s) if s.success() => match std::fs::read(&i_file) {
-                    Ok(text) => Ok(Preprocessed {
-                        text,
-                        stderr: err_text,
-                        deps,
-                    }),
-                    Err(e) => Err(format!("cannot read {}: {e}", i_file.display())),
-                },
+                Ok(s) if s.success() => Ok(Preprocessed {
+                    path,
+                    _temp: temp,
+                    text: None,
+                    stderr: err_text,
+                    deps,
+                }),
                 Ok(s) => Err(format!(
                     "{} exited with {}{}",
                     self.compiler.program.display(),
@@ -280,9 +313,6 @@ impl<'a> Preprocessor<'a> {
                 )),
                 Err(e) => Err(format!("waiting for the preprocessor: {e}")),
             };
-            if self.save_temps {
-                let _ = i_file.keep();
-            }
             self.state = CppState::Done(result);
         }
         match &mut self.state {
@@ -424,25 +454,16 @@ pub fn attempt(
     phase(Phase::Send);
     out.clear();
     let zstd = target.ext.is_some() && target.version == Version::V2;
-    let packed;
-    let body: &[u8] = if zstd {
-        packed = zstd::bulk::compress(&pre.text, ZSTD_LEVEL)
-            .map_err(|e| AttemptError::Conn(ConnError::Io(e)))?;
-        &packed
+    if version == Version::V1 && !zstd && !conn.tapping() {
+        // Straight from the file to the socket: no copy of the text in memory.
+        let (file, len) = pre.open().map_err(AttemptError::Preprocess)?;
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        protocol::encode_source_header(len, &mut out)
+            .map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
+        conn.send(&out).map_err(ext_failed)?;
+        conn.send_file(&file, len as u64).map_err(ext_failed)?;
     } else {
-        &pre.text
-    };
-    let encoded = if version == Version::V1 {
-        // Sent as it is: the header, then the body itself, without copying it.
-        protocol::encode_source_header(body.len(), &mut out)
-    } else {
-        // Protocol 2: LZO packs it into `out`.
-        protocol::encode_source(version, body, &mut out)
-    };
-    encoded.map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
-    conn.send(&out).map_err(ext_failed)?;
-    if version == Version::V1 {
-        conn.send(body).map_err(ext_failed)?;
+        send_source_in_memory(&mut conn, version, zstd, pre, &mut out, &ext_failed)?;
     }
     // The request's MAC follows it; the tap saw every byte of it.
     if let Some(request_mac) = conn.stop_tap() {
@@ -592,4 +613,38 @@ fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Attemp
     Err(AttemptError::Connect(
         last.unwrap_or_else(|| format!("{host} has no address")),
     ))
+}
+
+/// Sends the source from memory: compressed (zstd for the extension, LZO for protocol
+/// 2), or under an authenticated session's MAC, which must see the bytes.
+fn send_source_in_memory(
+    conn: &mut Conn,
+    version: Version,
+    zstd: bool,
+    pre: &mut Preprocessed,
+    out: &mut Vec<u8>,
+    ext_failed: &dyn Fn(ConnError) -> AttemptError,
+) -> Result<(), AttemptError> {
+    let text = pre.text().map_err(AttemptError::Preprocess)?;
+    let packed;
+    let body: &[u8] = if zstd {
+        packed = zstd::bulk::compress(text, ZSTD_LEVEL)
+            .map_err(|e| AttemptError::Conn(ConnError::Io(e)))?;
+        &packed
+    } else {
+        text
+    };
+    let encoded = if version == Version::V1 {
+        // Sent as it is: the header, then the body itself, without copying it.
+        protocol::encode_source_header(body.len(), out)
+    } else {
+        // Protocol 2: LZO packs it into `out`.
+        protocol::encode_source(version, body, out)
+    };
+    encoded.map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
+    conn.send(out).map_err(ext_failed)?;
+    if version == Version::V1 {
+        conn.send(body).map_err(ext_failed)?;
+    }
+    Ok(())
 }
