@@ -14,9 +14,18 @@ use common::{run, start_swarmccd, Swarmccd};
 use swarmcc::protocol::Version;
 
 const WARNS: &str = "int f(int x) { int unused; return x * 2; }\n";
-const PLAIN: &str = "static int sq(int v) { return v * v; }\nint g(int n) { int s = 0; for (int i = 0; i < n; i++) s += sq(i); return s; }\n";
-const OMP: &str = "void h(int *a, int n) {\n#pragma omp parallel for\n  for (int i = 0; i < n; i++) a[i] *= 2;\n}\n";
-const CXX: &str = "#include <vector>\n#include <string>\ntemplate <class T> struct Box { T v; explicit Box(T x) : v(x) {} virtual ~Box() = default; virtual T get() const { return v; } };\nint k(const std::vector<std::string>& v) { Box<int> b{(int)v.size()}; return b.get(); }\n";
+const PLAIN: &str = "static int sq(int v) { return v * v; }\n\
+    int g(int n) { int s = 0; for (int i = 0; i < n; i++) s += sq(i); return s; }\n";
+const OMP: &str =
+    "void h(int *a, int n) {\n#pragma omp parallel for\n  for (int i = 0; i < n; i++) a[i] *= 2;\n}\n";
+const CXX: &str = "#include <vector>\n#include <string>\n\
+    template <class T> struct Box {\n\
+      T v;\n\
+      explicit Box(T x) : v(x) {}\n\
+      virtual ~Box() = default;\n\
+      virtual T get() const { return v; }\n\
+    };\n\
+    int k(const std::vector<std::string>& v) { Box<int> b{(int)v.size()}; return b.get(); }\n";
 const ERROR: &str = "int e(void) { return undeclared; }\n";
 
 struct Case {
@@ -200,7 +209,7 @@ fn direct_stages_answer_exactly_as_the_driver_does() {
     assert_eq!(learnt, CASES.len() - 2, "{log}"); // error and -Werror fail when learning
     assert_eq!(direct_runs, CASES.len() - 2, "{log}");
     assert_eq!(
-        log.matches("without the driver did not succeed; running the driver")
+        log.matches("stages run without the driver did not succeed; running the driver")
             .count(),
         0,
         "{log}"
@@ -258,7 +267,7 @@ fn a_failing_direct_run_is_answered_by_the_driver() {
         "{log}"
     );
     assert!(
-        log.contains("without the driver did not succeed; running the driver"),
+        log.contains("stages run without the driver did not succeed; running the driver"),
         "{log}"
     );
     // A good job with that command line still runs directly afterwards.
@@ -309,52 +318,62 @@ fn whitelisted_binary(dir: &Path, name: &str, src: &str) -> (std::path::PathBuf,
     (wl, format!("{}:/usr/bin:/bin", bin.display()))
 }
 
-#[test]
-fn a_driver_that_rejects_the_recorder_keeps_serving_through_itself() {
-    let tmp = tempfile::tempdir().unwrap();
-    // A gcc-compatible driver binary that knows no `-wrapper` (as clang's).
-    let (wl, path) = whitelisted_binary(
-        tmp.path(),
-        "nowrapcc",
-        "#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n\
-         int main(int argc, char **argv) {\n\
-           for (int i = 1; i < argc; i++) if (!strcmp(argv[i], \"-wrapper\")) {\n\
-             fprintf(stderr, \"nowrapcc: unknown option -wrapper\\n\"); return 1; }\n\
-           argv[0] = \"gcc\"; execvp(\"gcc\", argv); return 127; }\n",
-    );
-    let server = common::start_swarmccd_env(
-        tmp.path(),
-        &["--whitelist-dir", wl.to_str().unwrap()],
-        &[("DISTCCD_PATH", &path)],
-    );
-    let case = Case {
-        name: "w",
-        driver: "gcc",
-        ext: "c",
-        source: PLAIN,
-        flags: &["-O2"],
+/// A gcc-compatible driver binary that does not run `-wrapper` programs: it either
+/// refuses the option (as clang does) or warns and ignores it (as older clang did).
+fn no_wrapper_driver(refuse: bool) -> String {
+    let on_wrapper = if refuse {
+        "fprintf(stderr, \"nowrapcc: unknown option -wrapper\\n\"); return 1;"
+    } else {
+        "fprintf(stderr, \"nowrapcc: warning: -wrapper ignored\\n\"); \
+         for (int j = i; j + 2 <= argc; j++) argv[j] = argv[j + 2]; argc -= 2; i--; continue;"
     };
-    let doti = preprocess(tmp.path(), &case);
-    let (_, object, _) = local(tmp.path(), &case, &doti);
-    for _ in 0..3 {
-        let r = compile(
-            server.port,
-            Version::V1,
-            &["nowrapcc", "-O2", "-c", "w.c", "-o", "w.o"],
-            &doti,
+    format!(
+        "#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n\
+         int main(int argc, char **argv) {{\n\
+           for (int i = 1; i < argc; i++) if (!strcmp(argv[i], \"-wrapper\")) {{ {on_wrapper} }}\n\
+           argv[0] = \"gcc\"; execvp(\"gcc\", argv); return 127; }}\n"
+    )
+}
+
+#[test]
+fn a_driver_that_refuses_or_ignores_the_recorder_keeps_serving_through_itself() {
+    for refuse in [true, false] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (wl, path) = whitelisted_binary(tmp.path(), "nowrapcc", &no_wrapper_driver(refuse));
+        let server = common::start_swarmccd_env(
+            tmp.path(),
+            &["--whitelist-dir", wl.to_str().unwrap()],
+            &[("DISTCCD_PATH", &path)],
         );
-        assert_eq!(r.status, 0, "{}", r.stderr);
-        assert!(r.stderr.is_empty(), "{}", r.stderr);
-        assert!(r.object == object);
+        let case = Case {
+            name: "w",
+            driver: "gcc",
+            ext: "c",
+            source: PLAIN,
+            flags: &["-O2"],
+        };
+        let doti = preprocess(tmp.path(), &case);
+        let (_, object, _) = local(tmp.path(), &case, &doti);
+        for _ in 0..3 {
+            let r = compile(
+                server.port,
+                Version::V1,
+                &["nowrapcc", "-O2", "-c", "w.c", "-o", "w.o"],
+                &doti,
+            );
+            assert_eq!(r.status, 0, "refuse {refuse}: {}", r.stderr);
+            // Never a word about -wrapper: the answers are the driver's alone.
+            assert!(r.stderr.is_empty(), "refuse {refuse}: {}", r.stderr);
+            assert!(r.object == object);
+        }
+        let log = server.log_when(|l| l.matches("COMPILE_OK").count() >= 3);
+        // Tried once with the recorder, then the driver alone, for good.
+        let alone = log
+            .matches("did not run the recorder; running it alone")
+            .count();
+        assert_eq!(alone, 1, "refuse {refuse}: {log}");
+        assert!(!log.contains("learnt the stages"), "{log}");
     }
-    let log = server.log_when(|l| l.matches("COMPILE_OK").count() >= 3);
-    // Tried once with the recorder, then the driver alone, for good.
-    assert_eq!(
-        log.matches("did not succeed; running the driver").count(),
-        1,
-        "{log}"
-    );
-    assert!(!log.contains("learnt the stages"), "{log}");
 }
 
 #[test]

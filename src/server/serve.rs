@@ -354,7 +354,6 @@ fn unpack_source(shared: &Shared, dialect: &Dialect, source: Vec<u8>) -> Result<
     })
 }
 
-/// Where a compile's source comes from.
 /// How a job's compiler is run.
 enum Way {
     /// Through the driver, as it was asked for.
@@ -365,6 +364,7 @@ enum Way {
     Learn(String),
 }
 
+/// Where a compile's source comes from.
 enum Feed<'a> {
     /// Read already (still packed if the extension's zstd is on).
     Ready(Vec<u8>),
@@ -810,13 +810,8 @@ fn compile(
             plan.commands(&dir, &env)
         }
         Way::Learn(recorder) => {
-            let mut args = vec!["-wrapper".to_owned(), recorder.clone()];
-            args.extend(argv[1..].iter().cloned());
-            let mut cmd = Command::new(program);
-            cmd.args(&args)
-                .current_dir(&dir)
-                .env_clear()
-                .envs(env.iter().map(|(k, v)| (k, v)))
+            let mut cmd = driver();
+            cmd.args(["-wrapper", recorder])
                 .env(stages::RECORD_VAR, &dir);
             vec![cmd]
         }
@@ -944,30 +939,36 @@ fn compile(
         Some(running) => feed_and_wait(running, &opts, &mut cancel),
         None => start(&mut cmds, &opts, piped).and_then(|r| feed_and_wait(r, &opts, &mut cancel)),
     };
-    let clean = |ran: &std::io::Result<exec::Finished>| matches!(ran, Ok(f) if f.end == End::Exited && f.status == 0);
-    let failed = !clean(&ran) && !matches!(&ran, Ok(f) if f.end != End::Exited);
+    // Killed for the deadline or a cancellation: answered as it is.
+    let stopped = matches!(&ran, Ok(f) if f.end != End::Exited);
+    let failed = !succeeded(&ran) && !stopped;
     // A failed direct run is answered by the driver: its diagnostics, its status, its
-    // own messages. So is a learning run the recorder never saw, in case the
-    // `-wrapper` itself broke it (a driver that does not know the option); that
-    // command line then stays with the driver.
+    // own messages. So is a learning run the recorder never saw: that driver refused
+    // or ignored `-wrapper` (and may have said so in the diagnostics), so the command
+    // line stays with the driver.
     let rerun = match &way {
         Way::Direct(_) => failed,
-        Way::Learn(_) => failed && !stages::recorded(&dir),
+        Way::Learn(_) => !stopped && !stages::recorded(&dir),
         Way::Driver => false,
     };
     if rerun {
-        log::debug!(
-            "client {peer}: the run without the driver did not succeed; running the driver"
-        );
+        if matches!(way, Way::Direct(_)) {
+            log::debug!(
+                "client {peer}: the stages run without the driver did not succeed; {}",
+                "running the driver"
+            );
+        } else {
+            log::debug!("client {peer}: the driver did not run the recorder; running it alone");
+        }
         let _ = fs::remove_file(&output);
         let mut again = [driver()];
         ran = start(&mut again, &opts, piped).and_then(|r| feed_and_wait(r, &opts, &mut cancel));
-        if let (Way::Learn(_), true) = (&way, clean(&ran)) {
+        if let (Way::Learn(_), true) = (&way, succeeded(&ran)) {
             shared.plans.insert(program, &argv, None);
         }
         way = Way::Driver;
     }
-    if let (Way::Learn(_), true) = (&way, clean(&ran)) {
+    if let (Way::Learn(_), true) = (&way, succeeded(&ran)) {
         let dry_run = dry_run
             .and_then(|r| r.wait(&opts, &mut || false).ok())
             .map(|f| f.stderr)
@@ -1076,6 +1077,11 @@ fn compile(
         Err(e) => Summary::disconnected(ExitCode::IoError, format!("sending the reply: {e}"))
             .compiled_for(took),
     }
+}
+
+/// Whether a compiler run ended on its own with status 0.
+fn succeeded(ran: &io::Result<exec::Finished>) -> bool {
+    matches!(ran, Ok(f) if f.end == End::Exited && f.status == 0)
 }
 
 fn path_str(p: &Path) -> String {

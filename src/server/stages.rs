@@ -21,7 +21,7 @@
 //! nothing specific to the job that taught it; a job whose stages do not all exit 0
 //! is run again through the driver, so diagnostics of failures (and the driver's own
 //! messages, such as an internal compiler error report) are the driver's. A plan is
-//! dropped when the driver or the compiler proper changes on disk.
+//! dropped when the driver or one of its stage programs changes on disk.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -464,7 +464,12 @@ mod tests {
 
     #[test]
     fn parses_gccs_dry_run_quoting_and_pipes() {
-        let out = b"Target: x86_64-linux-gnu\n /x/cc1 -fpreprocessed - \"-mtune=generic\" \"-DA=\\\"b c\\\"\" \"\" \"\\\\\\$\" \"|\" -o - |\n as --64 -o output.o\n";
+        let out = concat!(
+            "Target: x86_64-linux-gnu\n",
+            r#" /x/cc1 -fpreprocessed - "-mtune=generic" "-DA=\"b c\"" "" "\\\$" "|" -o - |"#,
+            "\n as --64 -o output.o\n"
+        )
+        .as_bytes();
         let cmds = parse_dry_run(out);
         assert_eq!(cmds.len(), 2);
         let first: Vec<&str> = cmds[0].0.iter().map(|a| a.to_str().unwrap()).collect();
