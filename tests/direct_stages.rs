@@ -36,47 +36,36 @@ struct Case {
     flags: &'static [&'static str],
 }
 
+/// A C case compiled by `gcc`.
+const fn gcc(name: &'static str, source: &'static str, flags: &'static [&'static str]) -> Case {
+    Case {
+        name,
+        driver: "gcc",
+        ext: "c",
+        source,
+        flags,
+    }
+}
+
 const CASES: &[Case] = &[
-    Case {
-        name: "warning",
-        driver: "gcc",
-        ext: "c",
-        source: WARNS,
-        flags: &["-O2", "-Wall"],
-    },
-    Case {
-        name: "debug-pic",
-        driver: "gcc",
-        ext: "c",
-        source: PLAIN,
-        flags: &["-g", "-O1", "-fPIC"],
-    },
-    Case {
-        name: "march",
-        driver: "gcc",
-        ext: "c",
-        source: PLAIN,
-        flags: &["-O2", "-march=x86-64-v2", "-D", "X=1", "-I", "inc"],
-    },
-    Case {
-        name: "hardened",
-        driver: "gcc",
-        ext: "c",
-        source: PLAIN,
-        flags: &[
+    gcc("warning", WARNS, &["-O2", "-Wall"]),
+    gcc("debug-pic", PLAIN, &["-g", "-O1", "-fPIC"]),
+    gcc(
+        "march",
+        PLAIN,
+        &["-O2", "-march=x86-64-v2", "-D", "X=1", "-I", "inc"],
+    ),
+    gcc(
+        "hardened",
+        PLAIN,
+        &[
             "-O2",
             "-fstack-protector-strong",
             "-D_FORTIFY_SOURCE=2",
             "-ffunction-sections",
         ],
-    },
-    Case {
-        name: "openmp",
-        driver: "gcc",
-        ext: "c",
-        source: OMP,
-        flags: &["-O2", "-fopenmp"],
-    },
+    ),
+    gcc("openmp", OMP, &["-O2", "-fopenmp"]),
     Case {
         name: "cxx",
         driver: "g++",
@@ -84,20 +73,8 @@ const CASES: &[Case] = &[
         source: CXX,
         flags: &["-O2", "-std=c++17"],
     },
-    Case {
-        name: "error",
-        driver: "gcc",
-        ext: "c",
-        source: ERROR,
-        flags: &["-O2"],
-    },
-    Case {
-        name: "werror",
-        driver: "gcc",
-        ext: "c",
-        source: WARNS,
-        flags: &["-O2", "-Wall", "-Werror"],
-    },
+    gcc("error", ERROR, &["-O2"]),
+    gcc("werror", WARNS, &["-O2", "-Wall", "-Werror"]),
 ];
 
 /// Preprocesses the case locally as a client would; returns the `.i` text.
@@ -224,20 +201,8 @@ fn a_failing_direct_run_is_answered_by_the_driver() {
     let tmp = tempfile::tempdir().unwrap();
     let server = start_swarmccd(tmp.path(), &[]);
     // The same command line first succeeds (and is learnt), then fails.
-    let good = Case {
-        name: "t",
-        driver: "gcc",
-        ext: "c",
-        source: PLAIN,
-        flags: &["-O2"],
-    };
-    let bad = Case {
-        name: "t",
-        driver: "gcc",
-        ext: "c",
-        source: ERROR,
-        flags: &["-O2"],
-    };
+    let good = gcc("t", PLAIN, &["-O2"]);
+    let bad = gcc("t", ERROR, &["-O2"]);
     let good_i = preprocess(tmp.path(), &good);
     let first = remote(&server, &good, &good_i);
     assert_eq!(first.status, 0);
@@ -247,14 +212,7 @@ fn a_failing_direct_run_is_answered_by_the_driver() {
     assert_eq!(failed.status >> 8, code as u32);
     assert_eq!(code, 1);
     assert!(failed.object.is_empty());
-    assert!(
-        failed.stderr.contains("error: 'undeclared' undeclared")
-            || failed
-                .stderr
-                .contains("error: \u{2018}undeclared\u{2019} undeclared"),
-        "{}",
-        failed.stderr
-    );
+    assert!(failed.stderr.contains("undeclared"), "{}", failed.stderr);
     assert_eq!(
         failed.stderr.lines().count(),
         stderr.lines().count(),
@@ -279,13 +237,7 @@ fn a_failing_direct_run_is_answered_by_the_driver() {
 fn options_the_driver_acts_on_keep_the_driver() {
     let tmp = tempfile::tempdir().unwrap();
     let server = start_swarmccd(tmp.path(), &[]);
-    let case = Case {
-        name: "v",
-        driver: "gcc",
-        ext: "c",
-        source: PLAIN,
-        flags: &["-O2", "-v"],
-    };
+    let case = gcc("v", PLAIN, &["-O2", "-v"]);
     let doti = preprocess(tmp.path(), &case);
     for _ in 0..2 {
         let r = remote(&server, &case, &doti);
@@ -345,13 +297,7 @@ fn a_driver_that_refuses_or_ignores_the_recorder_keeps_serving_through_itself() 
             &["--whitelist-dir", wl.to_str().unwrap()],
             &[("DISTCCD_PATH", &path)],
         );
-        let case = Case {
-            name: "w",
-            driver: "gcc",
-            ext: "c",
-            source: PLAIN,
-            flags: &["-O2"],
-        };
+        let case = gcc("w", PLAIN, &["-O2"]);
         let doti = preprocess(tmp.path(), &case);
         let (_, object, _) = local(tmp.path(), &case, &doti);
         for _ in 0..3 {
@@ -407,13 +353,7 @@ fn a_script_in_front_of_gcc_is_always_run() {
         &["--whitelist-dir", wl.to_str().unwrap(), "--no-sandbox"],
         &[("DISTCCD_PATH", &path)],
     );
-    let case = Case {
-        name: "s",
-        driver: "gcc",
-        ext: "c",
-        source: PLAIN,
-        flags: &["-O2"],
-    };
+    let case = gcc("s", PLAIN, &["-O2"]);
     let doti = preprocess(tmp.path(), &case);
     for _ in 0..3 {
         let r = compile(
