@@ -15,6 +15,13 @@ fn compile_ok(server: &Swarmccd) -> usize {
     server.log_text().matches("COMPILE_OK").count()
 }
 
+/// The count once at least `want` jobs are logged (a job is logged after its reply is
+/// out, so the build can finish first); fails after 10 s.
+fn compile_ok_reaching(server: &Swarmccd, want: usize) -> usize {
+    let count = |log: &str| log.matches("COMPILE_OK").count();
+    count(&server.log_when(|l| count(l) >= want))
+}
+
 /// Fails with a clear message when a tool the test needs is missing (never a silent
 /// skip: integration/run-tests.sh installs them).
 fn require_tool(tool: &str, package: &str) {
@@ -120,7 +127,7 @@ fn cargo_cc_crate_distributes_the_c_build() {
         "rustc complained about the jobserver:\n{stderr}"
     );
     assert_eq!(
-        compile_ok(&server),
+        compile_ok_reaching(&server, 3),
         3,
         "the three C files compiled on the server\n{}\nserver log:\n{}",
         output_text(&out),
@@ -283,7 +290,7 @@ fn cmake_build(generator: &str) {
     let out = run(&mut make);
     assert_success(&out, &format!("cmake --build ({generator})"));
     assert_eq!(
-        compile_ok(&server) - before,
+        compile_ok_reaching(&server, before + CMAKE_SOURCES) - before,
         CMAKE_SOURCES,
         "every source compiled on the server ({generator})\n{}\nserver log:\n{}",
         output_text(&out),

@@ -785,6 +785,10 @@ fn real_distcc_client_gets_identical_objects() {
             "distcc{opts}"
         );
     }
+    // The server logs a job once its reply is out, so the client can finish first.
+    wait_until("two jobs logged", Duration::from_secs(10), || {
+        d.log_text().matches("COMPILE_OK").count() >= 2
+    });
     assert_eq!(d.log_text().matches("COMPILE_OK").count(), 2);
     p.assert_no_job_dirs();
 }
