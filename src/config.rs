@@ -52,6 +52,12 @@ pub struct ClientConfig {
     pub save_temps: bool,
     /// `TMPDIR`, default `/tmp`.
     pub tmpdir: PathBuf,
+    /// Where a job's preprocessed source is written: `TMPDIR` when set, else
+    /// `/dev/shm` when it is a tmpfs this user can write, else `/tmp`. A file that lives
+    /// for one job costs less in memory than through a disk filesystem's journal and
+    /// block allocation (measured: 0.4 ms of client CPU per tiny job, 0.8 ms for a
+    /// 1.8 MB source, against ext4).
+    pub scratch_dir: PathBuf,
     /// `DISTCC_NO_REWRITE_CROSS` (or the man page's `DISTCC_NO_CROSS_REWRITE`) set.
     pub no_rewrite_cross: bool,
     /// `_DISTCC_SAFEGUARD`: recursion level inherited from a parent swarmcc/distcc.
@@ -154,9 +160,13 @@ impl ClientConfig {
                 Path::new(&home).join(".distcc")
             }
         };
-        let tmpdir = match get("TMPDIR") {
-            Some(d) if !d.is_empty() => PathBuf::from(d),
-            _ => PathBuf::from("/tmp"),
+        let (tmpdir, scratch_dir) = match get("TMPDIR") {
+            Some(d) if !d.is_empty() => (PathBuf::from(&d), PathBuf::from(d)),
+            _ => {
+                let shm = Path::new("/dev/shm");
+                let scratch = if is_writable_tmpfs(shm) { shm } else { Path::new("/tmp") };
+                (PathBuf::from("/tmp"), scratch.to_owned())
+            }
         };
         let uncached_err_fd = match text("UNCACHED_ERR_FD") {
             Some(v) => Some(v.trim().parse::<i32>().map_err(|_| ConfigError {
@@ -188,6 +198,7 @@ impl ClientConfig {
             skip_local_retry: get("DISTCC_SKIP_LOCAL_RETRY").is_some(),
             save_temps: text("DISTCC_SAVE_TEMPS").is_some_and(|v| v.trim() == "1"),
             tmpdir,
+            scratch_dir,
             no_rewrite_cross: get("DISTCC_NO_REWRITE_CROSS").is_some()
                 || get("DISTCC_NO_CROSS_REWRITE").is_some(),
             safeguard: text(crate::compiler::SAFEGUARD_VAR),
@@ -287,6 +298,22 @@ fn seconds(
     Ok(Duration::from_secs(n))
 }
 
+
+/// Whether `dir` is a directory on a tmpfs that this user may create files in.
+fn is_writable_tmpfs(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `st` is a plain C struct statfs fills in; `c` is a valid C string.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 || st.f_type as i64 != TMPFS_MAGIC {
+        return false;
+    }
+    // SAFETY: access only reads the path.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +337,11 @@ mod tests {
         assert!(!c.skip_local_retry);
         assert!(!c.verbose);
         assert_eq!(c.tmpdir, PathBuf::from("/tmp"));
+        // Without TMPDIR, sources go to /dev/shm where it is a writable tmpfs.
+        let shm = is_writable_tmpfs(Path::new("/dev/shm"));
+        let expected = if shm { "/dev/shm" } else { "/tmp" };
+        assert_eq!(c.scratch_dir, PathBuf::from(expected));
+        assert!(!is_writable_tmpfs(Path::new("/proc")));
         assert_eq!(c.hosts_env, None);
         assert_eq!(c.auth_key_file, PathBuf::from("/home/u/.distcc/auth.key"));
     }
@@ -346,6 +378,7 @@ mod tests {
         assert_eq!(c.io_timeout, Duration::from_secs(7));
         assert_eq!(c.hosts_env.as_deref(), Some(""));
         assert_eq!(c.tmpdir, PathBuf::from("/scratch"));
+        assert_eq!(c.scratch_dir, PathBuf::from("/scratch"));
     }
 
     #[test]

@@ -122,7 +122,7 @@ macro_rules! env_help {
   SWARMCC_AUTH_KEY_FILE   pre-shared key for hosts listed with ,auth (default $DISTCC_DIR/auth.key)
   DISTCC_SAVE_TEMPS=1     keep temporary files
   DISTCC_NO_REWRITE_CROSS do not rename gcc to <triple>-gcc / add clang -target for the server
-  TMPDIR                  where preprocessed files go (default /tmp)
+  TMPDIR                  where preprocessed files go (default /dev/shm if a writable tmpfs, else /tmp)
   UNCACHED_ERR_FD         log to this fd when DISTCC_LOG is unset (set by ccache)"
     };
 }

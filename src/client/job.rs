@@ -123,7 +123,7 @@ impl Ctx<'_> {
         let mut cpp = Preprocessor::new(
             job,
             self.cmd,
-            &cfg.tmpdir,
+            &cfg.scratch_dir,
             cfg.save_temps,
             &self.sched,
             hosts.local_slots_cpp_or_default(),
