@@ -6,7 +6,9 @@ section, then a "targets" block. Both servers run on loopback on this machine wi
 same -j (cores + 2) and the same nice level (0), logging at warning level; both clients get
 the same host spec (127.0.0.1:PORT/J, `,lzo` with --lzo), a fresh DISTCC_DIR each and
 DISTCC_FALLBACK=0 (a failed distribution is an error, never a silent local compile).
-Measurements are interleaved (the order rotates every round) and medians are reported.
+Measurements are interleaved (the reference first, then the two tools in an order that
+alternates every round, so each follows the reference equally often) and medians are
+reported.
 
 Sections
   overhead    (a) per-job wall time of `TOOL gcc -c` minus plain `gcc -c`, for a tiny C
@@ -497,7 +499,11 @@ def section_overhead(ctx):
         data = {n: [] for n in names}
         t0 = time.time()
         for i in range(warm + runs):
-            order = names[i % 3:] + names[:i % 3]
+            # gcc first, then the two tools in alternating order: each tool follows the
+            # local compile (which leaves the caches cold) equally often. A plain
+            # rotation of the three put swarmcc right after gcc in 2 rounds of 3 and
+            # distcc in 1, which cost swarmcc about 1 ms on heavy.cpp.
+            order = ("gcc",) + (TOOLS if i % 2 == 0 else TOOLS[::-1])
             if i == warm:
                 agents.delta()  # the agent's CPU counts from the first measured round
                 for n in names:
@@ -851,7 +857,7 @@ def section_build(ctx):
     tus = None
     t0 = time.time()
     for i in range(ctx.rounds):
-        order = names[i % 3:] + names[:i % 3]
+        order = (names[0],) + (TOOLS if i % 2 == 0 else TOOLS[::-1])  # as in (a)
         for n in order:
             _, _, _, rc = run_rusage(["make", "clean"], ctx.base, tree, logp, new_session=True)
             if rc != 0:
