@@ -164,7 +164,11 @@ impl ClientConfig {
             Some(d) if !d.is_empty() => (PathBuf::from(&d), PathBuf::from(d)),
             _ => {
                 let shm = Path::new("/dev/shm");
-                let scratch = if is_writable_tmpfs(shm) { shm } else { Path::new("/tmp") };
+                let scratch = if is_writable_tmpfs(shm) {
+                    shm
+                } else {
+                    Path::new("/tmp")
+                };
                 (PathBuf::from("/tmp"), scratch.to_owned())
             }
         };
@@ -297,7 +301,6 @@ fn seconds(
     }
     Ok(Duration::from_secs(n))
 }
-
 
 /// Whether `dir` is a directory on a tmpfs that this user may create files in.
 fn is_writable_tmpfs(dir: &Path) -> bool {
