@@ -114,12 +114,24 @@ fn local(dir: &Path, case: &Case, doti: &[u8]) -> (i32, Vec<u8>, String) {
 }
 
 fn remote(server: &Swarmccd, case: &Case, doti: &[u8]) -> Reply {
+    remote_as(server, case.driver, case, doti)
+}
+
+/// [`remote`] with the compiler named `cc` (a whitelisted stand-in).
+fn remote_as(server: &Swarmccd, cc: &str, case: &Case, doti: &[u8]) -> Reply {
     let input = format!("{}.{}", case.name, case.ext);
     let output = format!("{}.o", case.name);
-    let mut argv = vec![case.driver];
+    let mut argv = vec![cc];
     argv.extend_from_slice(case.flags);
     argv.extend(["-c", input.as_str(), "-o", output.as_str()]);
     compile(server.port, Version::V1, &argv, doti)
+}
+
+/// A server whose extra compilers are the links in `wl`, found on `path`.
+fn start_with_whitelist(dir: &Path, wl: &Path, path: &str, extra: &[&str]) -> Swarmccd {
+    let mut flags = vec!["--whitelist-dir", wl.to_str().unwrap()];
+    flags.extend_from_slice(extra);
+    common::start_swarmccd_env(dir, &flags, &[("DISTCCD_PATH", path)])
 }
 
 /// Diagnostics name the `.i` locally and the original source remotely only through
@@ -292,21 +304,12 @@ fn a_driver_that_refuses_or_ignores_the_recorder_keeps_serving_through_itself() 
     for refuse in [true, false] {
         let tmp = tempfile::tempdir().unwrap();
         let (wl, path) = whitelisted_binary(tmp.path(), "nowrapcc", &no_wrapper_driver(refuse));
-        let server = common::start_swarmccd_env(
-            tmp.path(),
-            &["--whitelist-dir", wl.to_str().unwrap()],
-            &[("DISTCCD_PATH", &path)],
-        );
+        let server = start_with_whitelist(tmp.path(), &wl, &path, &[]);
         let case = gcc("w", PLAIN, &["-O2"]);
         let doti = preprocess(tmp.path(), &case);
         let (_, object, _) = local(tmp.path(), &case, &doti);
         for _ in 0..3 {
-            let r = compile(
-                server.port,
-                Version::V1,
-                &["nowrapcc", "-O2", "-c", "w.c", "-o", "w.o"],
-                &doti,
-            );
+            let r = remote_as(&server, "nowrapcc", &case, &doti);
             assert_eq!(r.status, 0, "refuse {refuse}: {}", r.stderr);
             // Never a word about -wrapper: the answers are the driver's alone.
             assert!(r.stderr.is_empty(), "refuse {refuse}: {}", r.stderr);
@@ -348,20 +351,12 @@ fn a_script_in_front_of_gcc_is_always_run() {
     fs::create_dir(&wl).unwrap();
     symlink(&cc, wl.join("countcc")).unwrap();
     let path = format!("{}:/usr/bin:/bin", bin.display());
-    let server = common::start_swarmccd_env(
-        tmp.path(),
-        &["--whitelist-dir", wl.to_str().unwrap(), "--no-sandbox"],
-        &[("DISTCCD_PATH", &path)],
-    );
+    // Unconfined: the script writes its count outside the job directory.
+    let server = start_with_whitelist(tmp.path(), &wl, &path, &["--no-sandbox"]);
     let case = gcc("s", PLAIN, &["-O2"]);
     let doti = preprocess(tmp.path(), &case);
     for _ in 0..3 {
-        let r = compile(
-            server.port,
-            Version::V1,
-            &["countcc", "-O2", "-c", "s.c", "-o", "s.o"],
-            &doti,
-        );
+        let r = remote_as(&server, "countcc", &case, &doti);
         assert_eq!(r.status, 0, "{}", r.stderr);
     }
     assert_eq!(fs::read_to_string(&count).unwrap().lines().count(), 3);
