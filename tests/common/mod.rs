@@ -60,8 +60,12 @@ pub fn free_port() -> u16 {
 /// Waits until `port` accepts connections and `guard`'s process is still alive (a
 /// server that failed to bind must not pass for one that listens).
 fn wait_for_server(guard: &mut ProcessGuard, port: u16) -> bool {
-    if !wait_for_port(port, Duration::from_secs(10)) {
-        return false;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !wait_for_port(port, Duration::from_millis(100)) {
+        // One that exited (it could not bind) will never listen.
+        if Instant::now() >= deadline || !matches!(guard.child.try_wait(), Ok(None)) {
+            return false;
+        }
     }
     thread::sleep(Duration::from_millis(50));
     matches!(guard.child.try_wait(), Ok(None))
@@ -168,8 +172,32 @@ pub fn start_swarmccd(dir: &Path, extra: &[&str]) -> Swarmccd {
 /// [`start_swarmccd`] with extra environment variables for the server (and so for the
 /// compilers it runs).
 pub fn start_swarmccd_env(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Swarmccd {
-    let port = free_port();
-    let log = dir.join(format!("swarmccd-{port}.log"));
+    // A port free a moment ago can be taken meanwhile as the local end of some other
+    // connection (ephemeral ports come from the same range): then try another one.
+    for attempt in 1.. {
+        let port = free_port();
+        let log = dir.join(format!("swarmccd-{port}.log"));
+        match try_start_swarmccd(dir, port, &log, extra, envs) {
+            Some(guard) => return Swarmccd { guard, port, log },
+            None => {
+                let text = fs::read_to_string(&log).unwrap_or_default();
+                assert!(
+                    text.contains("Address already in use") && attempt < 5,
+                    "swarmccd did not listen on {port}: {text}"
+                );
+            }
+        }
+    }
+    unreachable!()
+}
+
+fn try_start_swarmccd(
+    dir: &Path,
+    port: u16,
+    log: &Path,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> Option<ProcessGuard> {
     let tmp = dir.join(format!("swarmccd-tmp-{port}"));
     fs::create_dir_all(&tmp).unwrap();
     // Started as root, swarmccd runs as an unprivileged user: its temp dir must be
@@ -188,7 +216,7 @@ pub fn start_swarmccd_env(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> 
         .args(listen)
         .args(["--port", &port.to_string()])
         .arg("--log-file")
-        .arg(&log)
+        .arg(log)
         .args(extra)
         .envs(envs.iter().copied())
         .env("TMPDIR", &tmp)
@@ -197,17 +225,11 @@ pub fn start_swarmccd_env(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> 
         .stderr(Stdio::null())
         .spawn()
         .expect("start swarmccd");
-    let guard = ProcessGuard {
+    let mut guard = ProcessGuard {
         child,
         name: "swarmccd".into(),
     };
-    let mut guard = guard;
-    assert!(
-        wait_for_server(&mut guard, port),
-        "swarmccd did not listen on {port}: {}",
-        fs::read_to_string(&log).unwrap_or_default()
-    );
-    Swarmccd { guard, port, log }
+    wait_for_server(&mut guard, port).then_some(guard)
 }
 
 /// Debian's real distccd, in the foreground. It drops root to the `distccd` user, so its
