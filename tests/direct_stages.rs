@@ -364,3 +364,35 @@ fn a_script_in_front_of_gcc_is_always_run() {
     assert!(!log.contains("learnt the stages"), "{log}");
     assert!(!log.contains("without the driver"), "{log}");
 }
+
+#[test]
+fn a_recorder_the_server_user_cannot_run_turns_direct_stages_off() {
+    use std::os::unix::fs::PermissionsExt;
+    // Started as root, swarmccd serves as an unprivileged user: a binary in a
+    // directory only root may enter can start the server but never run as a recorder.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP: needs root (the server must drop to another user)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let hidden = tmp.path().join("root-only");
+    fs::create_dir(&hidden).unwrap();
+    fs::set_permissions(&hidden, fs::Permissions::from_mode(0o700)).unwrap();
+    let bin = hidden.join("swarmccd");
+    fs::copy(common::SWARMCCD, &bin).unwrap();
+    let server = common::start_swarmccd_bin(&bin, tmp.path(), &[], &[]);
+    let log = server.log_when(|l| l.contains("run through their driver"));
+    assert!(log.contains("cannot be executed by user"), "{log}");
+    let case = gcc("r", PLAIN, &["-O2"]);
+    let doti = preprocess(tmp.path(), &case);
+    let (_, object, _) = local(tmp.path(), &case, &doti);
+    for _ in 0..2 {
+        let r = remote(&server, &case, &doti);
+        assert_eq!(r.status, 0, "{}", r.stderr);
+        assert!(r.object == object);
+    }
+    let log = server.log_when(|l| l.matches("COMPILE_OK").count() >= 2);
+    assert!(!log.contains("learnt the stages"), "{log}");
+    assert!(!log.contains("did not run the recorder"), "{log}");
+}

@@ -317,11 +317,12 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
         .iter()
         .map(|d| absolute(d))
         .collect::<Result<_, _>>()?;
-    let cfg = config(&cli, &env, allow)?;
+    let mut cfg = config(&cli, &env, allow)?;
     nice(cli.nice);
 
     if cli.inetd {
         let user = drop_root(cli.user.as_deref(), None)?;
+        check_recorder(&mut cfg, user.as_deref());
         return serve_inetd(cfg, allow_given, user.as_deref());
     }
 
@@ -358,6 +359,7 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
     };
     let user = drop_root(cli.user.as_deref(), pid_file.as_ref())?;
     check_tmpdir(&cfg.tmpdir, user.as_deref())?;
+    check_recorder(&mut cfg, user.as_deref());
 
     let shutdown = Arc::new(AtomicBool::new(false));
     install_signal_handlers(Arc::clone(&shutdown));
@@ -713,6 +715,28 @@ fn drop_root(user: Option<&str>, pid_file: Option<&PidFile>) -> Result<Option<St
 }
 
 /// Fails early, with the reason, when jobs could not create their directories.
+/// Direct gcc stages are learnt by running this executable as gcc's `-wrapper`
+/// (`stages`): if the server's user cannot execute it (a binary under `/root`), every
+/// learning run would fail, so the feature is turned off at once, with the reason.
+fn check_recorder(cfg: &mut ServerConfig, user: Option<&str>) {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(path) = &cfg.stage_recorder else {
+        return;
+    };
+    let runnable = std::ffi::CString::new(path.as_os_str().as_bytes())
+        // SAFETY: access only reads the path, a valid C string.
+        .is_ok_and(|c| unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0);
+    if !runnable {
+        let who = user.map(|u| format!(" by user {u}")).unwrap_or_default();
+        log::warn!(
+            "gcc jobs run through their driver: {} cannot be executed{who} to learn their \
+             stages (install swarmccd where that user can run it)",
+            path.display()
+        );
+        cfg.stage_recorder = None;
+    }
+}
+
 fn check_tmpdir(dir: &Path, user: Option<&str>) -> Result<(), StartError> {
     tempfile::Builder::new()
         .prefix("swarmccd_probe")

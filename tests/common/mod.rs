@@ -172,12 +172,22 @@ pub fn start_swarmccd(dir: &Path, extra: &[&str]) -> Swarmccd {
 /// [`start_swarmccd`] with extra environment variables for the server (and so for the
 /// compilers it runs).
 pub fn start_swarmccd_env(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Swarmccd {
+    start_swarmccd_bin(Path::new(SWARMCCD), dir, extra, envs)
+}
+
+/// [`start_swarmccd_env`] with the swarmccd executable at `bin`.
+pub fn start_swarmccd_bin(
+    bin: &Path,
+    dir: &Path,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> Swarmccd {
     // A port free a moment ago can be taken meanwhile as the local end of some other
     // connection (ephemeral ports come from the same range): then try another one.
     for attempt in 1.. {
         let port = free_port();
         let log = dir.join(format!("swarmccd-{port}.log"));
-        match try_start_swarmccd(dir, port, &log, extra, envs) {
+        match try_start_swarmccd(bin, dir, port, &log, extra, envs) {
             Some(guard) => return Swarmccd { guard, port, log },
             None => {
                 let text = fs::read_to_string(&log).unwrap_or_default();
@@ -192,6 +202,7 @@ pub fn start_swarmccd_env(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> 
 }
 
 fn try_start_swarmccd(
+    bin: &Path,
     dir: &Path,
     port: u16,
     log: &Path,
@@ -211,7 +222,7 @@ fn try_start_swarmccd(
     } else {
         &["--listen", "127.0.0.1"]
     };
-    let child = Command::new(SWARMCCD)
+    let child = Command::new(bin)
         .args(["--no-detach", "--log-level", "debug"])
         .args(listen)
         .args(["--port", &port.to_string()])
