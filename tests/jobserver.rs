@@ -16,6 +16,13 @@ const ROLE: &str = "SWARMCC_JS_ROLE";
 const EVENTS: &str = "SWARMCC_JS_EVENTS";
 const EXPECT: &str = "SWARMCC_JS_EXPECT";
 
+/// Writes `line` to stderr in one write: recipes run in parallel share make's stderr,
+/// and `eprintln!` may split a line into several writes that interleave with theirs.
+fn say(line: String) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+}
+
 fn now_ns() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -87,18 +94,18 @@ fn child_role() {
             let auth = flags.auth.clone().expect("MAKEFLAGS names a jobserver");
             match Jobserver::connect(&auth) {
                 Ok(_) => {
-                    eprintln!("ROLE-RESULT valid");
+                    say("ROLE-RESULT valid".to_owned());
                     1
                 }
                 Err(e) => {
-                    eprintln!("ROLE-RESULT invalid: {e}");
+                    say(format!("ROLE-RESULT invalid: {e}"));
                     0
                 }
             }
         }
         "valid" => match Jobserver::from_flags(&flags) {
             Some(_) => {
-                eprintln!("ROLE-RESULT valid");
+                say("ROLE-RESULT valid".to_owned());
                 0
             }
             None => 1,
@@ -123,7 +130,7 @@ fn child_role() {
             }
             let n = held.len();
             drop(held);
-            eprintln!("ROLE-RESULT tokens {n}");
+            say(format!("ROLE-RESULT tokens {n}"));
             let expect: usize = std::env::var(EXPECT).unwrap().parse().unwrap();
             i32::from(n != expect)
         }
