@@ -52,7 +52,7 @@ import threading
 import time
 
 # Process and port helpers shared with the scheduling benchmark.
-from bench_sched import find_agents, free_port, kill_group, stop_agents
+from bench_sched import find_agents, free_port, kill_group, loadavg, stop_agents
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = ("swarmcc", "distcc")
@@ -105,9 +105,10 @@ def tree_cpu(sid):
     return sum(c for c in (proc_cpu(p) for p in session_pids(sid)) if c is not None)
 
 
-def proc_status_kb(pid, key):
+def proc_kb(pid, file, key):
+    """The kB value of the `key:` line of /proc/PID/FILE, or None."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(f"/proc/{pid}/{file}") as f:
             for line in f:
                 if line.startswith(key + ":"):
                     return int(line.split()[1])
@@ -116,15 +117,12 @@ def proc_status_kb(pid, key):
     return None
 
 
+def proc_status_kb(pid, key):
+    return proc_kb(pid, "status", key)
+
+
 def proc_pss_kb(pid):
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
+    return proc_kb(pid, "smaps_rollup", "Pss")
 
 
 def exe_of(pid):
@@ -155,14 +153,6 @@ class AgentMeter:
     def hwm_kb(self):
         v = [proc_status_kb(p, "VmHWM") for p in find_agents(self.work)]
         return max([x for x in v if x], default=None)
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
 
 
 # ----------------------------------------------------------------------------- processes
