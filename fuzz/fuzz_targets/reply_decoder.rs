@@ -10,15 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use swarmcc::protocol::{encode_reply, Error, Limits, Reply, ReplyDecoder, ReplyEvent, Version};
-use swarmcc_fuzz::{feed, set_max_alloc, Chunks, Fed};
-
-const LIMITS: Limits = Limits {
-    max_argc: 8,
-    max_string: 64,
-    max_body: 4096,
-    max_decompressed: 16 * 1024,
-    max_header: 1024,
-};
+use swarmcc_fuzz::{feed, set_max_alloc, Chunks, Fed, LIMITS};
 
 fn decode(
     bytes: &[u8],

@@ -14,15 +14,7 @@ use swarmcc::protocol::{
     RequestEvent, Version,
 };
 use swarmcc::server::whitelist::check_arguments;
-use swarmcc_fuzz::{feed, set_max_alloc, Chunks, Fed};
-
-const LIMITS: Limits = Limits {
-    max_argc: 8,
-    max_string: 64,
-    max_body: 4096,
-    max_decompressed: 16 * 1024,
-    max_header: 1024,
-};
+use swarmcc_fuzz::{feed, set_max_alloc, Chunks, Fed, LIMITS};
 
 fn decode(bytes: &[u8], seed: u8, limits: Limits) -> Fed<RequestEvent, Error> {
     let d = std::cell::RefCell::new(RequestDecoder::new(limits));

@@ -80,6 +80,16 @@ unsafe impl GlobalAlloc for Guard {
 #[global_allocator]
 static GUARD: Guard = Guard;
 
+/// Small limits for the decoder targets, so that the fuzzer reaches every limit check
+/// with short inputs.
+pub const LIMITS: swarmcc::protocol::Limits = swarmcc::protocol::Limits {
+    max_argc: 8,
+    max_string: 64,
+    max_body: 4096,
+    max_decompressed: 16 * 1024,
+    max_header: 1024,
+};
+
 /// Sets the allocation ceiling for this process.
 pub fn set_max_alloc(bytes: usize) {
     MAX_ALLOC.store(bytes, Ordering::Relaxed);
