@@ -518,6 +518,36 @@ fn limit_text() -> impl Strategy<Value = Option<(char, u32)>> {
     proptest::option::of((select(vec!['/', '=']), 1u32..2000))
 }
 
+/// How a generated limit is written: `/N`, `=N` or nothing.
+fn limit_suffix(limit: Option<(char, u32)>) -> String {
+    limit
+        .map(|(sep, n)| format!("{sep}{n}"))
+        .unwrap_or_default()
+}
+
+/// The spec `text` and what it must parse to: `kind` with the generated limit (or
+/// `default_limit`) and options.
+fn gen_spec(
+    text: String,
+    kind: HostKind,
+    limit: Option<(char, u32)>,
+    default_limit: u32,
+    (lzo, cpp, down, auth): (bool, bool, bool, Option<String>),
+) -> GenSpec {
+    GenSpec {
+        want: HostSpec {
+            spec: text.clone(),
+            kind,
+            limit: limit.map_or(default_limit, |(_, n)| n),
+            lzo,
+            cpp,
+            down,
+            auth,
+        },
+        text,
+    }
+}
+
 fn tcp_spec() -> impl Strategy<Value = GenSpec> {
     (
         prop_oneof![
@@ -531,30 +561,22 @@ fn tcp_spec() -> impl Strategy<Value = GenSpec> {
     )
         .prop_map(
             |((written, host), port, limit, limit_first, (opts, lzo, cpp, down, auth))| {
-                let lim = limit
-                    .map(|(sep, n)| format!("{sep}{n}"))
-                    .unwrap_or_default();
+                let lim = limit_suffix(limit);
                 let prt = port.map(|p| format!(":{p}")).unwrap_or_default();
                 let text = if limit_first {
                     format!("{written}{lim}{prt}{opts}")
                 } else {
                     format!("{written}{prt}{lim}{opts}")
                 };
-                GenSpec {
-                    want: HostSpec {
-                        spec: text.clone(),
-                        kind: HostKind::Tcp {
-                            host,
-                            port: port.unwrap_or(hosts::DEFAULT_PORT),
-                        },
-                        limit: limit.map_or(hosts::DEFAULT_LIMIT, |(_, n)| n),
-                        lzo,
-                        cpp,
-                        down,
-                        auth,
-                    },
+                let port = port.unwrap_or(hosts::DEFAULT_PORT);
+                let kind = HostKind::Tcp { host, port };
+                gen_spec(
                     text,
-                }
+                    kind,
+                    limit,
+                    hosts::DEFAULT_LIMIT,
+                    (lzo, cpp, down, auth),
+                )
             },
         )
 }
@@ -572,9 +594,7 @@ fn ssh_spec() -> impl Strategy<Value = GenSpec> {
     )
         .prop_map(
             |(user, (written, host), limit, command, (opts, lzo, cpp, down, auth))| {
-                let lim = limit
-                    .map(|(sep, n)| format!("{sep}{n}"))
-                    .unwrap_or_default();
+                let lim = limit_suffix(limit);
                 let cmd = command
                     .as_ref()
                     .map(|c| format!(":{c}"))
@@ -583,46 +603,33 @@ fn ssh_spec() -> impl Strategy<Value = GenSpec> {
                     "{}@{written}{lim}{cmd}{opts}",
                     user.as_deref().unwrap_or("")
                 );
-                GenSpec {
-                    want: HostSpec {
-                        spec: text.clone(),
-                        kind: HostKind::Ssh {
-                            user,
-                            host,
-                            command,
-                        },
-                        limit: limit.map_or(hosts::DEFAULT_LIMIT, |(_, n)| n),
-                        lzo,
-                        cpp,
-                        down,
-                        auth,
-                    },
+                let kind = HostKind::Ssh {
+                    user,
+                    host,
+                    command,
+                };
+                gen_spec(
                     text,
-                }
+                    kind,
+                    limit,
+                    hosts::DEFAULT_LIMIT,
+                    (lzo, cpp, down, auth),
+                )
             },
         )
 }
 
 fn localhost_spec() -> impl Strategy<Value = GenSpec> {
     limit_text().prop_map(|limit| {
-        let text = format!(
-            "localhost{}",
-            limit
-                .map(|(sep, n)| format!("{sep}{n}"))
-                .unwrap_or_default()
-        );
-        GenSpec {
-            want: HostSpec {
-                spec: text.clone(),
-                kind: HostKind::Localhost,
-                limit: limit.map_or(hosts::LOCALHOST_LIMIT, |(_, n)| n),
-                lzo: false,
-                cpp: false,
-                down: false,
-                auth: None,
-            },
+        let text = format!("localhost{}", limit_suffix(limit));
+        let options = (false, false, false, None);
+        gen_spec(
             text,
-        }
+            HostKind::Localhost,
+            limit,
+            hosts::LOCALHOST_LIMIT,
+            options,
+        )
     })
 }
 
