@@ -25,5 +25,6 @@ pub mod sandbox;
 pub mod server;
 pub mod shims;
 pub mod slots;
+pub mod stages;
 pub mod state;
 pub mod toolchain;

@@ -22,6 +22,7 @@ use crate::protocol::{Reply, Version};
 use crate::state::{Phase, StateFile};
 use crate::toolchain;
 
+use super::direct_cpp::CppPlans;
 use super::lease::{Held, Scheduler};
 use super::local::{self, CompilerCommand};
 use super::output;
@@ -120,6 +121,7 @@ impl Ctx<'_> {
             &|name| compiler::exists_on_path(name, self.cmd.path),
             &|name| compiler::resolve_generic(name, self.cmd.path),
         );
+        let plans = CppPlans::open(&cfg.distcc_dir);
         let mut cpp = Preprocessor::new(
             job,
             self.cmd,
@@ -128,7 +130,8 @@ impl Ctx<'_> {
             &self.sched,
             hosts.local_slots_cpp_or_default(),
             self.load_limit,
-        );
+        )
+        .with_plans(plans.as_ref());
         // Each host is tried at most once per job: a failing host never loops (distcc
         // 3.4 retried forever with DISTCC_BACKOFF_PERIOD=0).
         let mut tried = vec![false; hosts.hosts.len()];

@@ -41,6 +41,20 @@ impl CompilerCommand<'_> {
         cmd
     }
 
+    /// The environment `command_with` gives the compiler: ours, with its PATH and
+    /// recursion level.
+    pub fn driver_env(&self) -> Vec<(OsString, OsString)> {
+        let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+            .filter(|(k, _)| k != "PATH" && k != SAFEGUARD_VAR)
+            .collect();
+        env.push(("PATH".into(), self.path.clone()));
+        env.push((
+            SAFEGUARD_VAR.into(),
+            self.safeguard_level.to_string().into(),
+        ));
+        env
+    }
+
     pub fn command(&self) -> Command {
         self.command_with(self.argv.get(1..).unwrap_or(&[]))
     }

@@ -10,6 +10,7 @@
 //! end, so `distccmon-text` and `swarmcc --monitor` can list it with its phase.
 
 pub mod cli;
+pub mod direct_cpp;
 pub mod job;
 pub mod lease;
 pub mod local;
@@ -32,6 +33,11 @@ use local::CompilerCommand;
 
 /// Entry point of the `swarmcc` binary: returns the process exit code.
 pub fn main(argv_os: Vec<OsString>) -> i32 {
+    // Run by a gcc driver as its `-wrapper`: record the stage and become it.
+    if let Some(dir) = std::env::var_os(direct_cpp::RECORD_VAR) {
+        let stage = argv_os.into_iter().skip(1).collect();
+        return crate::stages::record_and_exec(direct_cpp::RECORD_VAR, &dir, stage);
+    }
     if let Some(code) = run_as_distccd(&argv_os) {
         return code;
     }

@@ -15,7 +15,7 @@ use std::fmt;
 use std::io::Read;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use tempfile::TempPath;
 use crate::agent::LocalKind;
 use crate::args::RemoteJob;
 use crate::auth::{self, Key, Session};
+use crate::client::direct_cpp::{CppPlans, DryRun, Learning, Lookup, Names};
 use crate::client::lease::{Held, Scheduler};
 use crate::client::local::CompilerCommand;
 use crate::conn::{Conn, ConnError, TapDirection};
@@ -145,15 +146,31 @@ impl Preprocessed {
 
 enum CppState {
     Idle,
-    Running {
-        child: Child,
-        stderr: JoinHandle<Vec<u8>>,
-        i_file: TempPath,
-        deps: Option<TempPath>,
-        /// The local preprocessing slot, held until the preprocessor exits.
-        _slot: Option<Held>,
-    },
+    Running(Box<RunningCpp>),
     Done(Result<Preprocessed, String>),
+}
+
+struct RunningCpp {
+    child: Child,
+    stderr: JoinHandle<Vec<u8>>,
+    i_file: TempPath,
+    deps: Option<TempPath>,
+    /// The local preprocessing slot, held until the preprocessor exits.
+    _slot: Option<Held>,
+    way: CppWay,
+    /// The driver's arguments, to run it again if the run without it failed.
+    args: Vec<OsString>,
+    /// The environment the driver runs with.
+    env: Vec<(OsString, OsString)>,
+}
+
+/// How the preprocessor was started (see `direct_cpp`).
+enum CppWay {
+    Driver,
+    /// `cc1 -E` itself, from a learnt plan.
+    Direct,
+    /// The driver, recording its stage for the plan of this command's shape.
+    Learn(Box<Learning>, Option<DryRun>),
 }
 
 /// The local preprocessing step of one job.
@@ -166,6 +183,8 @@ pub struct Preprocessor<'a> {
     /// `--localslots_cpp`: how many preprocessors may run here at once.
     cpp_limit: u32,
     load_limit: Option<f64>,
+    /// Learnt preprocessor command lines; `None`: always run the driver.
+    plans: Option<&'a CppPlans>,
     state: CppState,
 }
 
@@ -187,7 +206,23 @@ impl<'a> Preprocessor<'a> {
             sched,
             cpp_limit,
             load_limit,
+            plans: None,
             state: CppState::Idle,
+        }
+    }
+
+    /// Lets the preprocessor run without its driver where `plans` knows how.
+    pub fn with_plans(mut self, plans: Option<&'a CppPlans>) -> Self {
+        self.plans = plans;
+        self
+    }
+
+    fn names<'n>(&'n self, i_file: &'n str, deps: Option<&'n str>) -> Names<'n> {
+        Names {
+            input: &self.job.input,
+            output: &self.job.output,
+            i_file,
+            deps,
         }
     }
 
@@ -245,46 +280,97 @@ impl<'a> Preprocessor<'a> {
                 slot.as_ref().map_or(0, |s| s.slot),
             );
         }
-        let mut child = self
-            .compiler
-            .command_with(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
+        let env = self.compiler.driver_env();
+        let names = self.names(&i_str, d_str.as_deref());
+        let lookup = match self.plans {
+            Some(plans) => plans.lookup(self.compiler.program, &argv, &names, &env),
+            None => Lookup::Driver,
+        };
+        let (mut cmd, way) = match lookup {
+            Lookup::Direct(cmd) => {
+                let line: Vec<_> = std::iter::once(cmd.get_program())
+                    .chain(cmd.get_args())
+                    .map(|a| a.to_string_lossy())
+                    .collect();
+                log::debug!(
+                    "preprocessing without the driver, as learnt: {}",
+                    shell_words::join(line)
+                );
+                (cmd, CppWay::Direct)
+            }
+            Lookup::Driver => (self.compiler.command_with(&args), CppWay::Driver),
+            Lookup::Learn(learning) => {
+                let mut cmd = self.compiler.command_with(&args);
+                let dry =
+                    learning.prepare(&mut cmd, self.compiler.command_with(&[]), &argv, &names);
+                (cmd, CppWay::Learn(Box::new(learning), dry))
+            }
+        };
+        let (child, stderr) = spawn_cpp(&mut cmd)
             .map_err(|e| format!("cannot run {}: {e}", self.compiler.program.display()))?;
-        let mut pipe = child.stderr.take().expect("stderr was piped");
-        let stderr = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            buf
-        });
-        Ok(CppState::Running {
+        Ok(CppState::Running(Box::new(RunningCpp {
             child,
             stderr,
             i_file,
             deps,
             _slot: slot,
-        })
+            way,
+            args,
+            env,
+        })))
     }
 
     /// Waits for the preprocessor and returns its output.
     pub fn wait(&mut self) -> Result<&mut Preprocessed, String> {
         self.start();
-        if let CppState::Running { .. } = self.state {
-            let CppState::Running {
+        if let CppState::Running(_) = self.state {
+            let CppState::Running(running) = std::mem::replace(&mut self.state, CppState::Idle)
+            else {
+                unreachable!()
+            };
+            let RunningCpp {
                 mut child,
                 stderr,
                 i_file,
                 deps,
                 _slot,
-            } = std::mem::replace(&mut self.state, CppState::Idle)
-            else {
-                unreachable!()
+                way,
+                args,
+                env,
+            } = *running;
+            let mut status = child.wait();
+            let mut err_text = stderr.join().unwrap_or_default();
+            let ok = matches!(&status, Ok(s) if s.success());
+            let rerun = match way {
+                CppWay::Driver => false,
+                CppWay::Direct => !ok,
+                CppWay::Learn(learning, dry) => {
+                    // A driver that refused `-wrapper` never reached the recorder.
+                    let refused = !ok && !learning.recorded();
+                    let i_str = i_file.to_string_lossy();
+                    let d_str = deps.as_ref().map(|d| d.to_string_lossy());
+                    let names = self.names(&i_str, d_str.as_deref());
+                    match learning.finish(ok, dry, &names, &env) {
+                        Some(told) => log::debug!(
+                            "learnt how {} preprocesses commands of this shape: {told}",
+                            self.compiler.program.display()
+                        ),
+                        None => log::debug!("nothing learnt from this preprocessing run"),
+                    }
+                    refused
+                }
             };
-            let status = child.wait();
+            if rerun {
+                log::debug!("the preprocessor did not succeed that way; running the driver");
+                match spawn_cpp(&mut self.compiler.command_with(&args)) {
+                    Ok((mut child, stderr)) => {
+                        status = child.wait();
+                        err_text = stderr.join().unwrap_or_default();
+                    }
+                    Err(e) => status = Err(e),
+                }
+            }
             drop(_slot);
-            let err_text = stderr.join().unwrap_or_default();
             let (path, temp) = if self.save_temps {
                 match i_file.keep() {
                     Ok(path) => (path, None),
@@ -325,11 +411,27 @@ impl<'a> Preprocessor<'a> {
 
 impl Drop for Preprocessor<'_> {
     fn drop(&mut self) {
-        if let CppState::Running { child, .. } = &mut self.state {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let CppState::Running(running) = &mut self.state {
+            let _ = running.child.kill();
+            let _ = running.child.wait();
         }
     }
+}
+
+/// Starts a preprocessor with its diagnostics collected by a thread.
+fn spawn_cpp(cmd: &mut Command) -> std::io::Result<(Child, JoinHandle<Vec<u8>>)> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut pipe = child.stderr.take().expect("stderr was piped");
+    let stderr = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        buf
+    });
+    Ok((child, stderr))
 }
 
 /// A temporary file beside the final `.d`, so that moving it into place is a rename.

@@ -85,7 +85,11 @@ impl ServerEnv {
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     // Run by a gcc driver as its `-wrapper`: record the stage and become it.
     if let Some(dir) = std::env::var_os(super::stages::RECORD_VAR) {
-        return super::stages::record_and_exec(&dir, args.into_iter().skip(1).collect());
+        return crate::stages::record_and_exec(
+            super::stages::RECORD_VAR,
+            &dir,
+            args.into_iter().skip(1).collect(),
+        );
     }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
