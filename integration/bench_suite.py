@@ -485,8 +485,15 @@ def section_overhead(ctx):
         }
         for t in TOOLS:
             verify_remote(ctx, t, cmds[t][0], d, fname)
+        # The floor of any tool that preprocesses here and compiles elsewhere: a local
+        # `gcc -E` followed by a local compile of its output, with no network at all.
+        ext = ".ii" if cc == "g++" else ".i"
+        split = None if fname.endswith(".i") else (
+            [cc, *flags[:-1], "-E", fname, "-o", f"{stem}_x{ext}"],
+            [cc, *flags, f"{stem}_x{ext}", "-o", f"{stem}_x.o"])
         warm = 1 if runs <= 7 else 2
         data = {n: [] for n in names}
+        data["split"] = []
         t0 = time.time()
         for i in range(warm + runs):
             # gcc first, then the two tools in alternating order: each tool follows the
@@ -498,6 +505,14 @@ def section_overhead(ctx):
                 agents.delta()  # the agent's CPU counts from the first measured round
                 for n in names:
                     data[n] = []
+                data["split"] = []
+            if split:
+                parts = [run_rusage(c, ctx.base, d, errp) for c in split]
+                if any(p[3] != 0 for p in parts):
+                    raise SystemExit(f"local split compile of {fname} failed")
+                if i >= warm:
+                    data["split"].append((sum(p[0] for p in parts), sum(p[1] for p in parts),
+                                          max(p[2] for p in parts)))
             for n in order:
                 cmd, env = cmds[n]
                 wall, cpu, rss, rc = run_rusage(cmd, env, d, errp)
@@ -540,6 +555,11 @@ def section_overhead(ctx):
         mins = {t: min(wall[t]) - min(wall["gcc"]) for t in TOOLS}
         rows_a.append((f"{fname}   overhead, min - min", ms(mins["swarmcc"]), ms(mins["distcc"]),
                        ratio(mins["swarmcc"], mins["distcc"]), "cross-check, not the target"))
+        if data["split"]:
+            floor = med([a[0] - b for a, b in zip(data["split"], wall["gcc"])])
+            rr["floor"] = floor
+            rows_a.append((f"{fname}   floor: gcc -E, then gcc -c of it", "", "", "",
+                           f"{ms(floor)}: local, no network"))
         mc = {n: med(cpu[n]) for n in names}
         with_agent = mc["swarmcc"] + rr["agent"]
         rr["cpu"] = dict(swarmcc=mc["swarmcc"], distcc=mc["distcc"], gcc=mc["gcc"],
@@ -568,7 +588,9 @@ def section_overhead(ctx):
           f"interleaved rounds (tiny/medium/heavy)", rows_a,
           "overhead = median over rounds of (tool's wall - plain gcc -c's wall in the same round);"
           " IQR = its quartiles;\ntiny.i = tiny.c already preprocessed (no local cpp: the "
-          "wrapper's own cost; gcc -c tiny.i is the reference)")
+          "wrapper's own cost; gcc -c tiny.i is the reference);\nfloor = median over rounds of "
+          "(local gcc -E + local gcc -c of its output - gcc -c): what preprocessing apart costs "
+          "with no network at all")
     table("(b) Client CPU per remote job (user+sys from wait4 of each client process: the "
           "wrapper and the local preprocessor it runs)", rows_b,
           "agent CPU/job = CPU of swarmcc's scheduling agent (/proc/<pid>/stat, utime+stime, "
@@ -918,6 +940,11 @@ def targets(ctx):
         s, d = b["wall"]["swarmcc"], b["wall"]["distcc"]
         out.append((s <= d, f"real-project build wall: swarmcc {s:.2f} s <= distcc {d:.2f} s "
                             f"(ratio {ratio(s, d)})"))
+    if ov and "floor" in ov["heavy.cpp"]:
+        s, d = ov["heavy.cpp"]["ovh"]["swarmcc"], ov["heavy.cpp"]["ovh"]["distcc"]
+        print(f"\nnote: heavy.cpp overhead swarmcc {ms(s)}, distcc {ms(d)} (ratio {ratio(s, d)}): "
+              f"preprocessing apart alone costs {ms(ov['heavy.cpp']['floor'])} there "
+              f"(the floor row), {ratio(ov['heavy.cpp']['floor'], d)} x distcc's overhead")
     print("\ntargets")
     for ok, text in out:
         print(f"  {'PASS' if ok else 'FAIL'}  {text}")
