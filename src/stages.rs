@@ -196,6 +196,27 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// How a stage's environment differs from its driver's: the variables the driver set
+/// or changed, and those it removed.
+pub type EnvChanges = (Vec<(OsString, OsString)>, Vec<OsString>);
+
+pub fn env_changes(
+    driver_env: &[(OsString, OsString)],
+    stage_env: &[(OsString, OsString)],
+) -> EnvChanges {
+    let set = stage_env
+        .iter()
+        .filter(|kv| !driver_env.contains(kv))
+        .cloned()
+        .collect();
+    let removed = driver_env
+        .iter()
+        .filter(|(k, _)| !stage_env.iter().any(|(k2, _)| k2 == k))
+        .map(|(k, _)| k.clone())
+        .collect();
+    (set, removed)
+}
+
 /// What identifies a file's content cheaply: a plan is stale once its driver or its
 /// compiler proper is replaced (a compiler upgrade).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,14 +278,14 @@ pub fn stamp(path: &Path) -> Option<Stamp> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn os(s: &str) -> OsString {
+    pub(crate) fn os(s: &str) -> OsString {
         OsString::from(s)
     }
 
-    fn kv(k: &str, v: &str) -> (OsString, OsString) {
+    pub(crate) fn kv(k: &str, v: &str) -> (OsString, OsString) {
         (os(k), os(v))
     }
 

@@ -112,6 +112,16 @@ fn write_project(dir: &Path) {
     .unwrap();
 }
 
+/// A farm of one swarmccd and a small C project in a fresh directory (kept alive by the
+/// returned `TempDir`).
+fn project() -> (tempfile::TempDir, Farm, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = farm(tmp.path());
+    let proj = tmp.path().join("proj");
+    write_project(&proj);
+    (tmp, f, proj)
+}
+
 fn flags(file: &str, out: &str) -> Vec<String> {
     [
         "gcc",
@@ -132,10 +142,7 @@ fn flags(file: &str, out: &str) -> Vec<String> {
 
 #[test]
 fn jobs_of_one_shape_learn_once_and_then_skip_the_driver_with_identical_results() {
-    let tmp = tempfile::tempdir().unwrap();
-    let f = farm(tmp.path());
-    let proj = tmp.path().join("proj");
-    write_project(&proj);
+    let (_tmp, f, proj) = project();
     for (i, file) in ["one", "two", "three"].iter().enumerate() {
         let argv = flags(file, &format!("build/{file}.o"));
         let read = |ext: &str| fs::read(proj.join(format!("build/{file}.{ext}"))).unwrap();
@@ -178,10 +185,7 @@ fn jobs_of_one_shape_learn_once_and_then_skip_the_driver_with_identical_results(
 
 #[test]
 fn a_failing_preprocessor_is_run_again_by_the_driver_and_the_error_shown_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    let f = farm(tmp.path());
-    let proj = tmp.path().join("proj");
-    write_project(&proj);
+    let (_tmp, f, proj) = project();
     fs::write(proj.join("src/bad.c"), "#include \"missing.h\"\nint b;\n").unwrap();
     let learn = f.job(&proj, &flags("one", "build/one.o"), true);
     assert!(learn.learnt(), "{}", learn.log);
@@ -223,10 +227,7 @@ fn private_gcc(root: &Path) -> std::path::PathBuf {
 
 #[test]
 fn a_replaced_driver_is_learnt_again_and_scripts_are_never_learnt() {
-    let tmp = tempfile::tempdir().unwrap();
-    let f = farm(tmp.path());
-    let proj = tmp.path().join("proj");
-    write_project(&proj);
+    let (tmp, f, proj) = project();
     let gcc = private_gcc(&tmp.path().join("gcc"));
     let job = |driver: &Path, file: &str| {
         let mut argv = flags(file, &format!("build/{file}.o"));
@@ -260,10 +261,7 @@ fn a_replaced_driver_is_learnt_again_and_scripts_are_never_learnt() {
 
 #[test]
 fn the_switch_keeps_every_job_on_the_driver() {
-    let tmp = tempfile::tempdir().unwrap();
-    let f = farm(tmp.path());
-    let proj = tmp.path().join("proj");
-    write_project(&proj);
+    let (_tmp, f, proj) = project();
     for file in ["one", "two"] {
         let job = f.job(&proj, &flags(file, &format!("build/{file}.o")), false);
         job.ok(file);

@@ -524,17 +524,11 @@ fn learn(
     {
         return None;
     }
-    let mut set_env = Vec::new();
-    for (k, v) in env {
-        if !driver_env.iter().any(|(k2, v2)| k2 == k && v2 == v) {
-            set_env.push((k.clone(), abstract_env(v.to_str()?, names)));
-        }
-    }
-    let removed_env = driver_env
-        .iter()
-        .filter(|(k, _)| !env.iter().any(|(k2, _)| k2 == k))
-        .map(|(k, _)| k.clone())
-        .collect();
+    let (set, removed_env) = stages::env_changes(driver_env, env);
+    let set_env = set
+        .into_iter()
+        .map(|(k, v)| Some((k, abstract_env(v.to_str()?, names))))
+        .collect::<Option<Vec<_>>>()?;
     Some(Plan {
         path: program.to_owned(),
         stamp: stages::stamp(program),

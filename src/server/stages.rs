@@ -31,7 +31,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use crate::stages::{base_name, contains, parse_dry_run, read_records, stamp, Record, Stamp};
+use crate::stages::{
+    base_name, contains, env_changes, parse_dry_run, read_records, stamp, Record, Stamp,
+};
 pub use crate::stages::{eligible, is_binary, recorded, wrapper_arg};
 
 /// Set (to a directory) in the environment of a driver run that records its stages;
@@ -146,16 +148,7 @@ fn stage_from(
             .map(|(_, v)| v.clone());
         which::which_in(&program, search, "/").ok()?
     };
-    let set_env = env
-        .iter()
-        .filter(|kv| !driver_env.contains(kv))
-        .cloned()
-        .collect();
-    let removed_env = driver_env
-        .iter()
-        .filter(|(k, _)| !env.iter().any(|(k2, _)| k2 == k))
-        .map(|(k, _)| k.clone())
-        .collect();
+    let (set_env, removed_env) = env_changes(driver_env, env);
     Some(Stage {
         program,
         path,
@@ -226,16 +219,9 @@ impl PlanCache {
 mod tests {
     use super::*;
     use crate::stages::encode_record;
+    use crate::stages::tests::{kv, os};
     use std::ffi::OsStr;
     use std::fs;
-
-    fn os(s: &str) -> OsString {
-        OsString::from(s)
-    }
-
-    fn kv(k: &str, v: &str) -> (OsString, OsString) {
-        (os(k), os(v))
-    }
 
     fn write_record(dir: &Path, pid: u32, argv: &[&str], env: &[(OsString, OsString)]) {
         let argv: Vec<OsString> = argv.iter().map(|a| os(a)).collect();
