@@ -217,6 +217,27 @@ pub fn env_changes(
     (set, removed)
 }
 
+/// Gives `cmd` exactly the environment the driver gave its stage: the driver's own
+/// (`driver_env`) without the variables it `removed`, then the ones it `set`.
+pub fn apply_env_changes<K, V>(
+    cmd: &mut Command,
+    driver_env: &[(OsString, OsString)],
+    removed: &[OsString],
+    set: impl IntoIterator<Item = (K, V)>,
+) where
+    K: AsRef<OsStr>,
+    V: AsRef<OsStr>,
+{
+    cmd.env_clear();
+    cmd.envs(
+        driver_env
+            .iter()
+            .filter(|(k, _)| !removed.contains(k))
+            .map(|(k, v)| (k, v)),
+    );
+    cmd.envs(set);
+}
+
 /// What identifies a file's content cheaply: a plan is stale once its driver or its
 /// compiler proper is replaced (a compiler upgrade).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

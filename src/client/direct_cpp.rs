@@ -83,23 +83,18 @@ impl Names<'_> {
         v
     }
 
+    fn all(&self) -> impl Iterator<Item = (char, &str)> {
+        self.whole().into_iter().chain(self.parts())
+    }
+
     fn text(&self, letter: char) -> Option<&str> {
-        self.whole()
-            .into_iter()
-            .chain(self.parts())
-            .find(|(l, _)| *l == letter)
-            .map(|(_, t)| t)
+        self.all().find(|(l, _)| *l == letter).map(|(_, t)| t)
     }
 
     /// The names are usable only if none is empty, contains a placeholder or a quote
     /// (the driver quotes them in `COLLECT_GCC_OPTIONS`), or equals another.
     fn usable(&self) -> bool {
-        let all: Vec<&str> = self
-            .whole()
-            .into_iter()
-            .chain(self.parts())
-            .map(|(_, t)| t)
-            .collect();
+        let all: Vec<&str> = self.all().map(|(_, t)| t).collect();
         all.iter()
             .all(|t| !t.is_empty() && !t.contains(MARK) && !t.contains('\''))
             && (1..all.len()).all(|i| !all[..i].contains(&all[i]))
@@ -121,11 +116,15 @@ fn abstract_arg(arg: &str, names: &Names) -> String {
     if let Some((l, _)) = names.whole().into_iter().find(|(_, t)| *t == arg) {
         return format!("{MARK}{l}");
     }
-    let mut out = arg.to_owned();
+    replace_parts(arg.to_owned(), names)
+}
+
+/// `text` with the temporaries' stems, wherever they occur, replaced by placeholders.
+fn replace_parts(mut text: String, names: &Names) -> String {
     for (l, t) in names.parts() {
-        out = out.replace(t, &format!("{MARK}{l}"));
+        text = text.replace(t, &format!("{MARK}{l}"));
     }
-    out
+    text
 }
 
 /// An environment value with the names replaced: the driver lists its options in
@@ -135,10 +134,7 @@ fn abstract_env(value: &str, names: &Names) -> String {
     for (l, t) in names.whole() {
         out = out.replace(&format!("'{t}'"), &format!("'{MARK}{l}'"));
     }
-    for (l, t) in names.parts() {
-        out = out.replace(t, &format!("{MARK}{l}"));
-    }
-    out
+    replace_parts(out, names)
 }
 
 /// A template filled in with `names`; `None` if it has a placeholder they lack.
@@ -242,7 +238,12 @@ impl CppPlans {
         }
     }
 
+    /// A plan is learnt only from a compiler binary: a script in front of gcc may do
+    /// more than start it. (A stored plan's stamp already vouches for its driver.)
     fn learn(&self, shape: Shape, file: PathBuf) -> Lookup {
+        if !stages::is_binary(&shape.driver) {
+            return Lookup::Driver;
+        }
         match tempfile::Builder::new()
             .prefix(".learn-")
             .tempdir_in(&self.dir)
@@ -293,9 +294,6 @@ impl Shape {
         let driver = fs::canonicalize(driver).ok()?;
         let name = driver.file_name()?.to_str()?;
         if name.contains("clang") || !(name.contains("gcc") || name.contains("g++")) {
-            return None;
-        }
-        if !stages::is_binary(&driver) {
             return None;
         }
         let mut h = Sha256::new();
@@ -547,15 +545,12 @@ impl Plan {
         for a in argv {
             cmd.arg(a?);
         }
-        cmd.env_clear();
-        cmd.envs(
-            env.iter()
-                .filter(|(k, _)| !self.removed_env.contains(k))
-                .map(|(k, v)| (k, v)),
-        );
-        for (k, t) in &self.set_env {
-            cmd.env(k, fill(t, names)?);
-        }
+        let set = self
+            .set_env
+            .iter()
+            .map(|(k, t)| Some((k, fill(t, names)?)))
+            .collect::<Option<Vec<_>>>()?;
+        stages::apply_env_changes(&mut cmd, env, &self.removed_env, set);
         Some(cmd)
     }
 }

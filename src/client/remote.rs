@@ -160,8 +160,6 @@ struct RunningCpp {
     way: CppWay,
     /// The driver's arguments, to run it again if the run without it failed.
     args: Vec<OsString>,
-    /// The environment the driver runs with.
-    env: Vec<(OsString, OsString)>,
 }
 
 /// How the preprocessor was started (see `direct_cpp`).
@@ -169,8 +167,9 @@ enum CppWay {
     Driver,
     /// `cc1 -E` itself, from a learnt plan.
     Direct,
-    /// The driver, recording its stage for the plan of this command's shape.
-    Learn(Box<Learning>, Option<DryRun>),
+    /// The driver, recording its stage for the plan of this command's shape; with
+    /// the environment the driver runs with, which the plan is relative to.
+    Learn(Box<Learning>, Option<DryRun>, Vec<(OsString, OsString)>),
 }
 
 /// The local preprocessing step of one job.
@@ -280,11 +279,14 @@ impl<'a> Preprocessor<'a> {
                 slot.as_ref().map_or(0, |s| s.slot),
             );
         }
-        let env = self.compiler.driver_env();
         let names = self.names(&i_str, d_str.as_deref());
-        let lookup = match self.plans {
-            Some(plans) => plans.lookup(self.compiler.program, &argv, &names, &env),
-            None => Lookup::Driver,
+        let (lookup, env) = match self.plans {
+            Some(plans) => {
+                let env = self.compiler.driver_env();
+                let lookup = plans.lookup(self.compiler.program, &argv, &names, &env);
+                (lookup, env)
+            }
+            None => (Lookup::Driver, Vec::new()),
         };
         let (mut cmd, way) = match lookup {
             Lookup::Direct(cmd) => {
@@ -303,7 +305,7 @@ impl<'a> Preprocessor<'a> {
                 let mut cmd = self.compiler.command_with(&args);
                 let dry =
                     learning.prepare(&mut cmd, self.compiler.command_with(&[]), &argv, &names);
-                (cmd, CppWay::Learn(Box::new(learning), dry))
+                (cmd, CppWay::Learn(Box::new(learning), dry, env))
             }
         };
         let (child, stderr) = spawn_cpp(&mut cmd)
@@ -316,7 +318,6 @@ impl<'a> Preprocessor<'a> {
             _slot: slot,
             way,
             args,
-            env,
         })))
     }
 
@@ -336,7 +337,6 @@ impl<'a> Preprocessor<'a> {
                 _slot,
                 way,
                 args,
-                env,
             } = *running;
             let mut status = child.wait();
             let mut err_text = stderr.join().unwrap_or_default();
@@ -344,7 +344,7 @@ impl<'a> Preprocessor<'a> {
             let rerun = match way {
                 CppWay::Driver => false,
                 CppWay::Direct => !ok,
-                CppWay::Learn(learning, dry) => {
+                CppWay::Learn(learning, dry, env) => {
                     // A driver that refused `-wrapper` never reached the recorder.
                     let refused = !ok && !learning.recorded();
                     let i_str = i_file.to_string_lossy();

@@ -32,7 +32,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use crate::stages::{
-    base_name, contains, env_changes, parse_dry_run, read_records, stamp, Record, Stamp,
+    apply_env_changes, base_name, contains, env_changes, parse_dry_run, read_records, stamp,
+    Record, Stamp,
 };
 pub use crate::stages::{eligible, is_binary, recorded, wrapper_arg};
 
@@ -74,16 +75,9 @@ impl Plan {
             .iter()
             .map(|stage| {
                 let mut cmd = Command::new(&stage.path);
-                cmd.arg0(&stage.program)
-                    .args(&stage.args)
-                    .current_dir(dir)
-                    .env_clear();
-                cmd.envs(
-                    env.iter()
-                        .filter(|(k, _)| !stage.removed_env.contains(k))
-                        .map(|(k, v)| (k, v)),
-                );
-                cmd.envs(stage.set_env.iter().map(|(k, v)| (k, v)));
+                cmd.arg0(&stage.program).args(&stage.args).current_dir(dir);
+                let set = stage.set_env.iter().map(|(k, v)| (k, v));
+                apply_env_changes(&mut cmd, env, &stage.removed_env, set);
                 cmd
             })
             .collect()
