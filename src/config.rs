@@ -229,8 +229,6 @@ impl ClientConfig {
         })
     }
 
-    /// The host list: `DISTCC_HOSTS`, else `$DISTCC_DIR/hosts`, else the system file.
-    /// `Ok((list, HostsSource::None))` with an empty list when none exists.
     /// [`load_hosts`](Self::load_hosts) for commands that need at least one host: the
     /// error is the message to print (`"<where> contains no hosts"` if it is empty).
     pub fn load_some_hosts(&self) -> Result<(HostList, HostsSource), String> {
@@ -241,6 +239,8 @@ impl ClientConfig {
         Ok((list, source))
     }
 
+    /// The host list: `DISTCC_HOSTS`, else `$DISTCC_DIR/hosts`, else the system file.
+    /// `Ok((list, HostsSource::None))` with an empty list when none exists.
     pub fn load_hosts(&self) -> Result<(HostList, HostsSource), HostsError> {
         if let Some(text) = &self.hosts_env {
             let list = hosts::parse(text).map_err(|error| HostsError::Parse {
@@ -317,6 +317,7 @@ fn is_writable_tmpfs(dir: &Path) -> bool {
     // SAFETY: access only reads the path.
     unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -718,7 +718,6 @@ fn drop_root(user: Option<&str>, pid_file: Option<&PidFile>) -> Result<Option<St
     Ok(Some(account.name))
 }
 
-/// Fails early, with the reason, when jobs could not create their directories.
 /// Direct gcc stages are learnt by running this executable as gcc's `-wrapper`
 /// (`stages`): if the server's user cannot execute it (a binary under `/root`), every
 /// learning run would fail, so the feature is turned off at once, with the reason.
@@ -741,6 +740,7 @@ fn check_recorder(cfg: &mut ServerConfig, user: Option<&str>) {
     }
 }
 
+/// Fails early, with the reason, when jobs could not create their directories.
 fn check_tmpdir(dir: &Path, user: Option<&str>) -> Result<(), StartError> {
     tempfile::Builder::new()
         .prefix("swarmccd_probe")
