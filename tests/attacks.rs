@@ -22,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::wire::{compile, exchange, read_to_close, request, try_decode_reply, REFUSED};
-use common::{start_swarmccd, start_swarmccd_env, Swarmccd};
+use common::{start_swarmccd, start_swarmccd_env, write_exe, Swarmccd};
 use swarmcc::protocol::{encode_files, encode_request_header, FileEntry, Version};
 
 const SOURCE: &str = "int twice(int a){return a*2;}\n";
@@ -65,8 +65,7 @@ impl Lab {
         fs::create_dir_all(&bin).unwrap();
         fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
         let path = bin.join(name);
-        fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        write_exe(&path, &format!("#!/bin/sh\n{body}\n"));
         path
     }
 

@@ -65,12 +65,10 @@ fn wrappers(dir: &Path, names: &[String]) -> PathBuf {
     for name in names {
         let real = Path::new("/usr/bin").join(name);
         let script = bin.join(name);
-        fs::write(
+        write_exe(
             &script,
-            format!("#!/bin/sh\nexec {} \"$@\" -fno-inline\n", real.display()),
-        )
-        .unwrap();
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+            &format!("#!/bin/sh\nexec {} \"$@\" -fno-inline\n", real.display()),
+        );
     }
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
     bin

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{assert_success, run, start_swarmccd, swarmcc, AgentReaper, Swarmccd};
+use common::{assert_success, run, start_swarmccd, swarmcc, write_exe, AgentReaper, Swarmccd};
 
 struct Farm {
     _reaper: AgentReaper,
@@ -248,10 +248,7 @@ fn a_replaced_driver_is_learnt_again_and_scripts_are_never_learnt() {
 
     // A shell script in front of gcc is run as it is: what it does is its own business.
     let script = tmp.path().join("my-gcc");
-    fs::write(&script, "#!/bin/sh\nexec gcc \"$@\"\n").unwrap();
-    let mut perm = fs::metadata(&script).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
-    fs::set_permissions(&script, perm).unwrap();
+    write_exe(&script, "#!/bin/sh\nexec gcc \"$@\"\n");
     for file in ["one", "two"] {
         let out = job(&script, file);
         assert!(!out.learnt() && !out.direct(), "{}", out.log);

@@ -356,6 +356,13 @@ impl Drop for StallServer {
     }
 }
 
+/// Writes an executable file (a script): readable and executable by everyone.
+pub fn write_exe(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// Runs a command and returns its output, failing the test if it cannot start.
 pub fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run command")
