@@ -21,6 +21,9 @@ fn main() -> io::Result<()> {
     println!("cargo:rerun-if-changed=src/client/cli.rs");
     println!("cargo:rerun-if-changed=src/server/cli.rs");
     println!("cargo:rerun-if-changed=build.rs");
+    // `--version` names the target as distcc's first line does (`distcc 3.4 TARGET`).
+    let target = std::env::var("TARGET").expect("cargo sets TARGET");
+    println!("cargo:rustc-env=SWARMCC_TARGET={target}");
     let out = Path::new(&std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("docs");
     fs::create_dir_all(&out)?;
     for (name, cmd, sections) in [

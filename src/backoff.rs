@@ -55,9 +55,81 @@ pub fn clear(lock_dir: &Path, lock_name: &str) {
     let _ = fs::remove_file(timefile(lock_dir, lock_name));
 }
 
+/// How often [`first_notice`] lets a notice through for a backoff `period`.
+pub fn notice_period(period: Duration) -> Duration {
+    if period.is_zero() {
+        Duration::from_secs(60)
+    } else {
+        period
+    }
+}
+
+/// Decides, among all the processes sharing `lock_dir`, which one reports `key` (a host's
+/// failure, "no hosts") to the user: true for the first caller in each `period`, false
+/// for the others, so a dead host is announced once per backoff period rather than by
+/// every job of a `make -j16`. A `period` of zero (backoff disabled) still limits the
+/// notice to once a minute. A `lock_dir` that cannot be written means every caller
+/// reports: a repeated message beats a lost one.
+pub fn first_notice(lock_dir: &Path, key: &str, period: Duration) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let period = notice_period(period);
+    let _ = fs::create_dir_all(lock_dir);
+    let path = lock_dir.join(format!("notice_{key}"));
+    let Ok(mut file) = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+    else {
+        return true;
+    };
+    // SAFETY: flock on a descriptor `file` owns for the whole call; the lock goes with it.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return true;
+    }
+    let fresh = file.metadata().is_ok_and(|m| {
+        m.len() > 0
+            && m.modified()
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age < period)
+    });
+    if fresh {
+        return false;
+    }
+    // Rewriting the byte moves the mtime: the next period starts now.
+    let _ = file.set_len(0);
+    let _ = file.write_all(b"x");
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_notice_per_period_among_many_callers() {
+        let dir = tempfile::tempdir().unwrap();
+        let period = Duration::from_secs(60);
+        let claims: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16)
+                .map(|_| s.spawn(|| first_notice(dir.path(), "tcp_10.0.0.1_3632", period)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap() as usize).sum()
+        });
+        assert_eq!(claims, 1);
+        // Another key is independent; an expired period gives one more notice.
+        assert!(first_notice(dir.path(), "nohosts", period));
+        let old = SystemTime::now() - Duration::from_secs(120);
+        let f = fs::File::options()
+            .write(true)
+            .open(dir.path().join("notice_tcp_10.0.0.1_3632"))
+            .unwrap();
+        f.set_modified(old).unwrap();
+        assert!(first_notice(dir.path(), "tcp_10.0.0.1_3632", period));
+        assert!(!first_notice(dir.path(), "tcp_10.0.0.1_3632", period));
+    }
 
     #[test]
     fn mark_then_clear() {

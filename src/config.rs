@@ -72,6 +72,9 @@ pub struct ClientConfig {
     /// `SWARMCC_AUTH_KEY_FILE`, default `$DISTCC_DIR/auth.key`: the pre-shared key for
     /// hosts listed with `,auth`. Read only when such a host is tried.
     pub auth_key_file: PathBuf,
+    /// `DISTCC_PRINCIPAL`: distcc's GSS-API service name, which only
+    /// `--show-principal` prints (swarmcc has no GSS-API).
+    pub principal: Option<String>,
 }
 
 /// A configuration value that cannot be used.
@@ -186,6 +189,7 @@ impl ClientConfig {
         };
         Ok(ClientConfig {
             auth_key_file,
+            principal: text("DISTCC_PRINCIPAL"),
             verbose: text("DISTCC_VERBOSE").is_some_and(|v| v.trim() == "1"),
             log_file: get("DISTCC_LOG")
                 .filter(|v| !v.is_empty())

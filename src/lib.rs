@@ -28,3 +28,4 @@ pub mod slots;
 pub mod stages;
 pub mod state;
 pub mod toolchain;
+pub mod version;

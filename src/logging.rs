@@ -11,6 +11,11 @@ use std::sync::Mutex;
 
 pub use log::LevelFilter;
 
+/// The `log` target of the few warnings every user must see even at the quiet default
+/// level (a host that fails, no host list): `log::warn!(target: NOTICE, …)`. Their
+/// callers keep them rare (once per host and backoff period).
+pub const NOTICE: &str = "notice";
+
 /// Where log lines go.
 #[derive(Debug)]
 pub enum Target {
@@ -42,6 +47,7 @@ struct Logger {
 impl log::Log for Logger {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
         metadata.level() <= self.level
+            || (metadata.target() == NOTICE && metadata.level() <= log::Level::Warn)
     }
 
     fn log(&self, record: &log::Record) {
@@ -112,7 +118,8 @@ pub fn init(prog: &'static str, level: LevelFilter, target: Target) {
         target: Mutex::new(target),
     };
     if log::set_boxed_logger(Box::new(logger)).is_ok() {
-        log::set_max_level(level);
+        // Notices are warnings: they must reach `enabled` even when only errors pass.
+        log::set_max_level(level.max(LevelFilter::Warn));
     }
 }
 

@@ -65,15 +65,31 @@ fn refused_connection_falls_back_and_backs_off() {
     assert_success(&out, "compile with a refusing host");
     assert!(t.elapsed() < Duration::from_secs(20));
     assert_eq!(fs::read(&out_o).unwrap(), want);
-    // A successful fallback prints nothing of ours (autoconf compares stderr).
+    // The first failure is told once, with the host, the reason and distcc's phrase.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one notice: {err}");
     assert!(
-        out.stderr.is_empty(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
+        err.contains(&format!(
+            "failed to distribute {} to 127.0.0.1:{port}, running locally instead",
+            src.display()
+        )) && err.contains("Connection refused"),
+        "stderr: {err}"
     );
     assert!(backoff_file(&ddir, port).exists(), "host is backed off");
 
-    // While backed off, the host is not even tried, and the compile is still local.
+    // While backed off, the host is not even tried, the compile is still local, and
+    // nothing more is said (once per host and backoff period).
+    let out = run(swarmcc(&ddir, &format!("127.0.0.1:{port}/4"))
+        .args(["gcc", "-O2", "-c"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out_o));
+    assert_success(&out, "compile while backed off");
+    assert!(
+        out.stderr.is_empty(),
+        "said only once: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = run(swarmcc(&ddir, &format!("127.0.0.1:{port}/4"))
         .env("DISTCC_VERBOSE", "1")
         .args(["gcc", "-O2", "-c"])

@@ -136,6 +136,8 @@ impl Ctx<'_> {
         // 3.4 retried forever with DISTCC_BACKOFF_PERIOD=0).
         let mut tried = vec![false; hosts.hosts.len()];
         let mut failures: Vec<String> = Vec::new();
+        // The hosts that failed this job and why, for the user's notice at the end.
+        let mut failed_hosts: Vec<(&HostSpec, String)> = Vec::new();
         let ext_hosts = ExtHosts::new(&cfg.distcc_dir);
         let compilers = cfg.distcc_dir.join("compilers");
         let identity = toolchain::LazyIdentity::new(&compilers, self.cmd.program);
@@ -251,6 +253,7 @@ impl Ctx<'_> {
                     (reason, true)
                 }
                 Ok(reply) => {
+                    self.tell_failed_hosts(job, &failed_hosts, Some(host));
                     return self.finish_remote(job, host, reply, &mut cpp, slot, started);
                 }
                 Err(AttemptError::NoExtension(e)) => {
@@ -294,18 +297,51 @@ impl Ctx<'_> {
                 },
             );
             failures.push(format!("{}: {reason}", host_label(host)));
+            failed_hosts.push((host, reason));
             if back_off {
                 backoff::mark(&lock_dir, &host.lock_name(), cfg.backoff_period);
             }
         }
 
         drop(cpp);
+        self.tell_failed_hosts(job, &failed_hosts, None);
         let why = if failures.is_empty() {
             Fallback::NoHosts
         } else {
             Fallback::AllFailed(failures)
         };
         self.fall_back(job, why)
+    }
+
+    /// Tells the user, on stderr (or `DISTCC_LOG`), why hosts did not compile this job:
+    /// once per host and backoff period across all processes, so that a dead farm is
+    /// reported without a line per job. The wording keeps distcc's "failed to
+    /// distribute … running locally instead", which log watchers look for.
+    fn tell_failed_hosts(&self, job: &RemoteJob, failed: &[(&HostSpec, String)], done_on: Option<&HostSpec>) {
+        let cfg = self.cfg;
+        let instead = match done_on {
+            Some(h) => format!("compiled on {} instead", host_label(h)),
+            None => "running locally instead".to_string(),
+        };
+        for (host, reason) in failed {
+            if !backoff::first_notice(&cfg.lock_dir(), &host.lock_name(), cfg.backoff_period) {
+                continue;
+            }
+            let retry = if cfg.backoff_period.is_zero() {
+                String::new()
+            } else {
+                format!(
+                    "; the host is skipped for {}s (said once per host and period)",
+                    cfg.backoff_period.as_secs()
+                )
+            };
+            log::warn!(
+                target: crate::logging::NOTICE,
+                "failed to distribute {} to {}, {instead}: {reason}{retry}",
+                job.input,
+                host_label(host)
+            );
+        }
     }
 
     fn fall_back(&self, job: &RemoteJob, why: Fallback) -> i32 {

@@ -65,7 +65,7 @@ pub fn run(cmd: &CompilerCommand<'_>) -> Result<i32, String> {
     let status = cmd
         .command()
         .status()
-        .map_err(|e| format!("cannot run compiler {}: {e}", cmd.program.display()))?;
+        .map_err(|e| format!("failed to exec {}: {e}", cmd.program.display()))?;
     Ok(exit_code(status))
 }
 

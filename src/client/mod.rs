@@ -17,13 +17,14 @@ pub mod local;
 pub mod output;
 pub mod own;
 pub mod remote;
+pub mod scan;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::args::{self, Decision};
 use crate::compiler::{self, Invocation, Safeguard};
-use crate::config::ClientConfig;
+use crate::config::{ClientConfig, HostsSource};
 use crate::exit::ExitCode;
 use crate::hosts::HostList;
 use crate::logging::{self, LevelFilter, Target};
@@ -161,10 +162,7 @@ fn run_untouched(cfg: &ClientConfig, argv: &[OsString]) -> i32 {
     };
     let program = match resolve_program(&name, &cfg.path) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("swarmcc: {e}");
-            return ExitCode::CompilerMissing.code();
-        }
+        Err(e) => return cannot_exec(&name, &e),
     };
     let cmd = CompilerCommand {
         program: &program,
@@ -173,6 +171,13 @@ fn run_untouched(cfg: &ClientConfig, argv: &[OsString]) -> i32 {
         safeguard_level: safeguard_level(cfg) + 1,
     };
     report_local(local::run(&cmd))
+}
+
+/// A compiler that cannot be run: the reason, with distcc's phrase ("failed to exec")
+/// that log watchers look for, and distcc's exit code 110.
+pub fn cannot_exec(name: &str, why: &str) -> i32 {
+    eprintln!("swarmcc: failed to exec {name}: {why}");
+    ExitCode::CompilerMissing.code()
 }
 
 fn safeguard_level(cfg: &ClientConfig) -> u32 {
@@ -205,10 +210,7 @@ fn compile(
     let state = crate::state::StateFile::create(&cfg.distcc_dir);
     let program = match resolve_program(&compiler_argv[0], &path) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("swarmcc: {e}");
-            return ExitCode::CompilerMissing.code();
-        }
+        Err(e) => return cannot_exec(&compiler_argv[0], &e),
     };
     if is_rust_compiler(&compiler_argv[0]) {
         // exec keeps our pid but runs no destructor: the file must go first.
@@ -244,8 +246,25 @@ fn compile(
     let decision = args::classify(&expanded);
     let hosts = match (&decision, cfg.load_hosts()) {
         (_, Ok((list, source))) => {
-            if list.hosts.is_empty() && matches!(decision, Decision::Remote(_)) {
-                log::warn!("{source} contains no hosts; compiling locally");
+            let notice = list.hosts.is_empty()
+                && matches!(decision, Decision::Remote(_))
+                && crate::backoff::first_notice(&cfg.lock_dir(), "nohosts", cfg.backoff_period);
+            if notice {
+                // distcc's words, which scripts grep for, then what to do about it.
+                let what = match source {
+                    HostsSource::None => format!(
+                        "no hostlist is set; can't distribute work: set DISTCC_HOSTS, or list \
+                         hosts in {} or {}",
+                        cfg.distcc_dir.join("hosts").display(),
+                        crate::config::SYSTEM_HOSTS_FILES[0]
+                    ),
+                    source => format!("{source} contains no hosts; can't distribute work"),
+                };
+                log::warn!(
+                    target: crate::logging::NOTICE,
+                    "{what} (compiling locally; said once per {}s)",
+                    crate::backoff::notice_period(cfg.backoff_period).as_secs()
+                );
             }
             list
         }
@@ -297,8 +316,7 @@ fn exec_untouched(program: &Path, argv: &[String]) -> i32 {
         .arg0(&argv[0])
         .args(&argv[1..])
         .exec();
-    eprintln!("swarmcc: cannot run {}: {err}", program.display());
-    ExitCode::CompilerMissing.code()
+    cannot_exec(&argv[0], &format!("{}: {err}", program.display()))
 }
 
 #[cfg(test)]

@@ -21,6 +21,20 @@ pub fn run(args: &[String], cfg: &ClientConfig) -> i32 {
     if let Some(code) = crate::launcher::dispatch(args, cfg) {
         return code;
     }
+    // distcc's two options that sit in front of a compiler command, checked as distcc
+    // checks them: exactly as the first argument.
+    match args[0].as_str() {
+        "--scan-includes" => return super::scan::run(&args[1..], cfg),
+        "--show-principal" => {
+            // distcc's exact lines; swarmcc has no GSS-API, so this is all it does.
+            match &cfg.principal {
+                Some(p) => println!("Principal is\t: {p}"),
+                None => println!("Principal\t: Not Set."),
+            }
+            return 0;
+        }
+        _ => {}
+    }
     let cli = match Cli::try_parse_from(
         std::iter::once("swarmcc".to_string()).chain(args.iter().cloned()),
     ) {
@@ -83,13 +97,7 @@ pub fn run(args: &[String], cfg: &ClientConfig) -> i32 {
         return ExitCode::BadArguments.code();
     }
     if cli.version {
-        println!(
-            "swarmcc {} (distcc protocol 1 and 2 compatible; {} {})",
-            env!("CARGO_PKG_VERSION"),
-            std::env::consts::ARCH,
-            std::env::consts::OS
-        );
-        println!("Licence GPL-2.0-or-later. https://www.gnu.org/licenses/");
+        print!("{}", crate::version::text("swarmcc"));
         return 0;
     }
     if cli.show_hosts || cli.jobs {

@@ -77,6 +77,7 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
 #[command(
     name = "swarmccd",
     version,
+    disable_version_flag = true,
     about = "Compile server for distcc and swarmcc clients (distccd-compatible)",
     long_about = "Compile server for distcc and swarmcc clients. Accepts distccd's options.\n\n\
         Without any --allow, only this machine (127.0.0.0/8 and ::1) may connect. \
@@ -136,7 +137,9 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
 
-    /// Log level: critical, error, warning, notice, info or debug.
+    /// Log level: critical, error, warning, notice, info or debug (distccd's and
+    /// syslog's other names too). An unknown level is warned about and notice is kept,
+    /// as distccd does.
     #[arg(long, value_name = "LEVEL", default_value = "notice")]
     pub log_level: String,
 
@@ -154,9 +157,25 @@ pub struct Cli {
     pub user: Option<String>,
 
     /// Kill a compiler that runs longer than SECONDS (its whole process group); the
-    /// client gets exit status 118. 0 means no limit.
-    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
-    pub job_lifetime: u64,
+    /// client gets exit status 118. 0 (or a negative number, as distccd) means no limit.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub job_lifetime: i64,
+
+    /// Stop accepting connections SECONDS after startup and exit once the jobs in flight
+    /// are done (distccd's option for test harnesses and one-shot servers; distccd
+    /// itself dies at that moment, jobs and all). 0 or negative: run until signalled.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub lifetime: i64,
 
     /// Run any compiler the client names (no whitelist). Only for trusted clients,
     /// e.g. over ssh.
@@ -228,6 +247,33 @@ pub struct Cli {
     /// Accepted for distccd compatibility; not supported (a warning is logged).
     #[arg(long)]
     pub zeroconf: bool,
+
+    /// distccd's GSS-API mutual authentication. swarmccd has no GSS-API: with --auth it
+    /// still insists that clients authenticate, so only swarmcc clients holding the
+    /// --auth-key-file key are served and everyone else is refused with the reason
+    /// (a warning says so at startup).
+    #[arg(long)]
+    pub auth: bool,
+
+    /// distccd's GSS-API principal allow list (with --auth). Accepted and ignored with a
+    /// warning: swarmccd authenticates keys, not Kerberos principals.
+    #[arg(long, value_name = "FILE", conflicts_with = "blacklist")]
+    pub whitelist: Option<PathBuf>,
+
+    /// distccd's GSS-API principal deny list (with --auth). Accepted and ignored with a
+    /// warning, as --whitelist.
+    #[arg(long, value_name = "FILE")]
+    pub blacklist: Option<PathBuf>,
+
+    /// Print the GSS-API principal distccd would use (DISTCCD_PRINCIPAL), as distccd
+    /// prints it, and exit.
+    #[arg(long)]
+    pub show_principal: bool,
+
+    /// Print the version (distccd's first lines: name, version, target; protocols and
+    /// default port), then swarmccd's own details, and exit.
+    #[arg(long)]
+    pub version: bool,
 
     /// Serve statistics on --stats-port, at the --listen address, to allowed clients:
     /// distccd's <distccstats> page for any request, Prometheus metrics for

@@ -12,7 +12,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::{AsRawFd, FromRawFd};
+use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -38,6 +38,8 @@ pub const DEFAULT_STATS_PORT: u16 = 3633;
 pub struct StartError {
     pub code: ExitCode,
     pub message: String,
+    /// Already shown to the user (by the launching process of a detached server).
+    pub reported: bool,
 }
 
 impl StartError {
@@ -45,6 +47,14 @@ impl StartError {
         StartError {
             code,
             message: message.into(),
+            reported: false,
+        }
+    }
+
+    fn reported(self) -> Self {
+        StartError {
+            reported: true,
+            ..self
         }
     }
 }
@@ -64,6 +74,8 @@ pub struct ServerEnv {
     pub cmdlist_numwords: Option<String>,
     pub save_temps: bool,
     pub tmpdir: PathBuf,
+    /// `DISTCCD_PRINCIPAL`, which only `--show-principal` prints.
+    pub principal: Option<String>,
 }
 
 impl ServerEnv {
@@ -76,6 +88,7 @@ impl ServerEnv {
             cmdlist_numwords: std::env::var("DISTCC_CMDLIST_NUMWORDS").ok(),
             save_temps: std::env::var("DISTCC_SAVE_TEMPS").is_ok_and(|v| v == "1"),
             tmpdir: std::env::temp_dir(),
+            principal: std::env::var("DISTCCD_PRINCIPAL").ok(),
         }
     }
 }
@@ -102,6 +115,18 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             };
         }
     };
+    if cli.version {
+        print!("{}", crate::version::text("swarmccd"));
+        return 0;
+    }
+    if cli.show_principal {
+        // distccd's exact lines: scripts written for it compare them.
+        match ServerEnv::from_process().principal {
+            Some(p) => println!("Principal is\t: {p}"),
+            None => println!("Principal\t: Not Set"),
+        }
+        return 0;
+    }
     if let Some(path) = &cli.gen_auth_key {
         return gen_auth_key(path);
     }
@@ -119,7 +144,9 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             if logs_to_file {
                 log::error!("{e}");
             }
-            eprintln!("swarmccd: {e}");
+            if !e.reported {
+                eprintln!("swarmccd: {e}");
+            }
             e.code.code()
         }
     }
@@ -195,22 +222,35 @@ pub fn config(cli: &Cli, env: &ServerEnv, allow: AllowList) -> Result<ServerConf
     cfg.limits.max_body = u32::try_from(source_bytes).unwrap_or(u32::MAX);
     cfg.limits.max_decompressed = source_bytes;
     cfg.io_timeout = Duration::from_secs(cli.io_timeout);
-    cfg.job_lifetime = (cli.job_lifetime > 0).then(|| Duration::from_secs(cli.job_lifetime));
+    cfg.job_lifetime = positive_seconds(cli.job_lifetime);
+    cfg.lifetime = positive_seconds(cli.lifetime);
     cfg.tmpdir = env.tmpdir.clone();
     cfg.save_temps = env.save_temps;
     cfg.auth = auth_policy(cli)?;
     Ok(cfg)
 }
 
+/// distccd's reading of a seconds option: 0 or less means "off".
+fn positive_seconds(n: i64) -> Option<Duration> {
+    u64::try_from(n)
+        .ok()
+        .filter(|&n| n > 0)
+        .map(Duration::from_secs)
+}
+
 /// `--auth-key-file` and `--allow-unauthenticated`: reads and checks the key file (a
 /// missing, short, or group- or world-accessible key stops the server, with the file's
 /// name in the message).
 fn auth_policy(cli: &Cli) -> Result<Option<AuthPolicy>, StartError> {
-    let Some(path) = &cli.auth_key_file else {
-        return Ok(None);
+    let key = match &cli.auth_key_file {
+        Some(path) => Some(
+            crate::auth::load_key_file(path)
+                .map_err(|e| StartError::new(ExitCode::BadArguments, e))?,
+        ),
+        // distccd's --auth: clients must authenticate, and none can (no GSS-API here).
+        None if cli.auth => None,
+        None => return Ok(None),
     };
-    let key =
-        crate::auth::load_key_file(path).map_err(|e| StartError::new(ExitCode::BadArguments, e))?;
     let mut allow_unauthenticated = AllowList::default();
     for entry in &cli.allow_unauthenticated {
         let nets = access::parse_allow(entry).map_err(|e| {
@@ -270,49 +310,9 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
         cli.log_stderr = true;
         cli.verbose = true;
     }
-    let level = if cli.verbose {
-        LevelFilter::Debug
-    } else {
-        logging::parse_level(&cli.log_level).ok_or_else(|| {
-            StartError::new(
-                ExitCode::BadArguments,
-                format!(
-                    "bad --log-level {:?}: expected critical, error, warning, notice, info or debug",
-                    cli.log_level
-                ),
-            )
-        })?
-    };
     let detach = !cli.no_detach && !cli.inetd;
-    let target = match (&cli.log_file, cli.log_stderr) {
-        (Some(path), false) => Target::append_file(path).map_err(|e| {
-            StartError::new(
-                ExitCode::IoError,
-                format!("cannot open log file {}: {e}", path.display()),
-            )
-        })?,
-        // In inetd mode stderr is usually the client's socket, and a detached daemon
-        // has no terminal: both log to syslog, as distccd does.
-        (None, false) if cli.inetd || detach => Target::Syslog,
-        _ => Target::Stderr,
-    };
-    logging::init("swarmccd", level, target);
-
-    for (given, what) in [
-        (cli.zeroconf, "--zeroconf is not supported"),
-        (
-            cli.stats_port.is_some() && !cli.stats,
-            "--stats-port has no effect without --stats",
-        ),
-        (
-            cli.stats && cli.inetd,
-            "--stats needs a listening server, not --inetd",
-        ),
-    ] {
-        if given {
-            log::warn!("{what}; ignored");
-        }
-    }
+    init_logging(&cli, detach);
+    warn_ignored_options(&cli);
     let (allow, allow_given) = allow_list(&cli)?;
     let mut env = ServerEnv::from_process();
     env.tmpdir = absolute(&env.tmpdir)?;
@@ -354,20 +354,147 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
 
     // Detaching changes the working directory to /.
     let pid_path = cli.pid_file.as_deref().map(absolute).transpose()?;
-    if detach {
-        detach_from_terminal(cli.log_stderr)?;
-    }
-    let pid_file = match &pid_path {
-        Some(path) => Some(PidFile::write(path)?),
-        None => None,
+    let ready = if detach {
+        Some(detach_from_terminal(cli.log_stderr)?)
+    } else {
+        None
     };
-    let user = drop_root(cli.user.as_deref(), pid_file.as_ref())?;
-    check_tmpdir(&cfg.tmpdir, user.as_deref())?;
-    check_recorder(&mut cfg, user.as_deref());
-
+    // From here on a detached server tells its launcher how startup ended, so that the
+    // launching command returns only once the pid file is written and the port listens.
+    let prepared = prepare_to_serve(&cli, &mut cfg, pid_path.as_deref());
+    let pid_file = match (prepared, ready) {
+        (Ok(pid_file), ready) => {
+            if let Some(r) = ready {
+                r.succeeded();
+            }
+            pid_file
+        }
+        (Err(e), Some(r)) => {
+            r.failed(&e);
+            return Err(e.reported());
+        }
+        (Err(e), None) => return Err(e),
+    };
     let shutdown = Arc::new(AtomicBool::new(false));
     install_signal_handlers(Arc::clone(&shutdown));
+    announce(&cfg, &cli, local, stats_listener.as_ref(), allow_given);
 
+    let result = super::run_with_stats(listener, stats_listener, cfg, shutdown);
+    drop(pid_file);
+    log::info!("terminated");
+    result.map_err(|e| StartError::new(ExitCode::IoError, format!("server failed: {e}")))
+}
+
+/// The log level and target from the flags, leniently as distccd: an unknown
+/// `--log-level` is warned about and notice kept; a `--log-file` that cannot be opened
+/// leaves the log on syslog, with the reason on stderr and in the log.
+fn init_logging(cli: &Cli, detach: bool) {
+    let parsed = logging::parse_level(&cli.log_level);
+    let level = match (cli.verbose, parsed) {
+        (true, _) => LevelFilter::Debug,
+        (false, Some(level)) => level,
+        (false, None) => LevelFilter::Info,
+    };
+    let mut open_failure = None;
+    let target = match (&cli.log_file, cli.log_stderr) {
+        (Some(path), false) => Target::append_file(path).unwrap_or_else(|e| {
+            open_failure = Some(format!(
+                "failed to open logfile {}: {e}; logging to syslog instead",
+                path.display()
+            ));
+            Target::Syslog
+        }),
+        // In inetd mode stderr is usually the client's socket, and a detached daemon
+        // has no terminal: both log to syslog, as distccd does.
+        (None, false) if cli.inetd || detach => Target::Syslog,
+        _ => Target::Stderr,
+    };
+    logging::init("swarmccd", level, target);
+    if let Some(why) = open_failure {
+        log::error!("{why}");
+        eprintln!("swarmccd: {why}");
+    }
+    if parsed.is_none() && !cli.verbose {
+        log::warn!(
+            "invalid --log-level argument \"{}\" (expected critical, error, warning, notice, \
+             info or debug); logging at notice",
+            cli.log_level
+        );
+    }
+}
+
+/// One warning per option that is accepted for distccd's sake but cannot do here what
+/// it does there.
+fn warn_ignored_options(cli: &Cli) {
+    let principal_list = cli.whitelist.as_ref().or(cli.blacklist.as_ref());
+    let notes = [
+        (cli.zeroconf, "--zeroconf is not supported; ignored".to_string()),
+        (
+            cli.stats_port.is_some() && !cli.stats,
+            "--stats-port has no effect without --stats; ignored".into(),
+        ),
+        (
+            cli.stats && cli.inetd,
+            "--stats needs a listening server, not --inetd; ignored".into(),
+        ),
+        (
+            cli.auth && cli.auth_key_file.is_none(),
+            "--auth: swarmccd has no GSS-API, so no client can authenticate the way distcc \
+             clients do: every request will be refused as unauthenticated; give \
+             --auth-key-file FILE to serve swarmcc clients holding that key"
+                .into(),
+        ),
+        (
+            cli.auth && cli.auth_key_file.is_some(),
+            "--auth: authentication is by the pre-shared key of --auth-key-file, not GSS-API"
+                .into(),
+        ),
+        (
+            principal_list.is_some(),
+            format!(
+                "--{}list {}: GSS-API principal lists do not apply (swarmccd authenticates \
+                 keys, not Kerberos principals); ignored",
+                if cli.whitelist.is_some() { "white" } else { "black" },
+                principal_list.map(|p| p.display().to_string()).unwrap_or_default()
+            ),
+        ),
+        (
+            cli.lifetime > 0 && cli.inetd,
+            "--lifetime has no effect with --inetd (one connection, bounded by its own \
+             timeouts); ignored"
+                .into(),
+        ),
+    ];
+    for (given, what) in notes {
+        if given {
+            log::warn!("{what}");
+        }
+    }
+}
+
+/// The detached server's last steps before serving: the pid file, dropping root, and
+/// the checks that need the final user. Returns the pid file (removed when dropped).
+fn prepare_to_serve(
+    cli: &Cli,
+    cfg: &mut ServerConfig,
+    pid_path: Option<&Path>,
+) -> Result<Option<PidFile>, StartError> {
+    let pid_file = pid_path.map(PidFile::write).transpose()?;
+    let user = drop_root(cli.user.as_deref(), pid_file.as_ref())?;
+    check_tmpdir(&cfg.tmpdir, user.as_deref())?;
+    check_recorder(cfg, user.as_deref());
+    Ok(pid_file)
+}
+
+/// The startup lines of the log: where it listens, its limits, sandbox, statistics,
+/// access, authentication and compiler policy.
+fn announce(
+    cfg: &ServerConfig,
+    cli: &Cli,
+    local: SocketAddr,
+    stats: Option<&TcpListener>,
+    allow_given: bool,
+) {
     log::info!(
         "swarmccd {} listening on {local}",
         env!("CARGO_PKG_VERSION")
@@ -378,6 +505,12 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
         cfg.max_queued,
         cfg.max_connections
     );
+    if let Some(l) = cfg.lifetime {
+        log::info!(
+            "--lifetime: accepting connections for {}s, then exiting once the jobs in flight are done",
+            l.as_secs()
+        );
+    }
     if !cfg.sandbox {
         log::warn!("--no-sandbox: compilers may write anywhere this user can");
     } else if crate::sandbox::available() {
@@ -385,7 +518,7 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
     } else {
         log::warn!("this kernel has no Landlock: compilers run unconfined");
     }
-    if let Some(addr) = stats_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+    if let Some(addr) = stats.and_then(|l| l.local_addr().ok()) {
         log::info!(
             "statistics on {addr}: distccd's <distccstats> page, and GET /metrics for Prometheus"
         );
@@ -411,6 +544,11 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
             );
         }
     }
+    announce_compilers(cfg);
+}
+
+/// Which compilers the server will run, and a warning when that is none at all.
+fn announce_compilers(cfg: &ServerConfig) {
     if let Some(list) = &cfg.admission.cmdlist {
         log::info!(
             "compilers allowed by DISTCC_CMDLIST {} ({} entries)",
@@ -452,11 +590,6 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
             .to_string_lossy()
     );
     log::debug!("job directories in {}", cfg.tmpdir.display());
-
-    let result = super::run_with_stats(listener, stats_listener, cfg, shutdown);
-    drop(pid_file);
-    log::info!("terminated");
-    result.map_err(|e| StartError::new(ExitCode::IoError, format!("server failed: {e}")))
 }
 
 /// `path` made absolute against the current directory (which detaching changes).
@@ -523,23 +656,37 @@ fn nice(inc: i32) {
     }
 }
 
-/// Forks into the background: the parent exits 0, the child starts a new session,
-/// leaves the working directory, and points stdio at /dev/null (stderr stays when it
-/// is the log). Must run before any thread is started.
-fn detach_from_terminal(keep_stderr: bool) -> Result<(), StartError> {
+/// Forks into the background. The parent waits until the child reports how its
+/// startup ended ([`Readiness`]) and exits with that: 0 once the server is ready (pid
+/// file written, port listening), else the child's exit code and message, so scripts can
+/// read the pid file the moment the command returns, as with distccd. The child starts
+/// a new session, leaves the working directory, and points stdio at /dev/null (stderr
+/// stays when it is the log). Must run before any thread is started.
+fn detach_from_terminal(keep_stderr: bool) -> Result<Readiness, StartError> {
     let fail = |what: &str| {
         StartError::new(
             ExitCode::Distcc,
             format!("cannot detach ({what}): {}", io::Error::last_os_error()),
         )
     };
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into the array it is given.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(fail("pipe"));
+    }
+    // SAFETY: both descriptors are fresh and owned by nobody else.
+    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     // SAFETY: no other thread exists yet, so the child's copy of the process is
     // consistent; both sides only continue with ordinary code.
     match unsafe { libc::fork() } {
         -1 => return Err(fail("fork")),
-        0 => {}
-        // SAFETY: _exit skips destructors and atexit handlers that belong to the child.
-        _ => unsafe { libc::_exit(0) },
+        0 => drop(read_end),
+        _ => {
+            drop(write_end);
+            let code = Readiness::wait(read_end);
+            // SAFETY: _exit skips destructors and atexit handlers that belong to the child.
+            unsafe { libc::_exit(code) }
+        }
     }
     // SAFETY: setsid has no memory-safety preconditions.
     if unsafe { libc::setsid() } == -1 {
@@ -558,7 +705,46 @@ fn detach_from_terminal(keep_stderr: bool) -> Result<(), StartError> {
             return Err(fail("redirect stdio"));
         }
     }
-    Ok(())
+    Ok(Readiness {
+        pipe: fs::File::from(write_end),
+    })
+}
+
+/// The detached server's pipe to the process that launched it: one byte 0 for "ready",
+/// or an exit code byte and the message of the failure.
+struct Readiness {
+    pipe: fs::File,
+}
+
+impl Readiness {
+    fn succeeded(mut self) {
+        let _ = self.pipe.write_all(&[0]);
+    }
+
+    fn failed(mut self, e: &StartError) {
+        let mut msg = vec![e.code.code() as u8];
+        msg.extend_from_slice(e.message.as_bytes());
+        let _ = self.pipe.write_all(&msg);
+    }
+
+    /// The launcher's side: what the detached server said, as this process's exit code.
+    fn wait(pipe: OwnedFd) -> i32 {
+        let mut said = Vec::new();
+        let _ = io::Read::read_to_end(&mut fs::File::from(pipe), &mut said);
+        match said.split_first() {
+            Some((0, _)) => 0,
+            Some((&code, message)) => {
+                eprintln!("swarmccd: {}", String::from_utf8_lossy(message));
+                i32::from(code)
+            }
+            None => {
+                eprintln!(
+                    "swarmccd: the server exited during startup without saying why (see its log)"
+                );
+                ExitCode::Distcc.code()
+            }
+        }
+    }
 }
 
 /// The pid file: written after detaching, removed (or emptied, if the directory does

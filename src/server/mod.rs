@@ -54,6 +54,9 @@ pub struct ServerConfig {
     pub io_timeout: Duration,
     /// `--job-lifetime`: kill a compiler that runs longer.
     pub job_lifetime: Option<Duration>,
+    /// `--lifetime`: stop accepting this long after [`run`] starts, and return once the
+    /// connections in flight are done.
+    pub lifetime: Option<Duration>,
     /// Compiler whitelist, `DISTCC_CMDLIST`, compiler search path.
     pub admission: Admission,
     /// Where per-job private directories are created (`$TMPDIR`).
@@ -90,6 +93,7 @@ impl ServerConfig {
             max_connections: default_jobs() * 3 + 4 + 32,
             io_timeout: Duration::from_secs(60),
             job_lifetime: None,
+            lifetime: None,
             admission,
             tmpdir: std::env::temp_dir(),
             save_temps: false,
@@ -258,6 +262,7 @@ pub fn run_with_stats(
     shutdown: Arc<AtomicBool>,
 ) -> io::Result<()> {
     listener.set_nonblocking(true)?;
+    let end_of_life = cfg.lifetime.map(|l| (Instant::now() + l, l));
     let shared = Arc::new(Shared::new(cfg, shutdown));
     let stats_thread = match stats_listener {
         Some(l) => {
@@ -272,6 +277,19 @@ pub fn run_with_stats(
         None => None,
     };
     while !shared.stopping() {
+        if let Some((deadline, lifetime)) = end_of_life {
+            if Instant::now() >= deadline {
+                let open = shared.open().len();
+                log::info!(
+                    "--lifetime of {}s reached: no more connections; exiting once the {open} \
+                     in flight are done",
+                    lifetime.as_secs()
+                );
+                drop(listener);
+                finish_open_connections(&shared);
+                break;
+            }
+        }
         if shared.open().len() >= shared.cfg.max_connections {
             // Leave further clients in the backlog until a connection ends.
             let open = shared.open();
@@ -316,6 +334,19 @@ pub fn run_with_stats(
         let _ = t.join();
     }
     Ok(())
+}
+
+/// Waits for the open connections to end by themselves (their own timeouts bound
+/// them); a shutdown signal meanwhile still cuts them short.
+fn finish_open_connections(shared: &Shared) {
+    let mut open = shared.open();
+    while !open.is_empty() && !shared.stopping() {
+        open = shared
+            .open_changed
+            .wait_timeout(open, Duration::from_millis(250))
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
 }
 
 /// Serves one already accepted connection on the calling thread (`--inetd`). The

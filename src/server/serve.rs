@@ -841,7 +841,7 @@ fn compile(
             let running = match start(&mut cmds, &opts, true) {
                 Ok(r) => r,
                 Err(e) => {
-                    let why = format!("cannot run compiler {}: {e}", program.display());
+                    let why = format!("failed to exec {}: {e}", program.display());
                     return server_fault(conn, why, ExitCode::CompilerMissing);
                 }
             };
@@ -996,7 +996,7 @@ fn compile(
     let finished = match ran {
         Ok(f) => f,
         Err(e) => {
-            let why = format!("cannot run compiler {}: {e}", program.display());
+            let why = format!("failed to exec {}: {e}", program.display());
             return server_fault(conn, why, ExitCode::CompilerMissing);
         }
     };
@@ -1180,7 +1180,9 @@ pub const AUTH_REQUIRED: &str = "authentication required: this server serves onl
 /// `--auth-key-file` and `--allow-unauthenticated`.
 #[derive(Debug, Clone)]
 pub struct AuthPolicy {
-    pub key: Key,
+    /// `None` with distccd's `--auth` alone: authentication is required, but no key
+    /// exists to pass it with (swarmccd has no GSS-API), so every client is refused.
+    pub key: Option<Key>,
     /// Peers that may still speak plain distcc (a trusted subnet).
     pub allow_unauthenticated: AllowList,
 }
@@ -1247,6 +1249,14 @@ fn authenticate(conn: &mut Conn, peer: SocketAddr, shared: &Shared) -> Result<Au
             "client asked to authenticate, but no --auth-key-file is set",
         ));
     };
+    let Some(key) = &policy.key else {
+        return Err(refuse_auth(
+            conn,
+            "authentication not possible: this server was started with distccd's --auth \
+             (GSS-API, which swarmccd does not have) and no --auth-key-file",
+            "client asked to authenticate, but --auth was given without --auth-key-file",
+        ));
+    };
     if version != wire::VERSION {
         let why = format!(
             "authentication version {version} is not supported (this server speaks {})",
@@ -1269,7 +1279,7 @@ fn authenticate(conn: &mut Conn, peer: SocketAddr, shared: &Shared) -> Result<Au
         }
         Err(e) => return Err(handshake_failure(peer, e)),
     };
-    if !policy.key.verify_client_proof(&ns, &nc, &proof) {
+    if !key.verify_client_proof(&ns, &nc, &proof) {
         log::warn!("client {peer}: authentication failed: wrong key");
         return Err(refuse_auth(
             conn,
@@ -1278,10 +1288,10 @@ fn authenticate(conn: &mut Conn, peer: SocketAddr, shared: &Shared) -> Result<Au
         ));
     }
     out.clear();
-    wire::encode_accept(&policy.key.server_proof(&ns, &nc), &mut out);
+    wire::encode_accept(&key.server_proof(&ns, &nc), &mut out);
     conn.send(&out).map_err(|e| handshake_failure(peer, e))?;
     log::debug!("client {peer}: authenticated");
-    Ok(AuthState::Session(policy.key.session(&ns, &nc)))
+    Ok(AuthState::Session(key.session(&ns, &nc)))
 }
 
 /// After the request of an authenticated session: its `SWMC` must match what was
