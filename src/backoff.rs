@@ -116,7 +116,10 @@ mod tests {
             let handles: Vec<_> = (0..16)
                 .map(|_| s.spawn(|| first_notice(dir.path(), "tcp_10.0.0.1_3632", period)))
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap() as usize).sum()
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap() as usize)
+                .sum()
         });
         assert_eq!(claims, 1);
         // Another key is independent; an expired period gives one more notice.

@@ -317,7 +317,12 @@ impl Ctx<'_> {
     /// once per host and backoff period across all processes, so that a dead farm is
     /// reported without a line per job. The wording keeps distcc's "failed to
     /// distribute … running locally instead", which log watchers look for.
-    fn tell_failed_hosts(&self, job: &RemoteJob, failed: &[(&HostSpec, String)], done_on: Option<&HostSpec>) {
+    fn tell_failed_hosts(
+        &self,
+        job: &RemoteJob,
+        failed: &[(&HostSpec, String)],
+        done_on: Option<&HostSpec>,
+    ) {
         let cfg = self.cfg;
         let instead = match done_on {
             Some(h) => format!("compiled on {} instead", host_label(h)),

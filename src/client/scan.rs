@@ -75,7 +75,12 @@ fn included_files(
     let dir = tempfile::Builder::new()
         .prefix("swarmcc_scan")
         .tempdir_in(&cfg.scratch_dir)
-        .map_err(|e| format!("cannot create a temporary directory in {}: {e}", cfg.scratch_dir.display()))?;
+        .map_err(|e| {
+            format!(
+                "cannot create a temporary directory in {}: {e}",
+                cfg.scratch_dir.display()
+            )
+        })?;
     let deps = dir.path().join("deps.d");
     let deps_text = deps.to_string_lossy().into_owned();
     let mut cpp = job.cpp_argv("/dev/null", Some(&deps_text));
@@ -170,7 +175,12 @@ mod tests {
         let text = "x.o: x.c /usr/include/stdio.h \\\n /usr/include/a\\ b.h inc/$$d.h \\\n x.c\n\n/usr/include/stdio.h:\n";
         assert_eq!(
             prerequisites(text),
-            ["x.c", "/usr/include/stdio.h", "/usr/include/a b.h", "inc/$d.h"]
+            [
+                "x.c",
+                "/usr/include/stdio.h",
+                "/usr/include/a b.h",
+                "inc/$d.h"
+            ]
         );
         assert!(prerequisites("").is_empty());
     }

@@ -78,6 +78,9 @@ pub const MAN_SECTIONS: &[(&str, &str)] = &[
     name = "swarmccd",
     version,
     disable_version_flag = true,
+    // As distccd (popt): an option given twice takes its last value, so options
+    // appended to an init script's defaults override them.
+    args_override_self = true,
     about = "Compile server for distcc and swarmcc clients (distccd-compatible)",
     long_about = "Compile server for distcc and swarmcc clients. Accepts distccd's options.\n\n\
         Without any --allow, only this machine (127.0.0.0/8 and ::1) may connect. \

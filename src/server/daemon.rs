@@ -428,7 +428,10 @@ fn init_logging(cli: &Cli, detach: bool) {
 fn warn_ignored_options(cli: &Cli) {
     let principal_list = cli.whitelist.as_ref().or(cli.blacklist.as_ref());
     let notes = [
-        (cli.zeroconf, "--zeroconf is not supported; ignored".to_string()),
+        (
+            cli.zeroconf,
+            "--zeroconf is not supported; ignored".to_string(),
+        ),
         (
             cli.stats_port.is_some() && !cli.stats,
             "--stats-port has no effect without --stats; ignored".into(),
@@ -454,8 +457,14 @@ fn warn_ignored_options(cli: &Cli) {
             format!(
                 "--{}list {}: GSS-API principal lists do not apply (swarmccd authenticates \
                  keys, not Kerberos principals); ignored",
-                if cli.whitelist.is_some() { "white" } else { "black" },
-                principal_list.map(|p| p.display().to_string()).unwrap_or_default()
+                if cli.whitelist.is_some() {
+                    "white"
+                } else {
+                    "black"
+                },
+                principal_list
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
             ),
         ),
         (
@@ -675,7 +684,8 @@ fn detach_from_terminal(keep_stderr: bool) -> Result<Readiness, StartError> {
         return Err(fail("pipe"));
     }
     // SAFETY: both descriptors are fresh and owned by nobody else.
-    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     // SAFETY: no other thread exists yet, so the child's copy of the process is
     // consistent; both sides only continue with ordinary code.
     match unsafe { libc::fork() } {

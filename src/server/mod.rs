@@ -287,6 +287,8 @@ pub fn run_with_stats(
                 );
                 drop(listener);
                 finish_open_connections(&shared);
+                // What is left (the statistics port) stops as on a signal.
+                shared.shutdown.store(true, Ordering::SeqCst);
                 break;
             }
         }
