@@ -713,3 +713,64 @@ fn detached_daemons_have_their_pid_file_at_return_and_end_after_their_lifetime()
         );
     }
 }
+
+#[test]
+fn messages_scripts_grep_for_carry_distccs_phrases() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("x.c"), "int x(void){return 1;}\n").unwrap();
+    let dead = format!("127.0.0.1:{}", free_port());
+    // (what, host list, extra environment, compiler, phrase distcc prints)
+    let cases: &[(&str, Option<&str>, &[(&str, &str)], &str, &str)] = &[
+        (
+            "unreachable host",
+            Some(&dead),
+            &[],
+            "gcc",
+            "failed to distribute",
+        ),
+        (
+            "unreachable host",
+            Some(&dead),
+            &[],
+            "gcc",
+            "running locally instead",
+        ),
+        ("no hosts", Some(""), &[], "gcc", "can't distribute work"),
+        (
+            "log file",
+            Some(&dead),
+            &[("DISTCC_LOG", "/nonexistent/dir/x.log")],
+            "gcc",
+            "failed to open logfile /nonexistent/dir/x.log",
+        ),
+        (
+            "compiler",
+            Some(&dead),
+            &[],
+            "no-such-cc",
+            "failed to exec no-such-cc",
+        ),
+    ];
+    for (i, (what, hosts, env, cc, phrase)) in cases.iter().enumerate() {
+        for bin in ["distcc", SWARMCC] {
+            let mut cmd = Command::new(bin);
+            cmd.args([cc, "-c", "x.c", "-o", "x.o"])
+                .current_dir(tmp.path())
+                .env(
+                    "DISTCC_DIR",
+                    tmp.path().join(format!("ddir-{i}-{}", bin.len())),
+                );
+            match hosts {
+                Some(h) => cmd.env("DISTCC_HOSTS", h),
+                None => cmd.env_remove("DISTCC_HOSTS"),
+            };
+            cmd.envs(env.iter().copied());
+            let out = cmd.output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains(phrase),
+                "{bin}, {what}: stderr lacks {phrase:?}:\n{err}"
+            );
+        }
+    }
+}

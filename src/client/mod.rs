@@ -111,7 +111,10 @@ fn init_logging(cfg: &ClientConfig) {
         Some(p) => match Target::append_file(p) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("swarmcc: cannot open DISTCC_LOG {}: {e}", p.display());
+                eprintln!(
+                    "swarmcc: failed to open logfile {} (DISTCC_LOG): {e}; logging to stderr",
+                    p.display()
+                );
                 Target::Stderr
             }
         },
