@@ -367,6 +367,18 @@ impl Conn {
         }
     }
 
+    /// Ends a request that will not be completed (its source could not be made): says
+    /// so with a FIN rather than a reset — closing a socket with unread bytes (a
+    /// swarmccd's keep-alives) resets it, which the server would log as a network
+    /// fault — and drops what the server sent so far, without waiting for more.
+    pub fn close_unsent(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        if self.stream.set_nonblocking(true).is_ok() {
+            let mut scratch = [0u8; 4096];
+            while matches!(io::Read::read(&mut self.stream, &mut scratch), Ok(n) if n > 0) {}
+        }
+    }
+
     /// Bytes received beyond the last decoded event.
     pub fn pending(&self) -> usize {
         self.end - self.start

@@ -31,7 +31,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::agent::{Agent, BuildStats};
-use crate::config::{ClientConfig, HostsSource, SYSTEM_HOSTS_FILES};
+use crate::config::ClientConfig;
 use crate::exit::ExitCode;
 use crate::hosts::{self, HostKind, HostList};
 use crate::jobserver;
@@ -53,26 +53,6 @@ const POLL_INTERVAL: Duration = Duration::from_millis(25);
 /// How long the final statistics may take to settle (wrappers report to the agent as
 /// they exit; the last reports can trail the command's exit by a moment).
 const SETTLE_TIME: Duration = Duration::from_secs(2);
-
-/// True when every host is a loopback TCP address where nothing accepts connections.
-fn only_idle_loopback(list: &HostList) -> bool {
-    !list.hosts.is_empty()
-        && list.hosts.iter().all(|h| match &h.kind {
-            HostKind::Tcp { host, port } => {
-                let loopback = host == "localhost"
-                    || host
-                        .parse::<std::net::IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback());
-                loopback
-                    && std::net::TcpStream::connect_timeout(
-                        &std::net::SocketAddr::from(([127, 0, 0, 1], *port)),
-                        Duration::from_millis(200),
-                    )
-                    .is_err()
-            }
-            _ => false,
-        })
-}
 
 /// The integration point for `client::own`: `Some(exit code)` when `args` (swarmcc's
 /// own arguments, after argv[0]) start with `--run`, else `None`. One line to wire:
@@ -160,16 +140,9 @@ pub fn launch(args: &[OsString], cfg: &ClientConfig, self_exe: &Path) -> Report 
         return report;
     };
 
+    // The same lookup as every job's (and `--show-hosts`'): the embedded server serves
+    // the build exactly when that list names no host.
     let (list, hosts_ok) = match cfg.load_hosts() {
-        Ok((list, HostsSource::File(path)))
-            if SYSTEM_HOSTS_FILES.iter().any(|f| path == Path::new(f))
-                && only_idle_loopback(&list) =>
-        {
-            // Debian's distcc package ships /etc/distcc/hosts with just `127.0.0.1`:
-            // a placeholder, not a farm. With nothing listening there, it counts as no
-            // host list, so the embedded server still serves the build.
-            (HostList::default(), true)
-        }
         Ok((list, _)) => (list, true),
         Err(e) => {
             // The wrappers will say the same and compile locally; the build still runs.

@@ -719,57 +719,71 @@ fn messages_scripts_grep_for_carry_distccs_phrases() {
     let tmp = tempfile::tempdir().unwrap();
     fs::write(tmp.path().join("x.c"), "int x(void){return 1;}\n").unwrap();
     let dead = format!("127.0.0.1:{}", free_port());
-    // (what, host list, extra environment, compiler, phrase distcc prints)
-    let cases: &[(&str, Option<&str>, &[(&str, &str)], &str, &str)] = &[
-        (
+    struct Case<'a> {
+        what: &'a str,
+        hosts: &'a str,
+        env: &'a [(&'a str, &'a str)],
+        cc: &'a str,
+        /// What distcc prints, and swarmcc must too.
+        phrase: &'a str,
+    }
+    let case = |what, hosts, env, cc, phrase| Case {
+        what,
+        hosts,
+        env,
+        cc,
+        phrase,
+    };
+    let cases = [
+        case(
             "unreachable host",
-            Some(&dead),
+            &dead,
             &[],
             "gcc",
             "failed to distribute",
         ),
-        (
+        case(
             "unreachable host",
-            Some(&dead),
+            &dead,
             &[],
             "gcc",
             "running locally instead",
         ),
-        ("no hosts", Some(""), &[], "gcc", "can't distribute work"),
-        (
+        case("no hosts", "", &[], "gcc", "can't distribute work"),
+        case(
             "log file",
-            Some(&dead),
+            &dead,
             &[("DISTCC_LOG", "/nonexistent/dir/x.log")],
             "gcc",
             "failed to open logfile /nonexistent/dir/x.log",
         ),
-        (
+        case(
             "compiler",
-            Some(&dead),
+            &dead,
             &[],
             "no-such-cc",
             "failed to exec no-such-cc",
         ),
     ];
-    for (i, (what, hosts, env, cc, phrase)) in cases.iter().enumerate() {
+    for (i, c) in cases.iter().enumerate() {
         for bin in ["distcc", SWARMCC] {
-            let mut cmd = Command::new(bin);
-            cmd.args([cc, "-c", "x.c", "-o", "x.o"])
+            let out = Command::new(bin)
+                .args([c.cc, "-c", "x.c", "-o", "x.o"])
                 .current_dir(tmp.path())
                 .env(
                     "DISTCC_DIR",
                     tmp.path().join(format!("ddir-{i}-{}", bin.len())),
-                );
-            match hosts {
-                Some(h) => cmd.env("DISTCC_HOSTS", h),
-                None => cmd.env_remove("DISTCC_HOSTS"),
-            };
-            cmd.envs(env.iter().copied());
-            let out = cmd.output().unwrap();
+                )
+                .env("DISTCC_HOSTS", c.hosts)
+                .envs(c.env.iter().copied())
+                .output()
+                .unwrap();
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(
-                err.contains(phrase),
-                "{bin}, {what}: stderr lacks {phrase:?}:\n{err}"
+                err.contains(c.phrase),
+                "{bin}, {}: stderr lacks {:?}:\n{err}",
+                c.what,
+                c.phrase
             );
         }
     }

@@ -285,3 +285,32 @@ fn long_compile_on_a_healthy_server_is_not_an_io_timeout() {
     server.log_when(|l| l.contains("COMPILE_OK"));
     assert!(!backoff_file(&ddir, server.port).exists());
 }
+
+#[test]
+fn failed_preprocessing_ends_the_request_cleanly_and_the_server_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_swarmccd(tmp.path(), &["--allow", "127.0.0.1"]);
+    fs::write(tmp.path().join("bad.c"), "#include \"missing.h\"\nint x;\n").unwrap();
+    let ddir = tmp.path().join("ddir");
+    // Plain and `,lzo`; the first job of each also speaks the extension (keep-alives
+    // are in flight when the client gives up).
+    for hosts in [
+        format!("127.0.0.1:{}/4", server.port),
+        format!("127.0.0.1:{}/4,lzo", server.port),
+    ] {
+        let out = run(swarmcc(&ddir, &hosts)
+            .current_dir(tmp.path())
+            .args(["gcc", "-c", "bad.c", "-o", "bad.o"]));
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.matches("fatal error: missing.h").count(),
+            1,
+            "the local error, once:\n{err}"
+        );
+    }
+    let log = server.log_when(|l| l.matches("before sending its source").count() >= 2);
+    assert!(!log.contains("reset by peer"), "no reset: {log}");
+    // The preprocessor is at fault, not the host.
+    assert!(!backoff_file(&ddir, server.port).exists());
+}

@@ -50,8 +50,11 @@ pub struct Cli {
     pub check_hosts: Option<Option<String>>,
     /// Run a build command (make, ninja, cargo...) with the masquerade shims first on PATH
     /// and a jobserver sized from the farm (unless the command sets -j), show a live
-    /// status line on a terminal and a summary at the end. Without any host list, an
-    /// embedded swarmccd serves the build on loopback.
+    /// status line on a terminal and a summary at the end. The hosts are the ones every
+    /// job uses (the first of DISTCC_HOSTS, $DISTCC_DIR/hosts, /etc/distcc/hosts that
+    /// exists); exactly when that list names no host (none of them exists, or the one
+    /// found is empty, e.g. DISTCC_HOSTS=""), an embedded swarmccd on loopback serves
+    /// the build, and says so.
     #[arg(long = "run", value_name = "COMMAND", num_args = 1.., allow_hyphen_values = true)]
     pub run: Vec<String>,
     /// Show the running jobs (pid, phase, file, host[slot]) in distccmon-text's format,

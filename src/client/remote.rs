@@ -547,7 +547,13 @@ pub fn attempt(
         .map_err(|e| AttemptError::Conn(ConnError::Protocol(e)))?;
     conn.send(&out).map_err(ext_failed)?;
 
-    let pre = cpp.wait().map_err(AttemptError::Preprocess)?;
+    let pre = match cpp.wait() {
+        Ok(pre) => pre,
+        Err(e) => {
+            conn.close_unsent();
+            return Err(AttemptError::Preprocess(e));
+        }
+    };
     let phase = |p: Phase| {
         if let Some(st) = target.state {
             st.phase_on(p, target.host, target.slot);

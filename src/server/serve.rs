@@ -473,6 +473,11 @@ fn read_source_within_deadline(
                     .because(format!("bad request: expected DOTI, got {other:?}"))
                     .rejected(RejectReason::BadRequest),
             ),
+            Err(ConnError::Eof { mid_message: false }) => Err(Summary::disconnected(
+                ExitCode::IoError,
+                "the client closed the connection before sending its source: a swarmcc \
+                 client does that when its local preprocessor fails",
+            )),
             Err(e) => Err(read_failure(e)),
         },
         Version::V3 => {
