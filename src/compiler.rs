@@ -73,84 +73,36 @@ pub fn is_self_name(basename: &str) -> bool {
     basename.contains("swarmcc") || basename == "distcc"
 }
 
-/// Options that swarmcc answers itself when they come first.
-const OWN_OPTIONS: &[&str] = &["--help", "--version", "--show-hosts", "-j"];
-
-/// gcc/clang options spelled with two dashes. `swarmcc --sysroot=/x -c a.c` is an
-/// implicit compile, not an unknown swarmcc option. Matched as the whole argument or
-/// followed by `=`; entries ending in `-` are prefixes.
-const COMPILER_LONG_OPTIONS: &[&str] = &[
-    "--all-warnings",
-    "--analyze",
-    "--ansi",
-    "--assemble",
-    "--comments",
-    "--comments-in-macros",
-    "--compile",
-    "--config",
-    "--coverage",
-    "--cuda-",
-    "--debug",
-    "--define-macro",
-    "--dependencies",
-    "--driver-mode",
-    "--dump",
-    "--embed-dir",
-    "--encoding",
-    "--entry",
-    "--extra-warnings",
-    "--for-assembler",
-    "--for-linker",
-    "--force-link",
-    "--gcc-toolchain",
-    "--hip-",
-    "--imacros",
-    "--include",
-    "--include-",
-    "--language",
-    "--ld-path",
-    "--library-directory",
-    "--no-",
-    "--offload-",
-    "--optimize",
-    "--output",
-    "--param",
-    "--pedantic",
-    "--pedantic-errors",
-    "--pipe",
-    "--prefix",
-    "--preprocess",
-    "--print-",
-    "--profile",
-    "--resource",
-    "--rtlib",
-    "--save-temps",
-    "--serialize-diagnostics",
-    "--specs",
-    "--std",
-    "--sysroot",
-    "--target",
-    "--trace-includes",
-    "--traditional",
-    "--traditional-cpp",
-    "--trigraphs",
-    "--undefine-macro",
-    "--unwindlib",
-    "--user-dependencies",
-    "--verbose",
-    "--write-dependencies",
-    "--write-user-dependencies",
+/// swarmcc's own options (`client::cli`, where a test keeps this list complete) and
+/// distcc's (`--scan-includes`, `--show-principal`). As distcc, `swarmcc ARG…` is a
+/// command of swarmcc's only when ARG is exactly one of them (or `--NAME=VALUE` of one
+/// of them): anything else starting with `-` is an implicit compile with `cc`, so a
+/// compiler option swarmcc has never heard of is passed to the compiler, never taken
+/// for a swarmcc mistake.
+pub const OWN_OPTIONS: &[&str] = &[
+    "--help",
+    "-h",
+    "--version",
+    "-V",
+    "--show-hosts",
+    "-j",
+    "--check-hosts",
+    "--run",
+    "--monitor",
+    "--agent-serve",
+    "--install",
+    "--uninstall",
+    "--install-docs",
+    "--install-shims",
+    "--uninstall-shims",
+    "--distcc-names",
+    "--scan-includes",
+    "--show-principal",
 ];
 
-fn is_compiler_long_option(arg: &str) -> bool {
+fn is_own_option(arg: &str) -> bool {
     let name = arg.split_once('=').map_or(arg, |(n, _)| n);
-    COMPILER_LONG_OPTIONS.iter().any(|&opt| {
-        if opt.ends_with('-') {
-            name.starts_with(opt)
-        } else {
-            name == opt
-        }
-    })
+    OWN_OPTIONS.contains(&name) && (name.starts_with("--") || name == arg)
 }
 
 /// Extensions that make argv[1] an input rather than a compiler name (implicit mode).
@@ -250,9 +202,7 @@ pub fn classify_invocation_with(
         let Some(first) = rest.first() else {
             return Invocation::Own { args: Vec::new() };
         };
-        if OWN_OPTIONS.contains(&first.as_str())
-            || (first.starts_with("--") && !is_compiler_long_option(first))
-        {
+        if is_own_option(first) {
             return Invocation::Own {
                 args: rest.to_vec(),
             };
@@ -812,7 +762,8 @@ mod tests {
             "--show-hosts",
             "-j",
             "--scan-includes",
-            "--frob",
+            "--check-hosts=gcc",
+            "--monitor",
         ] {
             assert_eq!(
                 classify(&["/usr/bin/swarmcc", opt, "x"]),
@@ -822,6 +773,41 @@ mod tests {
                 "{opt}"
             );
         }
+        // As distcc: anything else is an implicit compile, passed to `cc` (which may
+        // well reject it) — a compiler's own options among them.
+        for opt in ["--frob", "--sysroot=/x", "--param", "-jx", "--help-me"] {
+            assert!(
+                matches!(
+                    classify(&["swarmcc", opt, "-c", "a.c"]),
+                    Invocation::Implicit { .. }
+                ),
+                "{opt}"
+            );
+        }
+    }
+
+    #[test]
+    fn own_options_are_exactly_the_clis() {
+        use clap::CommandFactory;
+        let cmd = crate::client::cli::Cli::command();
+        let mut from_cli: Vec<String> = cmd
+            .get_arguments()
+            .flat_map(|a| {
+                let long = a.get_long().map(|l| format!("--{l}"));
+                let short = a.get_short().map(|c| format!("-{c}"));
+                long.into_iter().chain(short)
+            })
+            .chain(["--help".to_string(), "-h".to_string()])
+            .chain([
+                "--scan-includes".to_string(),
+                "--show-principal".to_string(),
+            ])
+            .collect();
+        from_cli.sort();
+        from_cli.dedup();
+        let mut ours: Vec<String> = OWN_OPTIONS.iter().map(|s| s.to_string()).collect();
+        ours.sort();
+        assert_eq!(ours, from_cli);
     }
 
     #[test]
@@ -1256,12 +1242,10 @@ mod tests {
     }
 
     #[test]
-    fn compiler_long_options() {
-        assert!(is_compiler_long_option("--sysroot=/x"));
-        assert!(is_compiler_long_option("--print-file-name=libc.so"));
-        assert!(is_compiler_long_option("--target"));
-        assert!(!is_compiler_long_option("--show-hosts"));
-        assert!(!is_compiler_long_option("--sysrootx"));
+    fn own_option_values() {
+        assert!(is_own_option("--check-hosts=gcc,clang"));
+        assert!(is_own_option("-j"));
+        assert!(!is_own_option("-j=4") && !is_own_option("--show-hostsx"));
     }
 
     // --- native triple ------------------------------------------------------------------------------
