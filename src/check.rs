@@ -446,7 +446,7 @@ fn prepare_probe(
         path: &cfg.path,
         safeguard_level: 1,
     };
-    let mut cpp = Preprocessor::new(&job, &cmd, work, false, sched, 8, None);
+    let mut cpp = Preprocessor::new(&job, &cmd, work, false, sched, 8);
     let preprocessed = cpp
         .wait()
         .map_err(|e| format!("preprocessing the probe failed here: {e}"))?
@@ -790,7 +790,7 @@ fn attempt(
         safeguard_level: 1,
     };
     let tmp = probe_tmpdir(&probe.job);
-    let mut cpp = Preprocessor::new(&probe.job, &cmd, &tmp, false, sched, 8, None);
+    let mut cpp = Preprocessor::new(&probe.job, &cmd, &tmp, false, sched, 8);
     let answer = remote::attempt(target, remote_argv, &mut cpp, timeouts)?;
     let text = cpp
         .wait()

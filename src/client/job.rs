@@ -129,7 +129,6 @@ impl Ctx<'_> {
             cfg.save_temps,
             &self.sched,
             hosts.local_slots_cpp_or_default(),
-            self.load_limit,
         )
         .with_plans(plans.as_ref());
         // Each host is tried at most once per job: a failing host never loops (distcc

@@ -179,9 +179,11 @@ pub struct Preprocessor<'a> {
     tmpdir: &'a Path,
     save_temps: bool,
     sched: &'a Scheduler,
-    /// `--localslots_cpp`: how many preprocessors may run here at once.
+    /// `--localslots_cpp`: how many preprocessors may run here at once. There is no
+    /// load gate here (make's `-l` gates local compiles only): make applied `-l` when
+    /// it started this job, and holding its preprocessor back again on a busy machine
+    /// leaves remote slots idle — distcc does not either.
     cpp_limit: u32,
-    load_limit: Option<f64>,
     /// Learnt preprocessor command lines; `None`: always run the driver.
     plans: Option<&'a CppPlans>,
     state: CppState,
@@ -195,7 +197,6 @@ impl<'a> Preprocessor<'a> {
         save_temps: bool,
         sched: &'a Scheduler,
         cpp_limit: u32,
-        load_limit: Option<f64>,
     ) -> Self {
         Preprocessor {
             job,
@@ -204,7 +205,6 @@ impl<'a> Preprocessor<'a> {
             save_temps,
             sched,
             cpp_limit,
-            load_limit,
             plans: None,
             state: CppState::Idle,
         }
@@ -270,7 +270,7 @@ impl<'a> Preprocessor<'a> {
         // job preprocesses only while holding one of the --localslots_cpp slots.
         let slot = self
             .sched
-            .local(LocalKind::Preprocess, self.cpp_limit, self.load_limit);
+            .local(LocalKind::Preprocess, self.cpp_limit, None);
         if let Some(st) = self.sched.state() {
             // As distcc: the local preprocessor shows as localhost and its local slot.
             st.phase_on(
