@@ -84,6 +84,11 @@ pub enum Event {
     Stop,
 }
 
+/// True for the error Avahi gives when a name is already published on this machine.
+pub fn is_collision(error: &str) -> bool {
+    error.contains("org.freedesktop.Avahi.CollisionError")
+}
+
 /// A connection to avahi-daemon through the system bus (`DBUS_SYSTEM_BUS_ADDRESS`, else
 /// `/run/dbus/system_bus_socket`). Closed when dropped.
 pub struct Avahi {

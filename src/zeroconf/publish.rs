@@ -20,6 +20,8 @@ use super::avahi::{self, Avahi, Event, Group, Service};
 const RETRY: Duration = Duration::from_secs(3);
 /// How long shutdown waits for the withdrawal to be sent.
 const STOP_WAIT: Duration = Duration::from_secs(3);
+/// Names tried after local collisions before giving up.
+const MAX_RENAMES: usize = 20;
 /// DNS labels, and so service names, are at most 63 bytes.
 const MAX_NAME: usize = 63;
 
@@ -291,8 +293,17 @@ impl Publisher {
         }
     }
 
-    /// Another service has our name: take the one Avahi suggests, as distccd does.
+    /// Another service on the network has our name: take the one Avahi suggests, as
+    /// distccd does.
     fn rename(&mut self) {
+        if let (Some(avahi), Some(path)) = (&self.avahi, self.group.take()) {
+            let _ = Group::at(avahi, path).free();
+        }
+        self.next_name();
+        self.register();
+    }
+
+    fn next_name(&mut self) {
         let Some(avahi) = &self.avahi else { return };
         match avahi.alternative_service_name(&self.what.name) {
             Ok(name) => {
@@ -304,32 +315,43 @@ impl Publisher {
             }
             Err(e) => log::warn!("zeroconf: {e}"),
         }
-        if let Some(path) = self.group.take() {
-            let _ = Group::at(avahi, path).free();
-        }
-        self.register();
     }
 
+    /// Publishes the service in a new entry group. A name this very avahi-daemon
+    /// already publishes (a distccd on the same machine) is refused at once rather than
+    /// reported as a collision later: the next name is tried then, a few times.
     fn register(&mut self) {
-        let Some(avahi) = &self.avahi else { return };
-        let what = &self.what;
-        let service = Service {
-            interface: what.interface,
-            protocol: what.protocol,
-            name: &what.name,
-            port: what.port,
-            txt: &what.txt,
-            subtype: what.subtype.as_deref(),
-        };
-        let result = avahi.new_group().and_then(|group| {
-            let published = group.publish(&service);
-            let path = group.path().to_string();
-            published.map(|()| path)
-        });
-        match result {
-            Ok(path) => self.group = Some(path),
-            Err(e) => log::error!("zeroconf: cannot announce '{}': {e}", what.name),
+        for _ in 0..MAX_RENAMES {
+            let Some(avahi) = &self.avahi else { return };
+            let what = &self.what;
+            let service = Service {
+                interface: what.interface,
+                protocol: what.protocol,
+                name: &what.name,
+                port: what.port,
+                txt: &what.txt,
+                subtype: what.subtype.as_deref(),
+            };
+            let group = match avahi.new_group() {
+                Ok(g) => g,
+                Err(e) => return log::error!("zeroconf: cannot announce '{}': {e}", what.name),
+            };
+            match group.publish(&service) {
+                Ok(()) => {
+                    self.group = Some(group.path().to_string());
+                    return;
+                }
+                Err(e) if avahi::is_collision(&e) => {
+                    let _ = group.free();
+                    self.next_name();
+                }
+                Err(e) => {
+                    let _ = group.free();
+                    return log::error!("zeroconf: cannot announce '{}': {e}", what.name);
+                }
+            }
         }
+        log::error!("zeroconf: no free service name found; not announced");
     }
 
     fn lost(&mut self) {
