@@ -714,6 +714,30 @@ fn name_collisions_and_avahi_restarts_are_survived() {
         both,
     );
     assert!(both(&stdout(&out)), "after the restart: {}", stdout(&out));
+
+    // The client machine's avahi-daemon restarts under a running helper: the helper
+    // browses again, and its list (kept meanwhile) is whole again.
+    lan.client.stop_avahi();
+    let kept = swarmcc(&lan, &first, "+zeroconf")
+        .arg("--show-hosts")
+        .output()
+        .unwrap();
+    assert!(
+        both(&stdout(&kept)),
+        "kept while Avahi is down: {}",
+        stdout(&kept)
+    );
+    lan.client.start_avahi();
+    let hosts = first.join("zeroconf/hosts");
+    let before = fs::metadata(&hosts).unwrap().modified().unwrap();
+    let text = wait_for_text(&hosts, MDNS_WAIT, |t| {
+        both(t) && fs::metadata(&hosts).unwrap().modified().unwrap() > before
+    });
+    assert!(both(&text), "after the client's Avahi restarted: {text}");
+    assert!(
+        fs::metadata(&hosts).unwrap().modified().unwrap() > before,
+        "never rewritten"
+    );
     drop(server);
     drop(distccd);
 }
