@@ -341,6 +341,15 @@ fn start_swarmccd(lan: &Lan, port: u16, jobs: u32, env: &[(&str, &str)]) -> Serv
     server
 }
 
+/// `swarmcc --show-hosts` with `+zeroconf`, run until its output satisfies `done`.
+fn shown_when(lan: &Lan, distcc_dir: &Path, done: impl Fn(&str) -> bool) -> Output {
+    run_until(
+        swarmcc(lan, distcc_dir, "+zeroconf").arg("--show-hosts"),
+        MDNS_WAIT,
+        done,
+    )
+}
+
 /// swarmcc in the client machine with `hosts` and its own `DISTCC_DIR`.
 fn swarmcc(lan: &Lan, distcc_dir: &Path, hosts: &str) -> Command {
     let mut c = lan.client.command(SWARMCC);
@@ -633,22 +642,14 @@ fn a_stopped_server_leaves_the_list() {
     for signal in [libc::SIGTERM, libc::SIGKILL] {
         let server = start_swarmccd(&lan, 3632, 4, &[]);
         let entry = format!("{}:3632/4", lan.server.addr);
-        let out = run_until(
-            swarmcc(&lan, &dd, "+zeroconf").arg("--show-hosts"),
-            MDNS_WAIT,
-            |o| o.contains(&entry),
-        );
+        let out = shown_when(&lan, &dd, |o| o.contains(&entry));
         assert!(stdout(&out).contains(&entry), "{}", stdout(&out));
         // SAFETY: kill(2) on the server's own process (group leader).
         unsafe { libc::kill(server.guard.pid() as i32, signal) };
         // Killed or stopped, its records go with its D-Bus connection; the helper hears
         // the goodbye and rewrites the file while clients keep reading it.
         let started = Instant::now();
-        let out = run_until(
-            swarmcc(&lan, &dd, "+zeroconf").arg("--show-hosts"),
-            MDNS_WAIT,
-            |o| !o.contains(&entry),
-        );
+        let out = shown_when(&lan, &dd, |o| !o.contains(&entry));
         assert!(
             !stdout(&out).contains(&entry),
             "signal {signal}: {}",
@@ -674,11 +675,7 @@ fn name_collisions_and_avahi_restarts_are_survived() {
     let distccd = start_distccd(&lan, 3632, 2);
     let first = lan.client.dir.join("first");
     let d_entry = format!("{}:3632/2", lan.server.addr);
-    let out = run_until(
-        swarmcc(&lan, &first, "+zeroconf").arg("--show-hosts"),
-        MDNS_WAIT,
-        |o| o.contains(&d_entry),
-    );
+    let out = shown_when(&lan, &first, |o| o.contains(&d_entry));
     assert!(stdout(&out).contains(&d_entry));
     let server = start_swarmccd(&lan, 3700, 3, &[]);
     let log = wait_for_text(&server.log, MDNS_WAIT, |t| {
@@ -690,11 +687,7 @@ fn name_collisions_and_avahi_restarts_are_survived() {
     );
     let s_entry = format!("{}:3700/3", lan.server.addr);
     let both = |o: &str| o.contains(&d_entry) && o.contains(&s_entry);
-    let out = run_until(
-        swarmcc(&lan, &first, "+zeroconf").arg("--show-hosts"),
-        MDNS_WAIT,
-        both,
-    );
+    let out = shown_when(&lan, &first, both);
     assert!(both(&stdout(&out)), "{}", stdout(&out));
 
     // The server machine's avahi-daemon restarts: both servers announce themselves again.
@@ -708,11 +701,7 @@ fn name_collisions_and_avahi_restarts_are_survived() {
     });
     assert!(count(&log, "zeroconf: announced") > before, "{log}");
     let fresh = lan.client.dir.join("fresh");
-    let out = run_until(
-        swarmcc(&lan, &fresh, "+zeroconf").arg("--show-hosts"),
-        MDNS_WAIT,
-        both,
-    );
+    let out = shown_when(&lan, &fresh, both);
     assert!(both(&stdout(&out)), "after the restart: {}", stdout(&out));
 
     // The client machine's avahi-daemon restarts under a running helper: the helper
@@ -810,11 +799,7 @@ fn the_helper_exits_when_unused_and_the_next_client_starts_it_again() {
     let server = start_swarmccd(&lan, 3632, 4, &[]);
     let entry = format!("{}:3632/4", lan.server.addr);
     let dd = lan.client.dir.join("swarmcc-dir");
-    let out = run_until(
-        swarmcc(&lan, &dd, "+zeroconf").arg("--show-hosts"),
-        MDNS_WAIT,
-        |o| o.contains(&entry),
-    );
+    let out = shown_when(&lan, &dd, |o| o.contains(&entry));
     assert!(stdout(&out).contains(&entry));
     let helpers = || {
         let pids = stdout(
