@@ -179,7 +179,8 @@ impl Avahi {
             .map(drop)
     }
 
-    /// Resolves a browsed service to one address, port and TXT data.
+    /// Resolves a browsed service to one address (of the family it was seen on), port
+    /// and TXT data.
     pub fn resolve(&self, item: &Item) -> Res<Resolved> {
         let args = (
             item.interface,
@@ -187,7 +188,10 @@ impl Avahi {
             item.name.as_str(),
             item.kind.as_str(),
             item.domain.as_str(),
-            UNSPEC,
+            // The address family the service was seen on: asked for any, Avahi may
+            // answer an IPv4 sighting with an IPv6 link-local address (distcc then
+            // writes it without its interface, and cannot connect to it).
+            item.protocol,
             0u32,
         );
         let r: ResolveReply = self.call("/", SERVER, "ResolveService", &args)?;

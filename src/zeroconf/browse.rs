@@ -23,6 +23,9 @@ use super::cache::{self, CacheDir, Entry};
 /// reach an avahi-daemon that is not there.
 const TICK: Duration = Duration::from_secs(1);
 const RETRY: Duration = Duration::from_secs(3);
+/// A service that cannot be resolved is tried this many times, this far apart.
+const RESOLVE_TRIES: u32 = 5;
+const RESOLVE_AGAIN: Duration = Duration::from_secs(2);
 
 /// Entry point of `swarmcc --zeroconf-serve DIR`: returns the exit code. Exits at once,
 /// with 0, when another helper (swarmcc's or distcc's) already serves `dir`.
@@ -62,6 +65,8 @@ struct Helper {
     settling: bool,
     next_try: Instant,
     warned: bool,
+    /// Services that could not be resolved yet: tries so far, when to try again.
+    unresolved: Vec<(Item, u32, Instant)>,
     /// How many servers the host file lists now.
     showing: usize,
     /// Why no browse runs, written into the otherwise empty host file.
@@ -117,6 +122,7 @@ impl Helper {
             warned: false,
             problem: None,
             showing: 0,
+            unresolved: Vec::new(),
             events,
             sender,
         }))
@@ -134,6 +140,7 @@ impl Helper {
             if !self.holding && self.unused() {
                 return;
             }
+            self.retry_unresolved();
             let wait = if self.holding {
                 self.hold_until
                     .saturating_duration_since(Instant::now())
@@ -192,9 +199,10 @@ impl Helper {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::ItemNew(item) => self.add(item),
+            Event::ItemNew(item) => self.add(item, 0),
             Event::ItemRemove(item) => {
                 log::info!("zeroconf: {} is gone", item.name);
+                self.unresolved.retain(|(i, _, _)| *i != item);
                 self.found.remove(&key(&item));
                 self.publish_if_settled();
             }
@@ -212,7 +220,8 @@ impl Helper {
         }
     }
 
-    fn add(&mut self, item: Item) {
+    /// Resolves a new service and lists it.
+    fn add(&mut self, item: Item, tries: u32) {
         let Some(avahi) = &self.avahi else { return };
         match avahi.resolve(&item) {
             Ok(r) => {
@@ -233,7 +242,26 @@ impl Helper {
                 self.found.insert(key(&item), entry);
                 self.publish_if_settled();
             }
+            // distcc forgets such a service until it is announced again; it may only
+            // have been busy announcing itself, so it is tried again a few times.
+            Err(e) if tries + 1 < RESOLVE_TRIES => {
+                log::info!("zeroconf: cannot resolve {} yet: {e}", item.name);
+                self.unresolved
+                    .push((item, tries + 1, Instant::now() + RESOLVE_AGAIN));
+            }
             Err(e) => log::warn!("zeroconf: cannot resolve {}: {e}", item.name),
+        }
+    }
+
+    /// Tries again the services whose time has come.
+    fn retry_unresolved(&mut self) {
+        let now = Instant::now();
+        let (due, later) = std::mem::take(&mut self.unresolved)
+            .into_iter()
+            .partition(|(_, _, at)| *at <= now);
+        self.unresolved = later;
+        for (item, tries, _) in due {
+            self.add(item, tries);
         }
     }
 
@@ -244,6 +272,7 @@ impl Helper {
             log::warn!("zeroconf: {why}; keeping the last list and trying again");
         }
         self.found.clear();
+        self.unresolved.clear();
         self.settling = true;
         self.next_try = Instant::now() + Duration::from_millis(500);
     }
