@@ -16,6 +16,12 @@ command -v g++ >/dev/null || need+=(g++)
 command -v python3 >/dev/null || need+=(python3)
 command -v tmux >/dev/null || need+=(tmux)   # tests/monitor.rs drives the full-screen view
 command -v man >/dev/null || need+=(man-db)   # tests/docs.rs renders the generated man pages
+# tests/zeroconf.rs: a private system bus and avahi-daemon per network namespace,
+# avahi-publish/avahi-browse for fake and observed services, unshare for mount namespaces.
+command -v dbus-daemon >/dev/null || need+=(dbus-daemon)
+command -v avahi-daemon >/dev/null || need+=(avahi-daemon)
+command -v avahi-publish >/dev/null || need+=(avahi-utils)
+command -v unshare >/dev/null || need+=(util-linux)
 if ((${#need[@]})); then
     echo "run-tests: installing ${need[*]}"
     sudo=""

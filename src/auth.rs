@@ -86,7 +86,7 @@ impl Key {
                 char::from(*bad)
             ));
         }
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return Err(format!(
                 "odd number of hex digits ({}): a byte is cut in half",
                 digits.len()

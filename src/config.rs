@@ -251,7 +251,7 @@ impl ClientConfig {
                 source: HostsSource::Env,
                 error,
             })?;
-            return Ok((list, HostsSource::Env));
+            return Ok((self.with_zeroconf(list), HostsSource::Env));
         }
         let mut candidates = vec![self.distcc_dir.join("hosts")];
         candidates.extend(SYSTEM_HOSTS_FILES.iter().map(PathBuf::from));
@@ -270,9 +270,56 @@ impl ClientConfig {
                 source: source.clone(),
                 error,
             })?;
-            return Ok((list, source));
+            return Ok((self.with_zeroconf(list), source));
         }
         Ok((HostList::default(), HostsSource::None))
+    }
+
+    /// The list with the servers zeroconf found (`$DISTCC_DIR/zeroconf/hosts`, kept by
+    /// the browse helper, started here when none runs) where `+zeroconf` stands. When
+    /// none can be had, the list goes on without them, and the reason is told once per
+    /// backoff period.
+    fn with_zeroconf(&self, mut list: HostList) -> HostList {
+        let Some(at) = list.zeroconf else {
+            return list;
+        };
+        let cache = crate::zeroconf::cache::CacheDir::new(&self.distcc_dir);
+        let start = || {
+            let exe = std::env::current_exe()?;
+            let args = ["--zeroconf-serve".as_ref(), cache.dir.as_os_str()];
+            crate::agent::spawn_detached(&exe, &args)
+        };
+        let found = cache.read_for_client(&start).and_then(|text| {
+            let problem = crate::zeroconf::cache::problem(&text);
+            hosts::parse(&text)
+                .map(|found| (found.hosts, problem))
+                .map_err(|e| {
+                    std::io::Error::other(format!("{}: {e}", cache.hosts_path().display()))
+                })
+        });
+        let problem = match found {
+            Ok((found, problem)) => {
+                log::debug!(
+                    "zeroconf: {} servers from {}",
+                    found.len(),
+                    cache.hosts_path().display()
+                );
+                let at = at.min(list.hosts.len());
+                list.hosts.splice(at..at, found);
+                problem
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = problem {
+            if crate::backoff::first_notice(&self.lock_dir(), "zeroconf", self.backoff_period) {
+                log::warn!(
+                    target: crate::logging::NOTICE,
+                    "+zeroconf: {why}; no servers discovered (said once per {}s)",
+                    crate::backoff::notice_period(self.backoff_period).as_secs()
+                );
+            }
+        }
+        list
     }
 
     /// Directory of lock and backoff files (`$DISTCC_DIR/lock`), shared with distcc.

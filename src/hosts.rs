@@ -13,7 +13,7 @@
 //! token    := "--randomize"
 //!           | "--localslots"     ('=' | '/') N
 //!           | "--localslots_cpp" ('=' | '/') N
-//!           | "+zeroconf"                          → error: not supported
+//!           | "+zeroconf"                          (servers found by zeroconf go here)
 //!           | LOCAL | SSH | TCP
 //! LOCAL    := "localhost" [LIMIT]                  (nothing else may follow)
 //! SSH      := [USER] '@' HOSTID [LIMIT] [':' COMMAND] OPTIONS   (any token with '@')
@@ -162,6 +162,9 @@ pub struct HostList {
     pub local_slots: Option<u32>,
     /// `--localslots_cpp=N`; callers apply [`DEFAULT_LOCAL_SLOTS_CPP`] when `None`.
     pub local_slots_cpp: Option<u32>,
+    /// `+zeroconf` was given: the index in `hosts` where the discovered servers belong
+    /// (`config` puts them there). A second `+zeroconf` adds nothing.
+    pub zeroconf: Option<usize>,
 }
 
 impl HostList {
@@ -350,7 +353,8 @@ fn parse_token(tok: &str, list: &mut HostList) -> Res<()> {
         ));
     }
     if tok == "+zeroconf" {
-        return Err("zeroconf is not supported".into());
+        list.zeroconf.get_or_insert(list.hosts.len());
+        return Ok(());
     }
     let host = if tok.contains('@') {
         parse_ssh(tok)?
@@ -922,8 +926,14 @@ mod tests {
     }
 
     #[test]
-    fn zeroconf_is_refused() {
-        assert_eq!(err_msg("a +zeroconf"), "zeroconf is not supported");
+    fn zeroconf_marks_its_place() {
+        let list = parse("a +zeroconf b +zeroconf").unwrap();
+        assert_eq!(list.hosts.len(), 2);
+        assert_eq!(list.zeroconf, Some(1));
+        assert_eq!(parse("+zeroconf").unwrap().zeroconf, Some(0));
+        assert_eq!(parse("a b").unwrap().zeroconf, None);
+        // Exact, as distcc: anything longer is a (bad) host name.
+        assert!(parse("+zeroconf,lzo").is_err());
     }
 
     // --- whitespace, comments, empty ----------------------------------------------------------
@@ -1051,12 +1061,8 @@ mod tests {
         assert_eq!((e.token.as_str(), e.line, e.column), ("bad,opt", 3, 3));
 
         // A lone CR is a line break too; comments do not hide later lines.
-        let e = err("a\rb # x,y\r  +zeroconf");
-        assert_eq!((e.line, e.column), (3, 3));
-        assert_eq!(
-            e.to_string(),
-            "bad host spec \"+zeroconf\" (line 3, column 3): zeroconf is not supported"
-        );
+        let e = err("a\rb # x,y\r  c/0");
+        assert_eq!((e.token.as_str(), e.line, e.column), ("c/0", 3, 3));
     }
 
     #[test]

@@ -29,3 +29,4 @@ pub mod stages;
 pub mod state;
 pub mod toolchain;
 pub mod version;
+pub mod zeroconf;

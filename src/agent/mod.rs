@@ -369,7 +369,8 @@ impl Agent {
             let _ = fs::File::create(&marker);
             e
         };
-        spawn_detached(&self.self_exe, &self.dir).map_err(failed)?;
+        let args = ["--agent-serve".as_ref(), self.dir.as_os_str()];
+        spawn_detached(&self.self_exe, &args).map_err(failed)?;
         let started = Instant::now();
         let mut pause = Duration::from_millis(5);
         let mut respawned = false;
@@ -385,7 +386,7 @@ impl Agent {
             if !respawned && waited >= START_WAIT / 4 {
                 // The one we started may have seen a dying agent's socket and left.
                 respawned = true;
-                spawn_detached(&self.self_exe, &self.dir).map_err(failed)?;
+                spawn_detached(&self.self_exe, &args).map_err(failed)?;
             }
             if waited >= START_WAIT {
                 return Err(failed(io::Error::new(
@@ -530,15 +531,15 @@ impl Agent {
     }
 }
 
-/// Starts `self_exe --agent-serve dir` fully detached: its own session (a terminal's ^C
-/// to make does not reach it), stdio on /dev/null, cwd `/`, no inherited descriptors
-/// (make's jobserver pipe, a caller's output pipe), and not our child: the pre-exec
-/// hook forks once more and the intermediate exits at once, so the agent is adopted by
-/// init (or a subreaper) and never lingers as a zombie of a long-lived caller.
-fn spawn_detached(self_exe: &Path, dir: &Path) -> io::Result<()> {
+/// Starts `self_exe ARGS` (the agent, the zeroconf helper) fully detached: its own
+/// session (a terminal's ^C to make does not reach it), stdio on /dev/null, cwd `/`, no
+/// inherited descriptors (make's jobserver pipe, a caller's output pipe), and not our
+/// child: the pre-exec hook forks once more and the intermediate exits at once, so the
+/// process is adopted by init (or a subreaper) and never lingers as a zombie of a
+/// long-lived caller.
+pub fn spawn_detached(self_exe: &Path, args: &[&std::ffi::OsStr]) -> io::Result<()> {
     let mut cmd = Command::new(self_exe);
-    cmd.arg("--agent-serve")
-        .arg(dir)
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -66,6 +66,9 @@ pub struct Cli {
     /// Run the scheduling agent for DIR (started on demand by swarmcc itself).
     #[arg(long = "agent-serve", value_name = "DIR", hide = true)]
     pub agent_serve: Option<PathBuf>,
+    /// Run the zeroconf browse helper for DIR (started on demand by `+zeroconf`).
+    #[arg(long = "zeroconf-serve", value_name = "DIR", hide = true)]
+    pub zeroconf_serve: Option<PathBuf>,
     /// Install in one step under PREFIX [default: /usr/local as root, else ~/.local]:
     /// the masquerade links (as --install-shims), the man pages and the bash, zsh and
     /// fish completions; with --distcc-names also PREFIX/bin/distcc and

@@ -55,6 +55,9 @@ pub fn run(args: &[String], cfg: &ClientConfig) -> i32 {
     if let Some(dir) = &cli.agent_serve {
         return crate::agent::serve_main(dir);
     }
+    if let Some(dir) = &cli.zeroconf_serve {
+        return crate::zeroconf::browse::serve_main(dir);
+    }
     if let Some(interval) = cli.monitor {
         return crate::monitor::run(interval, cfg);
     }

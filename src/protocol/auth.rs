@@ -406,7 +406,7 @@ mod tests {
                 buf.push(x as u8);
             }
             // Give some of them a real token so that the body paths are exercised.
-            if n >= 4 && x % 3 == 0 {
+            if n >= 4 && x.is_multiple_of(3) {
                 let tokens = [SWAU, SWCH, SWRS, SWOK, SWNO, SWMC];
                 buf[..4].copy_from_slice(&tokens[(x as usize / 3) % tokens.len()]);
             }

@@ -247,7 +247,10 @@ pub struct Cli {
     #[arg(long)]
     pub no_fifo: bool,
 
-    /// Accepted for distccd compatibility; not supported (a warning is logged).
+    /// Announce this server over mDNS/DNS-SD through avahi-daemon, as distccd does
+    /// (`distcc@HOSTNAME`, type _distcc._tcp, with the compiler subtype and the cpus and
+    /// jobs TXT records), so that clients with `+zeroconf` in their host list find it.
+    /// Without a running avahi-daemon a warning is logged and the server serves anyway.
     #[arg(long)]
     pub zeroconf: bool,
 

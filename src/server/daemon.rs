@@ -378,8 +378,16 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
     let shutdown = Arc::new(AtomicBool::new(false));
     install_signal_handlers(Arc::clone(&shutdown));
     announce(&cfg, &cli, local, stats_listener.as_ref(), allow_given);
+    // Started after detaching and dropping root: its thread would not survive the fork.
+    let zeroconf = cli.zeroconf.then(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let what =
+            crate::zeroconf::publish::Announcement::new(local.ip(), local.port(), cpus, cfg.jobs);
+        crate::zeroconf::publish::Publication::start(what)
+    });
 
     let result = super::run_with_stats(listener, stats_listener, cfg, shutdown);
+    drop(zeroconf);
     drop(pid_file);
     log::info!("terminated");
     result.map_err(|e| StartError::new(ExitCode::IoError, format!("server failed: {e}")))
@@ -429,8 +437,8 @@ fn warn_ignored_options(cli: &Cli) {
     let principal_list = cli.whitelist.as_ref().or(cli.blacklist.as_ref());
     let notes = [
         (
-            cli.zeroconf,
-            "--zeroconf is not supported; ignored".to_string(),
+            cli.zeroconf && cli.inetd,
+            "--zeroconf needs a listening server, not --inetd; ignored".to_string(),
         ),
         (
             cli.stats_port.is_some() && !cli.stats,
