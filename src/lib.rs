@@ -28,4 +28,5 @@ pub mod slots;
 pub mod stages;
 pub mod state;
 pub mod toolchain;
+pub mod transport;
 pub mod version;
