@@ -2,8 +2,10 @@
 //!
 //! Portage (FEATURES `network-sandbox` with `distcc` or `network-sandbox-proxy`) runs
 //! each build phase in a network namespace of its own, starts its SOCKSv5 server
-//! (`socks5-server.py`) on a UNIX socket outside it, `$PORTAGE_TMPDIR/.portage.<pid>
-//! .net.sock`, and sets `DISTCC_SOCKS_PROXY` (and `PORTAGE_SOCKS5_PROXY`) to that path.
+//! (`socks5-server.py`) on a UNIX socket outside it
+//! (`$PORTAGE_TMPDIR/portage/.portage.<pid>.net.sock`: a path, which reaches across
+//! network namespaces), and sets `DISTCC_SOCKS_PROXY` (and `PORTAGE_SOCKS5_PROXY`) to
+//! that path.
 //! Gentoo's distcc patch (`distcc-3.2_rc1-socks5.patch`) reads the variable as an
 //! absolute path to a UNIX socket, or `host[:port]` (port 1080 by default), and sends
 //! each host as a domain name so that the proxy resolves it outside the sandbox. The
