@@ -413,7 +413,10 @@ impl<'a> Preprocessor<'a> {
 impl Drop for Preprocessor<'_> {
     fn drop(&mut self) {
         if let CppState::Running(running) = &mut self.state {
-            let _ = running.child.kill();
+            // Waited for, not killed: killing the gcc driver leaves its cc1 running,
+            // which then writes the dependency file after its temporary name was
+            // removed, leaving `.swarmcc-*.d.tmp` beside the user's objects (seen when
+            // a connection failed at once and the job fell back).
             let _ = running.child.wait();
         }
     }
