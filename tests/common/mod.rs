@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod project;
 pub mod wire;
 
 use std::fs;
