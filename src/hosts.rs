@@ -488,7 +488,11 @@ fn parse_token(tok: &str, list: &mut HostList, warning: &mut Warning) -> Res<()>
     match spec::host(tok, &mut notes)? {
         Taken::Host(host) => {
             if !notes.is_empty() {
-                *warning = Some(format!("read as {}; {}", host.canonical(), notes.join("; ")));
+                *warning = Some(format!(
+                    "read as {}; {}",
+                    host.canonical(),
+                    notes.join("; ")
+                ));
             }
             list.hosts.push(host);
         }
@@ -776,7 +780,10 @@ mod tests {
     fn localhost_trailing_text_is_ignored_with_a_warning() {
         let (h, m) = sloppy("localhost/4:3632");
         assert_eq!((h.kind, h.limit), (HostKind::Localhost, 4));
-        assert!(m.starts_with("read as localhost/4; ignored \":3632\""), "{m}");
+        assert!(
+            m.starts_with("read as localhost/4; ignored \":3632\""),
+            "{m}"
+        );
         assert!(m.contains("127.0.0.1/4:3632"), "{m}");
         let (h, m) = sloppy("localhost/3xyz");
         assert_eq!(h.limit, 3);
@@ -874,7 +881,10 @@ mod tests {
     fn ssh_limit_or_command_after_an_option_is_taken() {
         let (h, m) = sloppy("@h,lzo/3");
         assert_eq!((h.limit, h.lzo), (3, true));
-        assert_eq!(m, "read as @h/3,lzo; distcc 3.4 would ignore the /3 after an option");
+        assert_eq!(
+            m,
+            "read as @h/3,lzo; distcc 3.4 would ignore the /3 after an option"
+        );
         let (h, _) = sloppy("u@h,lzo:/opt/distccd,down");
         assert_eq!(h.kind, ssh(Some("u"), "h", Some("/opt/distccd")));
         assert!(h.lzo && h.down);
@@ -885,7 +895,10 @@ mod tests {
         let (h, m) = sloppy("u@fe80::1/3");
         assert_eq!(h.kind, ssh(Some("u"), "fe80::1", None));
         assert_eq!(h.limit, 3);
-        assert!(m.starts_with("read as u@[fe80::1]/3; an IPv6 address needs brackets"), "{m}");
+        assert!(
+            m.starts_with("read as u@[fe80::1]/3; an IPv6 address needs brackets"),
+            "{m}"
+        );
         assert!(m.contains("host \"fe80\" and command \":1\""), "{m}");
     }
 
@@ -914,7 +927,10 @@ mod tests {
     fn bad_localslots_value() {
         // distcc 3.4 turns `--localslots=0` into a host of that name: left out here.
         let m = skipped("--localslots=0");
-        assert!(m.contains("invalid --localslots value \"0\": must be at least 1"), "{m}");
+        assert!(
+            m.contains("invalid --localslots value \"0\": must be at least 1"),
+            "{m}"
+        );
         assert!(m.contains("\"--localslots=0\" as a host name"), "{m}");
         assert!(skipped("--localslots=x").contains("not a number"));
         assert!(skipped("--localslots=").contains("missing --localslots value"));
@@ -923,18 +939,30 @@ mod tests {
         assert!(err_msg("--localslots/x").contains("not a number"));
         assert!(err_msg("--localslots=0/0").contains("must be at least 1"));
         // No value at all, or a bad --localslots_cpp: distcc drops the token.
-        for tok in ["--localslots", "--localslots:4", "--localslotsX", "--localslots_cpp"] {
+        for tok in [
+            "--localslots",
+            "--localslots:4",
+            "--localslotsX",
+            "--localslots_cpp",
+        ] {
             let l = parse(tok).unwrap();
             assert_eq!((l.local_slots, l.local_slots_cpp), (None, None), "{tok}");
             assert!(l.warnings[0].message.contains("needs a value"), "{tok}");
         }
         let l = parse("--localslots_cpp=0 --localslots=-2").unwrap();
-        assert_eq!((l.local_slots, l.local_slots_cpp, l.hosts.len()), (None, None, 0));
-        assert!(l.warnings[0].message.starts_with("ignored: invalid --localslots_cpp"));
+        assert_eq!(
+            (l.local_slots, l.local_slots_cpp, l.hosts.len()),
+            (None, None, 0)
+        );
+        assert!(l.warnings[0]
+            .message
+            .starts_with("ignored: invalid --localslots_cpp"));
         assert!(l.warnings[1].message.contains("-2 is below 1"));
         let l = parse("--localslots=5xyz --localslots_cpp/+3").unwrap();
         assert_eq!((l.local_slots, l.local_slots_cpp), (Some(5), Some(3)));
-        assert!(l.warnings[0].message.starts_with("read as --localslots=5; ignored \"xyz\""));
+        assert!(l.warnings[0]
+            .message
+            .starts_with("read as --localslots=5; ignored \"xyz\""));
         assert!(l.warnings[1].message.contains("sign"));
     }
 
@@ -1019,7 +1047,10 @@ mod tests {
         assert!(err_msg("h:0/0").contains("invalid limit"));
         let (h, m) = sloppy("h:");
         assert_eq!(h.kind, tcp("h", 3632));
-        assert!(m.contains("empty port: 3632 is used (distcc 3.4 would use port 0)"), "{m}");
+        assert!(
+            m.contains("empty port: 3632 is used (distcc 3.4 would use port 0)"),
+            "{m}"
+        );
         assert_eq!(sloppy("h:/3").0.limit, 3);
         let (h, m) = sloppy("h:+5");
         assert_eq!(h.kind, tcp("h", 5));
@@ -1182,7 +1213,10 @@ mod tests {
         assert!(sloppy("[fe80::1%]").1.contains("not an IPv6 address"));
         let (h, m) = sloppy("[::1]x");
         assert_eq!(h.kind, tcp("::1", 3632));
-        assert!(m.starts_with("read as [::1]:3632/4; ignored \"x\" after the IPv6"), "{m}");
+        assert!(
+            m.starts_with("read as [::1]:3632/4; ignored \"x\" after the IPv6"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -1250,7 +1284,10 @@ mod tests {
         assert_eq!(names, ["a", "c", "d"]);
         assert_eq!(l.total_slots(), 2 + 3 + 4);
         assert_eq!(l.warnings.len(), 5);
-        let skipped = l.warnings.iter().filter(|w| w.message.starts_with("skipped"));
+        let skipped = l
+            .warnings
+            .iter()
+            .filter(|w| w.message.starts_with("skipped"));
         assert_eq!(skipped.count(), 4);
     }
 
@@ -1273,7 +1310,10 @@ mod tests {
             back.spec = h.spec.clone();
             assert_eq!(back, h, "{tok} → {canon}");
         }
-        assert_eq!(one("b.example/5:4001,cpp,lzo").canonical(), "b.example:4001/5,lzo,cpp");
+        assert_eq!(
+            one("b.example/5:4001,cpp,lzo").canonical(),
+            "b.example:4001/5,lzo,cpp"
+        );
     }
 
     // --- describe ------------------------------------------------------------------------------

@@ -62,7 +62,10 @@ mod tests {
         let a = notice_key("$DISTCC_HOSTS: host spec \"h,lzo/7\" (line 1, column 1): x");
         let b = notice_key("$DISTCC_HOSTS: host spec \"h,lzo/8\" (line 1, column 1): x");
         assert_ne!(a, b);
-        assert_eq!(a, notice_key("$DISTCC_HOSTS: host spec \"h,lzo/7\" (line 1, column 1): x"));
+        assert_eq!(
+            a,
+            notice_key("$DISTCC_HOSTS: host spec \"h,lzo/7\" (line 1, column 1): x")
+        );
         assert!(a.starts_with("hostspec_") && a.len() == "hostspec_".len() + 16);
         assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_'));
     }

@@ -4,8 +4,11 @@
 //! that the canonical grammar (the module doc of `hosts`) does not allow, it says so
 //! in a note; the caller turns a token's notes into one warning.
 //!
-//! The one place swarmcc reads differently on purpose: `=` ends a host name and starts
-//! a limit (`h=3`, as distcc after 3.4), where distcc 3.4 keeps it in the name.
+//! Two places where swarmcc reads differently on purpose: `=` ends a host name and
+//! starts a limit (`h=3`, as distcc after 3.4), where distcc 3.4 keeps it in the name;
+//! and an ssh host may be a bracketed IPv6 address (`u@[::1]`), where distcc 3.4 ends
+//! the name at the first ':'. A token that only distcc 3.4's own reading accepts is
+//! left out rather than refused (its host name cannot be looked up).
 
 use std::net::Ipv6Addr;
 
@@ -23,18 +26,22 @@ pub(super) enum Taken {
 /// Reads one host token. `notes` gets one line for each way it departs from the
 /// canonical grammar (only meaningful with [`Taken::Host`]).
 pub(super) fn host(tok: &str, notes: &mut Vec<String>) -> Res<Taken> {
-    let spec = match read(tok, Names::EqIsLimit, notes) {
-        Ok(Read::Host(spec)) => spec,
-        Ok(Read::Unusable(why)) => return Ok(Taken::Skipped(why)),
-        // `h=0`: a bad limit to swarmcc, a host named "h=0" to distcc 3.4, which
-        // cannot be looked up; skipped rather than refused, as 3.4 takes it.
-        Err(e) if tok.contains('=') && read(tok, Names::EqInName, &mut Vec::new()).is_ok() => {
+    // Both readings, so that swarmcc refuses what distcc 3.4 refuses. They part only
+    // over '=' and ssh brackets.
+    let distcc = read(tok, Reading::Distcc34, &mut Vec::new());
+    let spec = match (read(tok, Reading::Swarmcc, notes), distcc) {
+        // `=N` stays a limit even where distcc 3.4 refuses the token (`h:4000=5`).
+        (Ok(_), Err(e)) if !tok.contains('=') => return Err(e),
+        (Ok(Read::Host(spec)), _) => spec,
+        (Ok(Read::Unusable(why)), _) => return Ok(Taken::Skipped(why)),
+        // `h=0`: a bad limit to swarmcc, a host named "h=0" to distcc 3.4.
+        (Err(e), Ok(_)) => {
             return Ok(Taken::Skipped(format!(
                 "{e}; distcc 3.4 would take \"{}\" as a host name, which cannot be reached",
                 distcc34_name(tok)
             )));
         }
-        Err(e) => return Err(e),
+        (Err(e), Err(_)) => return Err(e),
     };
     let name = spec.hostname();
     if name.starts_with('-') {
@@ -81,7 +88,10 @@ pub(super) fn count<'a>(s: &'a str, what: &str, notes: &mut Vec<String>) -> Res<
         return Ok((Count::Negative(format!("-{digits}")), rest));
     }
     let n = digits.parse::<u32>().unwrap_or_else(|_| {
-        notes.push(format!("{what} {digits} is too large: {} is used", u32::MAX));
+        notes.push(format!(
+            "{what} {digits} is too large: {} is used",
+            u32::MAX
+        ));
         u32::MAX
     });
     if sign == 1 {
@@ -91,11 +101,12 @@ pub(super) fn count<'a>(s: &'a str, what: &str, notes: &mut Vec<String>) -> Res<
     Ok((Count::Positive { n, signed }, rest))
 }
 
-/// Whether `=` may end a host name (swarmcc) or is part of it (distcc 3.4).
+/// swarmcc's reading of host names, or distcc 3.4's (`=` in the name, no brackets
+/// for ssh hosts).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Names {
-    EqIsLimit,
-    EqInName,
+enum Reading {
+    Swarmcc,
+    Distcc34,
 }
 
 enum Read {
@@ -103,11 +114,11 @@ enum Read {
     Unusable(String),
 }
 
-fn read(tok: &str, names: Names, notes: &mut Vec<String>) -> Res<Read> {
+fn read(tok: &str, names: Reading, notes: &mut Vec<String>) -> Res<Read> {
     // distcc's order: `localhost/4@x` is the local machine.
     let local = tok == "localhost"
         || tok.starts_with("localhost/")
-        || (names == Names::EqIsLimit && tok.starts_with("localhost="));
+        || (names == Reading::Swarmcc && tok.starts_with("localhost="));
     if local {
         localhost(tok, notes)
     } else if tok.contains('@') {
@@ -144,7 +155,7 @@ fn localhost(tok: &str, notes: &mut Vec<String>) -> Res<Read> {
     }))
 }
 
-fn tcp(tok: &str, names: Names, notes: &mut Vec<String>) -> Res<Read> {
+fn tcp(tok: &str, names: Reading, notes: &mut Vec<String>) -> Res<Read> {
     refuse_unbracketed_ipv6(tok)?;
     let (host, after, rest) = hostid(tok, names, notes)?;
     let mut c = Cursor::new(rest, after, notes);
@@ -184,10 +195,10 @@ fn tcp(tok: &str, names: Names, notes: &mut Vec<String>) -> Res<Read> {
     Ok(Read::Host(spec))
 }
 
-fn ssh(tok: &str, names: Names, notes: &mut Vec<String>) -> Res<Read> {
+fn ssh(tok: &str, names: Reading, notes: &mut Vec<String>) -> Res<Read> {
     let (user, s) = tok.split_once('@').unwrap_or(("", tok));
     let user = (!user.is_empty()).then(|| user.to_string());
-    let (host, after, rest) = match unbracketed_ipv6(s) {
+    let (host, after, rest) = match unbracketed_ipv6(s).filter(|_| names == Reading::Swarmcc) {
         Some((addr, rest)) => {
             let (name, command) = addr.split_once(':').unwrap_or((addr, ""));
             notes.push(format!(
@@ -196,6 +207,7 @@ fn ssh(tok: &str, names: Names, notes: &mut Vec<String>) -> Res<Read> {
             ));
             (addr.to_string(), After::Address, rest)
         }
+        None if names == Reading::Distcc34 => name(s, names, notes)?,
         None => hostid(s, names, notes)?,
     };
     let mut c = Cursor::new(rest, after, notes);
@@ -242,7 +254,11 @@ fn bare(tok: &str, kind: HostKind) -> HostSpec {
 
 /// Takes the host name (or a bracketed address) off the front: the name without
 /// brackets, what it was, and the rest of the token.
-fn hostid<'a>(s: &'a str, names: Names, notes: &mut Vec<String>) -> Res<(String, After, &'a str)> {
+fn hostid<'a>(
+    s: &'a str,
+    names: Reading,
+    notes: &mut Vec<String>,
+) -> Res<(String, After, &'a str)> {
     if let Some(inner) = s.strip_prefix('[') {
         // distcc reads up to ']', '/' or ',' and wants the ']' there.
         let end = inner.find([']', '/', ',']).unwrap_or(inner.len());
@@ -261,9 +277,14 @@ fn hostid<'a>(s: &'a str, names: Names, notes: &mut Vec<String>) -> Res<(String,
         }
         return Ok((addr.to_string(), After::Address, &inner[end + 1..]));
     }
+    name(s, names, notes)
+}
+
+/// Takes a host name (no brackets) off the front: the name, and the rest.
+fn name<'a>(s: &'a str, names: Reading, notes: &mut Vec<String>) -> Res<(String, After, &'a str)> {
     let stops: &[char] = match names {
-        Names::EqIsLimit => &['/', '=', ':', ','],
-        Names::EqInName => &['/', ':', ','],
+        Reading::Swarmcc => &['/', '=', ':', ','],
+        Reading::Distcc34 => &['/', ':', ','],
     };
     let end = s.find(stops).unwrap_or(s.len());
     let name = &s[..end];
@@ -485,43 +506,7 @@ impl<'a, 'n> Cursor<'a, 'n> {
         }
         let start = self.rest;
         let had_cpp = spec.cpp;
-        loop {
-            let Some(first) = self.rest.chars().next() else {
-                break;
-            };
-            let body = &self.rest[first.len_utf8()..];
-            let end = body.find([',', ':', '/']).unwrap_or(body.len());
-            let (item, after) = (&body[..end], &body[end..]);
-            let took = match (first, &mut tail) {
-                ('/', _) => strict_number(item).map(|n| {
-                    *limit = Some(n);
-                    After::Limit
-                }),
-                (':', Tail::Port(port)) if port.is_none() => strict_number(item)
-                    .and_then(|n| u16::try_from(n).ok())
-                    .map(|p| {
-                        **port = Some(p);
-                        After::Port
-                    }),
-                (':', Tail::Command(cmd)) if cmd.is_none() => {
-                    // A command runs to the next ','.
-                    let end = body.find(',').unwrap_or(body.len());
-                    let text = &body[..end];
-                    (!text.is_empty()).then(|| {
-                        **cmd = Some(text.to_string());
-                        self.rest = &body[end..];
-                        After::Command
-                    })
-                }
-                (',', _) => self.exact_option(spec, body),
-                _ => None,
-            };
-            let Some(what) = took else {
-                break;
-            };
-            if !matches!(what, After::Command | After::Option(_)) {
-                self.rest = after;
-            }
+        while let Some(what) = self.evident_item(spec, limit, &mut tail) {
             self.after = what;
         }
         let read = &start[..start.len() - self.rest.len()];
@@ -535,6 +520,44 @@ impl<'a, 'n> Cursor<'a, 'n> {
             self.notes
                 .push("pump mode (,cpp) needs ,lzo: the ,cpp is ignored".into());
         }
+    }
+
+    /// One `/N`, `:PORT` (or `:COMMAND`) or `,OPTION` at the front of the rest, read
+    /// strictly; None (nothing read) when the rest starts otherwise.
+    fn evident_item(
+        &mut self,
+        spec: &mut HostSpec,
+        limit: &mut Option<u32>,
+        tail: &mut Tail,
+    ) -> Option<After> {
+        let first = self.rest.chars().next()?;
+        let body = &self.rest[first.len_utf8()..];
+        let end = body.find([',', ':', '/']).unwrap_or(body.len());
+        let (item, after) = (&body[..end], &body[end..]);
+        let what = match (first, tail) {
+            ('/', _) => strict_number(item).map(|n| {
+                *limit = Some(n);
+                After::Limit
+            })?,
+            (':', Tail::Port(port)) if port.is_none() => {
+                **port = Some(strict_number(item).and_then(|n| u16::try_from(n).ok())?);
+                After::Port
+            }
+            (':', Tail::Command(cmd)) if cmd.is_none() => {
+                // A command runs to the next ','.
+                let end = body.find(',').unwrap_or(body.len());
+                if end == 0 {
+                    return None;
+                }
+                **cmd = Some(body[..end].to_string());
+                self.rest = &body[end..];
+                return Some(After::Command);
+            }
+            (',', _) => return self.exact_option(spec, body),
+            _ => return None,
+        };
+        self.rest = after;
+        Some(what)
     }
 
     /// An option spelt exactly (`lzo`, `cpp`, `down`, `auth`, `auth=NAME`) at the
@@ -590,5 +613,8 @@ fn auth_name(s: &str) -> Option<&str> {
 /// Plain digits, 1 or more in value, fitting a u32.
 fn strict_number(s: &str) -> Option<u32> {
     let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    digits.then(|| s.parse::<u32>().ok()).flatten().filter(|&n| n >= 1)
+    digits
+        .then(|| s.parse::<u32>().ok())
+        .flatten()
+        .filter(|&n| n >= 1)
 }
