@@ -77,11 +77,13 @@
 //! only swarmccd speaks. distcc gave the option to GSS-API; its `,auth=NAME` form is
 //! still accepted, so that shared host lists load, and means the same as `,auth`.
 
+mod number;
 mod spec;
 
 use std::fmt;
 
-use spec::{Count, Res, Taken};
+use number::Count;
+use spec::{Res, Taken};
 
 /// Port a TCP host uses when the spec names none.
 pub const DEFAULT_PORT: u16 = 3632;
@@ -518,7 +520,7 @@ fn list_setting(name: &str, rest: &str) -> Setting {
         return Setting::Missing;
     };
     let mut notes = Vec::new();
-    match spec::count(body, &format!("{name} value"), &mut notes) {
+    match number::count(body, &format!("{name} value"), &mut notes) {
         Err(why) => Setting::Bad(why),
         Ok((Count::Negative(v), _)) => Setting::BelowOne(v),
         Ok((Count::Positive { n, .. }, rest)) => {

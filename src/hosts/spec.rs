@@ -12,6 +12,7 @@
 
 use std::net::Ipv6Addr;
 
+use super::number::{count, read_port, strict_number, Count, PortRead};
 use super::{HostKind, HostSpec, DEFAULT_LIMIT, DEFAULT_PORT, LOCALHOST_LIMIT};
 
 pub(super) type Res<T> = Result<T, String>;
@@ -56,49 +57,6 @@ pub(super) fn host(tok: &str, notes: &mut Vec<String>) -> Res<Taken> {
         )));
     }
     Ok(Taken::Host(spec))
-}
-
-/// A count after `/` or `=`, as distcc's `atoi` reads it.
-pub(super) enum Count {
-    /// `signed`: written with a `+`, after which distcc reads nothing more.
-    Positive { n: u32, signed: bool },
-    /// Below zero (as written): distcc takes it, but it leaves no slot.
-    Negative(String),
-}
-
-/// Reads a count (`what` names it in messages) off the front of `s`: an optional
-/// sign, then digits. Err where distcc refuses it (`atoi` gives 0: no digits, or
-/// zero). Returns the text after the digits.
-pub(super) fn count<'a>(s: &'a str, what: &str, notes: &mut Vec<String>) -> Res<(Count, &'a str)> {
-    let sign = s.starts_with(['+', '-']) as usize;
-    let len = s[sign..].bytes().take_while(u8::is_ascii_digit).count();
-    let digits = &s[sign..sign + len];
-    let rest = &s[sign + len..];
-    let shown = &s[..s.find([':', ',', '/', '=']).unwrap_or(s.len())];
-    if s.is_empty() {
-        return Err(format!("missing {what}"));
-    }
-    if digits.is_empty() {
-        return Err(format!("invalid {what} \"{shown}\": not a number"));
-    }
-    if digits.bytes().all(|b| b == b'0') {
-        return Err(format!("invalid {what} \"{shown}\": must be at least 1"));
-    }
-    if s.starts_with('-') {
-        return Ok((Count::Negative(format!("-{digits}")), rest));
-    }
-    let n = digits.parse::<u32>().unwrap_or_else(|_| {
-        notes.push(format!(
-            "{what} {digits} is too large: {} is used",
-            u32::MAX
-        ));
-        u32::MAX
-    });
-    if sign == 1 {
-        notes.push(format!("the sign of \"+{digits}\" is ignored"));
-    }
-    let signed = sign == 1;
-    Ok((Count::Positive { n, signed }, rest))
 }
 
 /// swarmcc's reading of host names, or distcc 3.4's (`=` in the name, no brackets
@@ -346,48 +304,6 @@ fn is_ipv6(addr: &str) -> bool {
     ip.parse::<Ipv6Addr>().is_ok() && zone_ok
 }
 
-enum PortRead {
-    Port(u16),
-    /// `h:`: distcc's `strtol` finds no number and uses 0.
-    Empty,
-    Unusable(String),
-}
-
-/// A port after ':', as distcc's `strtol` reads it: the number must end the token or
-/// be followed by '/' or ',' (or, in swarmcc, '='), else distcc refuses the token.
-fn read_port<'a>(s: &'a str, notes: &mut Vec<String>) -> Res<(PortRead, &'a str)> {
-    let sign = s.starts_with(['+', '-']) as usize;
-    let len = s[sign..].bytes().take_while(u8::is_ascii_digit).count();
-    let (number, rest) = if len == 0 {
-        ("", s)
-    } else {
-        s.split_at(sign + len)
-    };
-    if !(rest.is_empty() || rest.starts_with(['/', ',', '='])) {
-        let shown = &s[..s.find(['/', '=', ',']).unwrap_or(s.len())];
-        return Err(format!("invalid port \"{shown}\""));
-    }
-    if number.is_empty() {
-        return Ok((PortRead::Empty, rest));
-    }
-    let digits = number.trim_start_matches(['+', '-']);
-    match digits.parse::<u32>() {
-        Ok(n) if (1..=65535).contains(&n) && !number.starts_with('-') => {
-            if sign == 1 {
-                notes.push(format!("the sign of \"{number}\" is ignored"));
-            }
-            Ok((PortRead::Port(n as u16), rest))
-        }
-        _ => Ok((
-            PortRead::Unusable(format!(
-                "port {number} is outside 1..65535, so nothing can be reached there \
-                 (distcc 3.4 takes it)"
-            )),
-            rest,
-        )),
-    }
-}
-
 /// What the cursor read last, for notes about text after it.
 #[derive(Clone, Copy)]
 enum After {
@@ -608,13 +524,4 @@ fn auth_name(s: &str) -> Option<&str> {
     let name = s.strip_prefix('=')?;
     let name = &name[..name.find(',').unwrap_or(name.len())];
     (!name.is_empty()).then_some(name)
-}
-
-/// Plain digits, 1 or more in value, fitting a u32.
-fn strict_number(s: &str) -> Option<u32> {
-    let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    digits
-        .then(|| s.parse::<u32>().ok())
-        .flatten()
-        .filter(|&n| n >= 1)
 }
