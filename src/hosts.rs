@@ -25,7 +25,7 @@
 //! PORT     := decimal, 1..65535
 //! COMMAND  := any characters up to ','             (path of distccd on the remote)
 //! OPTIONS  := { ',' ("lzo" | "cpp" | "down" | "auth" ['=' NAME]) }   (each once;
-//!             `,cpp` only with `,lzo`; `auth=NAME` last)
+//!             `,cpp` only with `,lzo`; NAME ends at ',', '/' or ':')
 //! ```
 //!
 //! Beyond it the parser follows distcc 3.4 (`src/hosts.c`), because host lists written
@@ -51,12 +51,13 @@
 //!   `--localslots_cpp`, are ignored;
 //! * any character but the delimiters makes a host name (`h!x`, `a@b@c`'s host `b@c`),
 //!   and brackets around a non-address are just a name (`[zz]`);
-//! * `@h:` (empty command) is `@h`.
+//! * `@h:` (empty command) is `@h`; `auth=` (empty name) is `auth`, and a name ends at
+//!   '/' or ':' as in distcc's GSS-API builds (Debian's), the rest of the token ignored.
 //!
 //! Taken with what was evidently meant, where distcc's reading loses it: a limit,
 //! port or ssh command after an option (`h,lzo/7` is limit 7 and `h,lzo:4000` port
-//! 4000, which distcc 3.4 drops; `@h,lzo/3` likewise); options after `auth=NAME` (which
-//! distcc 3.4 would not read); an empty port (`h:`) is the default port, not port 0;
+//! 4000, which distcc 3.4 drops; `@h,lzo/3` likewise); an empty port (`h:`) is the
+//! default port, not port 0;
 //! `user@fe80::1` is the IPv6 address (distcc: host `fe80`, command `:1`).
 //!
 //! Left out with a warning, where distcc takes the token but its reading cannot work:
@@ -686,8 +687,8 @@ mod tests {
     fn auth_with_and_without_name() {
         assert_eq!(one("h,auth").auth.as_deref(), Some(""));
         assert_eq!(
-            one("h/2,lzo,auth=host/h.example").auth.as_deref(),
-            Some("host/h.example")
+            one("h/2,lzo,auth=h.example").auth.as_deref(),
+            Some("h.example")
         );
     }
 
@@ -1122,9 +1123,20 @@ mod tests {
         assert!(h.lzo);
         assert_eq!(m, "read as h:3632/4,lzo; option lzo given twice");
         assert_eq!(sloppy("h,auth,auth=x").0.auth.as_deref(), Some("x"));
-        let (h, m) = sloppy("h,auth=");
-        assert_eq!(h.auth.as_deref(), Some(""));
-        assert!(m.contains("ignored \"=\" after option auth"), "{m}");
+        let (h, m) = sloppy("h,auth=,lzo");
+        assert_eq!((h.auth.as_deref(), h.lzo), (Some(""), true));
+        assert!(m.contains("empty name after auth= ignored"), "{m}");
+        // Options go on after `auth=NAME`, as in distcc's GSS-API builds.
+        assert_eq!(one("h,auth=x,lzo").lzo, true);
+        assert!(err_msg("h,auth=x,l").contains("unknown option \"l\""));
+        assert!(err_msg("h,auth=x,cpp").contains("pump mode"));
+        // distcc ends the name at '/' or ':', and reads no further.
+        let (h, m) = sloppy("h,auth=host/x.example,l");
+        assert_eq!(h.auth.as_deref(), Some("host"));
+        assert!(
+            m.contains("ignored \"/x.example,l\" after option auth"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -1171,10 +1183,9 @@ mod tests {
         let (h, m) = sloppy("h,down/3,cpp");
         assert_eq!((h.limit, h.down, h.cpp), (3, true, false));
         assert!(m.contains("the ,cpp is ignored"), "{m}");
-        // swarmcc's `auth=NAME`: options after it are read; distcc 3.4 would not.
-        let (h, m) = sloppy("h,auth=x,lzo");
-        assert_eq!((h.auth.as_deref(), h.lzo), (Some("x"), true));
-        assert!(m.contains("ignore the ,lzo after an option"), "{m}");
+        let (h, m) = sloppy("h,auth=x,lzo/2");
+        assert_eq!((h.auth.as_deref(), h.lzo, h.limit), (Some("x"), true, 2));
+        assert!(m.contains("ignore the /2 after an option"), "{m}");
     }
 
     #[test]

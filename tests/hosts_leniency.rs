@@ -76,6 +76,9 @@ const CASES: &[Case] = &[
         "a down host takes no job, so swarmcc -j does not count it",
     ),
     case("h,auth=foo", 4, 4, Plain, SAME),
+    case("h,auth=foo,lzo", 4, 4, Plain, SAME),
+    case("h,auth=,lzo", 4, 4, Warned, SAME),
+    case("h,auth=host/x.example,lzo/2", 4, 4, Warned, SAME),
     case("@h:/usr/bin/distccd,lzo", 4, 4, Plain, SAME),
     case("u@h/3:cmd", 3, 3, Plain, SAME),
     // Taken with what was evidently meant.
@@ -139,6 +142,8 @@ const CASES: &[Case] = &[
     case("[::1", 0, 0, Refused, SAME),
     case("user@", 0, 0, Refused, SAME),
     case("--localslots/0", 0, 0, Refused, SAME),
+    case("h,auth=x,l", 0, 0, Refused, SAME),
+    case("h,auth=x,cpp", 0, 0, Refused, SAME),
 ];
 
 /// A host that both take as it is, so that the list is never empty.

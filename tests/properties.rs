@@ -499,18 +499,15 @@ fn options() -> impl Strategy<Value = (String, bool, bool, bool, Option<String>)
             if down {
                 opts.push("down".into());
             }
-            if auth.as_deref() == Some("") {
-                opts.push("auth".into());
+            match auth.as_deref() {
+                Some("") => opts.push("auth".into()),
+                Some(name) => opts.push(format!("auth={name}")),
+                None => {}
             }
             // A deterministic shuffle driven by `order`.
             let n = opts.len();
             for i in (1..n).rev() {
                 opts.swap(i, (order >> (i * 4)) as usize % (i + 1));
-            }
-            // `auth=NAME` goes last: distcc 3.4 reads nothing after it, so options
-            // there would draw a warning.
-            if let Some(name) = auth.as_deref().filter(|n| !n.is_empty()) {
-                opts.push(format!("auth={name}"));
             }
             let text: String = opts.iter().map(|o| format!(",{o}")).collect();
             (text, lzo, cpp, down, auth)

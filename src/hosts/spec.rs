@@ -398,13 +398,16 @@ impl<'a, 'n> Cursor<'a, 'n> {
             self.rest = &list[name.len()..];
             self.after = After::Option(name);
             set_option(spec, name);
-            if name == "auth" {
-                // `auth=NAME` is swarmcc's grammar; distcc 3.4 reads no further.
-                if let Some(principal) = auth_name(self.rest) {
-                    spec.auth = Some(principal.to_string());
-                    self.rest = &self.rest[1 + principal.len()..];
-                    break;
+            // `auth=NAME`, distcc's GSS-API principal: the options go on after it.
+            if let Some(after) = self.rest.strip_prefix('=').filter(|_| name == "auth") {
+                let end = after.find(AUTH_NAME_ENDS).unwrap_or(after.len());
+                if end == 0 {
+                    self.notes
+                        .push("empty name after auth= ignored, as distcc 3.4 does".into());
+                } else {
+                    spec.auth = Some(after[..end].to_string());
                 }
+                self.rest = &after[end..];
             }
         }
         if spec.cpp && !spec.lzo {
@@ -519,9 +522,12 @@ fn set_option(spec: &mut HostSpec, name: &str) {
     }
 }
 
-/// The NAME of `=NAME` at the front of `s` (up to the next ','), when not empty.
+/// Where distcc 3.4 ends the NAME of `auth=NAME`.
+const AUTH_NAME_ENDS: [char; 3] = [',', '/', ':'];
+
+/// The NAME of `=NAME` at the front of `s`, when not empty.
 fn auth_name(s: &str) -> Option<&str> {
     let name = s.strip_prefix('=')?;
-    let name = &name[..name.find(',').unwrap_or(name.len())];
+    let name = &name[..name.find(AUTH_NAME_ENDS).unwrap_or(name.len())];
     (!name.is_empty()).then_some(name)
 }
