@@ -72,21 +72,21 @@ enum Read {
     Unusable(String),
 }
 
-fn read(tok: &str, names: Reading, notes: &mut Vec<String>) -> Res<Read> {
+fn read(tok: &str, reading: Reading, notes: &mut Vec<String>) -> Res<Read> {
     // distcc's order: `localhost/4@x` is the local machine.
     let local = tok == "localhost"
         || tok.starts_with("localhost/")
-        || (names == Reading::Swarmcc && tok.starts_with("localhost="));
+        || (reading == Reading::Swarmcc && tok.starts_with("localhost="));
     if local {
         localhost(tok, notes)
     } else if tok.contains('@') {
-        ssh(tok, names, notes)
+        ssh(tok, reading, notes)
     } else {
-        tcp(tok, names, notes)
+        tcp(tok, reading, notes)
     }
 }
 
-/// The host name distcc 3.4 reads from a token without '@'.
+/// The host name distcc 3.4 reads from a token (after any '@').
 fn distcc34_name(tok: &str) -> &str {
     let tok = tok.split_once('@').map_or(tok, |(_, host)| host);
     &tok[..tok.find(['/', ':', ',']).unwrap_or(tok.len())]
@@ -113,9 +113,9 @@ fn localhost(tok: &str, notes: &mut Vec<String>) -> Res<Read> {
     }))
 }
 
-fn tcp(tok: &str, names: Reading, notes: &mut Vec<String>) -> Res<Read> {
+fn tcp(tok: &str, reading: Reading, notes: &mut Vec<String>) -> Res<Read> {
     refuse_unbracketed_ipv6(tok)?;
-    let (host, after, rest) = hostid(tok, names, notes)?;
+    let (host, after, rest) = hostid(tok, reading, notes)?;
     let mut c = Cursor::new(rest, after, notes);
     let mut limit = None;
     if let Some(why) = c.limit(&mut limit)? {
@@ -153,10 +153,10 @@ fn tcp(tok: &str, names: Reading, notes: &mut Vec<String>) -> Res<Read> {
     Ok(Read::Host(spec))
 }
 
-fn ssh(tok: &str, names: Reading, notes: &mut Vec<String>) -> Res<Read> {
+fn ssh(tok: &str, reading: Reading, notes: &mut Vec<String>) -> Res<Read> {
     let (user, s) = tok.split_once('@').unwrap_or(("", tok));
     let user = (!user.is_empty()).then(|| user.to_string());
-    let (host, after, rest) = match unbracketed_ipv6(s).filter(|_| names == Reading::Swarmcc) {
+    let (host, after, rest) = match unbracketed_ipv6(s).filter(|_| reading == Reading::Swarmcc) {
         Some((addr, rest)) => {
             let (name, command) = addr.split_once(':').unwrap_or((addr, ""));
             notes.push(format!(
@@ -165,8 +165,8 @@ fn ssh(tok: &str, names: Reading, notes: &mut Vec<String>) -> Res<Read> {
             ));
             (addr.to_string(), After::Address, rest)
         }
-        None if names == Reading::Distcc34 => name(s, names, notes)?,
-        None => hostid(s, names, notes)?,
+        None if reading == Reading::Distcc34 => name(s, reading, notes)?,
+        None => hostid(s, reading, notes)?,
     };
     let mut c = Cursor::new(rest, after, notes);
     let mut limit = None;
@@ -214,7 +214,7 @@ fn bare(tok: &str, kind: HostKind) -> HostSpec {
 /// brackets, what it was, and the rest of the token.
 fn hostid<'a>(
     s: &'a str,
-    names: Reading,
+    reading: Reading,
     notes: &mut Vec<String>,
 ) -> Res<(String, After, &'a str)> {
     if let Some(inner) = s.strip_prefix('[') {
@@ -235,12 +235,16 @@ fn hostid<'a>(
         }
         return Ok((addr.to_string(), After::Address, &inner[end + 1..]));
     }
-    name(s, names, notes)
+    name(s, reading, notes)
 }
 
 /// Takes a host name (no brackets) off the front: the name, and the rest.
-fn name<'a>(s: &'a str, names: Reading, notes: &mut Vec<String>) -> Res<(String, After, &'a str)> {
-    let stops: &[char] = match names {
+fn name<'a>(
+    s: &'a str,
+    reading: Reading,
+    notes: &mut Vec<String>,
+) -> Res<(String, After, &'a str)> {
+    let stops: &[char] = match reading {
         Reading::Swarmcc => &['/', '=', ':', ','],
         Reading::Distcc34 => &['/', ':', ','],
     };
