@@ -257,7 +257,7 @@ pub fn summary(reports: &[HostReport]) -> String {
 /// (0 all OK, 1 a host is not, 106 no usable host list, 110 a named compiler is not
 /// installed here, 107 the local reference compile failed).
 pub fn run(compilers: Option<&str>, cfg: &ClientConfig) -> i32 {
-    let (list, source) = match cfg.load_some_hosts() {
+    let (list, source) = match crate::client::host_warnings::load_some(cfg) {
         Ok(x) => x,
         Err(why) => {
             eprintln!("swarmcc: {why}: nothing to check");

@@ -241,16 +241,6 @@ impl ClientConfig {
         })
     }
 
-    /// [`load_hosts`](Self::load_hosts) for commands that need at least one host: the
-    /// error is the message to print (`"<where> contains no hosts"` if it is empty).
-    pub fn load_some_hosts(&self) -> Result<(HostList, HostsSource), String> {
-        let (list, source) = self.load_hosts().map_err(|e| e.to_string())?;
-        if list.hosts.is_empty() {
-            return Err(format!("{source} contains no hosts"));
-        }
-        Ok((list, source))
-    }
-
     /// The host list: `DISTCC_HOSTS`, else `$DISTCC_DIR/hosts`, else the system file.
     /// `Ok((list, HostsSource::None))` with an empty list when none exists.
     pub fn load_hosts(&self) -> Result<(HostList, HostsSource), HostsError> {

@@ -96,6 +96,8 @@ impl Snapshot {
 pub fn collect(cfg: &ClientConfig) -> Snapshot {
     let entries = state::read_dir(&state::state_dir(&cfg.distcc_dir));
     let farm = Agent::attach(&cfg.distcc_dir).and_then(|a| a.farm()).ok();
+    // The list's warnings are not shown here: they would break the screen every
+    // refresh, and `--show-hosts` or any compile says them.
     let hosts = cfg.load_hosts().map(|(l, _)| l).unwrap_or_default();
     let backoffs = read_backoffs(&cfg.lock_dir(), cfg.backoff_period, SystemTime::now());
     fold(&entries, farm, &hosts, &backoffs, &process_age)
