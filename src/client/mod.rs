@@ -17,6 +17,7 @@ pub mod lease;
 pub mod local;
 pub mod output;
 pub mod own;
+pub mod preprocess;
 pub mod remote;
 pub mod scan;
 
