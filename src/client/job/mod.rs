@@ -190,7 +190,13 @@ impl Ctx<'_> {
             }
         }
         drop(cpp);
-        self.tell_failed_hosts(job, &failed, None);
+        self.no_host_compiled(job, &failed)
+    }
+
+    /// No host produced the result (none was available, or each failed): tell the user
+    /// why, and fall back.
+    fn no_host_compiled(&self, job: &RemoteJob, failed: &[(&HostSpec, String)]) -> i32 {
+        self.tell_failed_hosts(job, failed, None);
         let why = if failed.is_empty() {
             Fallback::NoHosts
         } else {
