@@ -17,6 +17,7 @@ pub mod lease;
 pub mod local;
 pub mod output;
 pub mod own;
+pub mod preprocess;
 pub mod remote;
 pub mod scan;
 
@@ -248,41 +249,7 @@ fn compile(
 
     let expanded = args::expand_response_files(&compiler_argv, &|p| std::fs::read_to_string(p));
     let decision = args::classify(&expanded);
-    let hosts = match (&decision, cfg.load_hosts()) {
-        (_, Ok((list, source))) => {
-            if matches!(decision, Decision::Remote(_)) {
-                host_warnings::tell(cfg, &list, &source);
-            }
-            let notice = list.hosts.is_empty()
-                && matches!(decision, Decision::Remote(_))
-                && crate::backoff::first_notice(&cfg.lock_dir(), "nohosts", cfg.backoff_period);
-            if notice {
-                // distcc's words, which scripts grep for, then what to do about it.
-                let what = match source {
-                    HostsSource::None => format!(
-                        "no hostlist is set; can't distribute work: set DISTCC_HOSTS, or list \
-                         hosts in {} or {}",
-                        cfg.distcc_dir.join("hosts").display(),
-                        crate::config::SYSTEM_HOSTS_FILES[0]
-                    ),
-                    source => format!("{source} contains no hosts; can't distribute work"),
-                };
-                log::warn!(
-                    target: crate::logging::NOTICE,
-                    "{what} (compiling locally; said once per {}s)",
-                    crate::backoff::notice_period(cfg.backoff_period).as_secs()
-                );
-            }
-            list
-        }
-        (Decision::Remote(_), Err(e)) => {
-            // A broken host list must not break the build: say why, compile here.
-            log::error!("{e}; compiling locally");
-            eprintln!("swarmcc: {e}; compiling locally");
-            HostList::default()
-        }
-        (Decision::Local(_), Err(_)) => HostList::default(),
-    };
+    let hosts = hosts_for(cfg, &decision);
     let ctx = job::Ctx {
         cfg,
         cmd: &cmd,
@@ -301,6 +268,51 @@ fn compile(
         }
         Decision::Remote(job) => ctx.distribute(&job),
     }
+}
+
+/// The host list a job is distributed on. A broken list must not break the build: a
+/// remote job then says why and compiles here; a local one needs no list.
+fn hosts_for(cfg: &ClientConfig, decision: &Decision) -> HostList {
+    let remote = matches!(decision, Decision::Remote(_));
+    match cfg.load_hosts() {
+        Ok((list, source)) => {
+            if remote {
+                host_warnings::tell(cfg, &list, &source);
+            }
+            let notice = list.hosts.is_empty()
+                && remote
+                && crate::backoff::first_notice(&cfg.lock_dir(), "nohosts", cfg.backoff_period);
+            if notice {
+                tell_no_hosts(cfg, &source);
+            }
+            list
+        }
+        Err(e) if remote => {
+            log::error!("{e}; compiling locally");
+            eprintln!("swarmcc: {e}; compiling locally");
+            HostList::default()
+        }
+        Err(_) => HostList::default(),
+    }
+}
+
+/// Says (once per backoff period) that a distributable job found no hosts: distcc's
+/// words, which scripts grep for, then what to do about it.
+fn tell_no_hosts(cfg: &ClientConfig, source: &HostsSource) {
+    let what = match source {
+        HostsSource::None => format!(
+            "no hostlist is set; can't distribute work: set DISTCC_HOSTS, or list \
+             hosts in {} or {}",
+            cfg.distcc_dir.join("hosts").display(),
+            crate::config::SYSTEM_HOSTS_FILES[0]
+        ),
+        source => format!("{source} contains no hosts; can't distribute work"),
+    };
+    log::warn!(
+        target: crate::logging::NOTICE,
+        "{what} (compiling locally; said once per {}s)",
+        crate::backoff::notice_period(cfg.backoff_period).as_secs()
+    );
 }
 
 /// rustc (as `RUSTC_WRAPPER=swarmcc` passes it) and its drivers are not distributed
