@@ -26,8 +26,8 @@ use crate::logging::{self, LevelFilter, Target};
 use crate::transport::Stream;
 
 use super::access::{self, AllowList};
+use super::authn::AuthPolicy;
 use super::cli::Cli;
-use super::serve::AuthPolicy;
 use super::whitelist::{compiler_search_path, Admission, CmdList};
 use super::ServerConfig;
 

@@ -9,9 +9,17 @@
 //! counters every job updates are `stats`; the `--stats` port that shows them is `http`.
 
 pub mod access;
+mod authn;
 pub mod cli;
 pub mod daemon;
+mod decide;
+mod dialect;
 pub mod http;
+mod jobdir;
+mod record;
+mod reply;
+mod request;
+mod run;
 pub mod serve;
 pub mod stages;
 pub mod stats;
@@ -78,7 +86,7 @@ pub struct ServerConfig {
     /// `--auth-key-file`: peers must authenticate with the pre-shared key, except
     /// those in `--allow-unauthenticated`. `None`: plain distcc for everyone (a client
     /// that asks to authenticate is told it is not enabled).
-    pub auth: Option<serve::AuthPolicy>,
+    pub auth: Option<authn::AuthPolicy>,
     /// The swarmccd executable, which records a gcc driver's stages when run as its
     /// `-wrapper` (see [`stages`]); `None` runs every job through its driver.
     pub stage_recorder: Option<PathBuf>,
