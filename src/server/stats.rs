@@ -346,9 +346,6 @@ pub fn render_distcc(s: &Snapshot, m: &MachineInfo) -> String {
 /// The Prometheus text exposition (format 0.0.4) of the counters.
 pub fn render_prometheus(s: &Snapshot) -> String {
     let mut o = String::with_capacity(4096);
-    let head = |o: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
     head(
         &mut o,
         "swarmccd_connections_total",
@@ -395,8 +392,33 @@ pub fn render_prometheus(s: &Snapshot) -> String {
         "Compilers allowed to run at once (--jobs).",
     );
     let _ = writeln!(o, "swarmccd_max_jobs {}", s.max_jobs);
+    render_compile_histogram(&mut o, s);
     head(
         &mut o,
+        "swarmccd_bytes_received_total",
+        "counter",
+        "Request bytes received from clients on the compile port.",
+    );
+    let _ = writeln!(o, "swarmccd_bytes_received_total {}", s.bytes_in);
+    head(
+        &mut o,
+        "swarmccd_bytes_sent_total",
+        "counter",
+        "Reply bytes sent to clients on the compile port.",
+    );
+    let _ = writeln!(o, "swarmccd_bytes_sent_total {}", s.bytes_out);
+    o
+}
+
+/// A Prometheus metric's `HELP` and `TYPE` lines.
+fn head(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The compile-time histogram, its buckets cumulative as Prometheus wants them.
+fn render_compile_histogram(o: &mut String, s: &Snapshot) {
+    head(
+        o,
         "swarmccd_compile_seconds",
         "histogram",
         "Time the compiler ran, for compiles that finished (ok, error or --job-lifetime).",
@@ -414,21 +436,6 @@ pub fn render_prometheus(s: &Snapshot) -> String {
     }
     let _ = writeln!(o, "swarmccd_compile_seconds_sum {}", s.compile_secs);
     let _ = writeln!(o, "swarmccd_compile_seconds_count {cumulative}");
-    head(
-        &mut o,
-        "swarmccd_bytes_received_total",
-        "counter",
-        "Request bytes received from clients on the compile port.",
-    );
-    let _ = writeln!(o, "swarmccd_bytes_received_total {}", s.bytes_in);
-    head(
-        &mut o,
-        "swarmccd_bytes_sent_total",
-        "counter",
-        "Reply bytes sent to clients on the compile port.",
-    );
-    let _ = writeln!(o, "swarmccd_bytes_sent_total {}", s.bytes_out);
-    o
 }
 
 #[cfg(test)]
