@@ -49,8 +49,9 @@ pub(super) struct Ran<'a> {
     pub(super) running: GaugeGuard<'a>,
 }
 
-/// Runs the job's compiler. An `Err` is the job's summary (answered already, or a
-/// client that left).
+/// Runs the job's compiler. `last_sign` is when the client last heard from us (the
+/// next keep-alive is due a second later). An `Err` is the job's summary (answered
+/// already, or a client that left).
 pub(super) fn run<'a>(
     conn: &mut Conn,
     peer: Peer,
@@ -58,6 +59,7 @@ pub(super) fn run<'a>(
     dialect: &Dialect,
     ws: &Workspace,
     source: Source<'a>,
+    mut last_sign: Instant,
 ) -> Result<Ran<'a>, Summary> {
     let way = choose_way(shared, ws);
     let mut cmds = commands(peer, ws, &way);
@@ -66,7 +68,6 @@ pub(super) fn run<'a>(
     let (early_started, source) = load_source(
         conn, peer, shared, dialect, ws, &launcher, &mut cmds, source,
     )?;
-    let mut last_sign = Instant::now();
     let slot = wait_for_slot(conn, shared, dialect, &mut last_sign)?;
     let running = shared.stats.running();
     launcher.opts.deadline = shared.cfg.job_lifetime.map(|d| Instant::now() + d);

@@ -244,6 +244,7 @@ fn compile(
     admitted: &Admitted,
     feed: Feed<'_>,
 ) -> Summary {
+    let last_sign = Instant::now();
     if !reply::send_accepted(conn, dialect) {
         return Summary::disconnected(ExitCode::IoError, "client left before its reply");
     }
@@ -252,7 +253,7 @@ fn compile(
             Ok(prepared) => prepared,
             Err(summary) => return summary,
         };
-    let ran = match run::run(conn, peer, shared, dialect, &ws, source) {
+    let ran = match run::run(conn, peer, shared, dialect, &ws, source, last_sign) {
         Ok(ran) => ran,
         Err(summary) => return summary,
     };
