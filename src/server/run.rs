@@ -65,9 +65,13 @@ pub(super) fn run<'a>(
     let mut cmds = commands(peer, ws, &way);
     let mut launcher = Launcher::new(ws, shared.cfg.sandbox)
         .map_err(|why| server_fault(conn, peer, shared, dialect, why, ExitCode::Distcc))?;
-    let (early_started, source) = load_source(
-        conn, peer, shared, dialect, ws, &launcher, &mut cmds, source,
-    )?;
+    let about = About {
+        peer,
+        shared,
+        dialect,
+        ws,
+    };
+    let (early_started, source) = load_source(conn, &about, &launcher, &mut cmds, source)?;
     let slot = wait_for_slot(conn, shared, dialect, &mut last_sign)?;
     let running = shared.stats.running();
     launcher.opts.deadline = shared.cfg.job_lifetime.map(|d| Instant::now() + d);
@@ -143,6 +147,15 @@ fn commands(peer: Peer, ws: &Workspace, way: &Way) -> Vec<Command> {
     }
 }
 
+/// The job a step is about, for its answers and log lines.
+#[derive(Clone, Copy)]
+struct About<'j> {
+    peer: Peer,
+    shared: &'j Shared,
+    dialect: &'j Dialect,
+    ws: &'j Workspace,
+}
+
 /// Starts compilers the same way every time: confined (when asked) to the job
 /// directory, their output captured there.
 struct Launcher {
@@ -176,17 +189,19 @@ impl Launcher {
 /// file unless it goes to the compiler's standard input. Until the source is all here
 /// the job holds only an early-start permit, never a compile slot, so a slow client
 /// cannot hold one.
-#[allow(clippy::too_many_arguments)]
 fn load_source(
     conn: &mut Conn,
-    peer: Peer,
-    shared: &Shared,
-    dialect: &Dialect,
-    ws: &Workspace,
+    about: &About<'_>,
     launcher: &Launcher,
     cmds: &mut [Command],
     source: Source<'_>,
 ) -> Result<(Option<Running>, Vec<u8>), Summary> {
+    let About {
+        peer,
+        shared,
+        dialect,
+        ws,
+    } = *about;
     match source {
         Source::Pending(pending, early) => {
             let running = launcher.start(cmds, true).map_err(|e| {
