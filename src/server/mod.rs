@@ -9,9 +9,17 @@
 //! counters every job updates are `stats`; the `--stats` port that shows them is `http`.
 
 pub mod access;
+mod authn;
 pub mod cli;
 pub mod daemon;
+mod decide;
+mod dialect;
 pub mod http;
+mod jobdir;
+mod record;
+mod reply;
+mod request;
+mod run;
 pub mod serve;
 pub mod stages;
 pub mod stats;
@@ -78,7 +86,7 @@ pub struct ServerConfig {
     /// `--auth-key-file`: peers must authenticate with the pre-shared key, except
     /// those in `--allow-unauthenticated`. `None`: plain distcc for everyone (a client
     /// that asks to authenticate is told it is not enabled).
-    pub auth: Option<serve::AuthPolicy>,
+    pub auth: Option<authn::AuthPolicy>,
     /// The swarmccd executable, which records a gcc driver's stages when run as its
     /// `-wrapper` (see [`stages`]); `None` runs every job through its driver.
     pub stage_recorder: Option<PathBuf>,
@@ -265,18 +273,9 @@ pub fn run_with_stats(
     listener.set_nonblocking(true)?;
     let end_of_life = cfg.lifetime.map(|l| (Instant::now() + l, l));
     let shared = Arc::new(Shared::new(cfg, shutdown));
-    let stats_thread = match stats_listener {
-        Some(l) => {
-            l.set_nonblocking(true)?;
-            let worker = Arc::clone(&shared);
-            Some(
-                thread::Builder::new()
-                    .name("stats port".into())
-                    .spawn(move || http::serve_stats(l, worker))?,
-            )
-        }
-        None => None,
-    };
+    let stats_thread = stats_listener
+        .map(|l| start_stats_port(l, Arc::clone(&shared)))
+        .transpose()?;
     while !shared.stopping() {
         if let Some((deadline, lifetime)) = end_of_life {
             if Instant::now() >= deadline {
@@ -317,6 +316,27 @@ pub fn run_with_stats(
         accept_one(&shared, stream, peer);
     }
     log::info!("shutting down: waiting for connections to finish");
+    close_open_connections(&shared);
+    if let Some(t) = stats_thread {
+        // It sees the shutdown flag within a poll interval.
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+/// Serves `--stats` on its own thread until the server stops.
+fn start_stats_port(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+) -> io::Result<thread::JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    thread::Builder::new()
+        .name("stats port".into())
+        .spawn(move || http::serve_stats(listener, shared))
+}
+
+/// Unblocks every open connection's reads and waits until their threads are done.
+fn close_open_connections(shared: &Shared) {
     let mut open = shared.open();
     for stream in open.values() {
         let _ = stream.shutdown(Shutdown::Both);
@@ -331,12 +351,6 @@ pub fn run_with_stats(
             let _ = stream.shutdown(Shutdown::Both);
         }
     }
-    drop(open);
-    if let Some(t) = stats_thread {
-        // It sees the shutdown flag within a poll interval.
-        let _ = t.join();
-    }
-    Ok(())
 }
 
 /// Waits for the open connections to end by themselves (their own timeouts bound

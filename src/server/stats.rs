@@ -10,133 +10,15 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::args::filename;
 
-use super::serve::JobResult;
+use super::record::JobResult;
+pub use super::record::{JobRecord, RejectReason};
 
 /// Upper bounds (seconds) of the compile-time histogram's buckets; `+Inf` is implied.
 pub const COMPILE_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
-
-/// Why a connection was turned away. Every refusal, answered or not, has one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RejectReason {
-    /// The peer is not in `--allow`: closed without a byte.
-    AccessDenied,
-    /// Unreadable stream (bad token, unknown version) or an empty command line.
-    BadRequest,
-    /// Protocol 3 (`,cpp`): not supported.
-    Pump,
-    /// The compiler is not whitelisted, not in `DISTCC_CMDLIST`, or not installed.
-    Whitelist,
-    /// An option that would run or load other code or write outside the job.
-    ForbiddenOption,
-    /// Not a single-source compile (the client's own checks would have kept it local).
-    NotDistributable,
-    /// The server could not do the job (job directory, starting the compiler…).
-    ServerError,
-    /// A source or argument list beyond the server's size limits.
-    TooLarge,
-    /// The client's compiler (version, target) is not this server's.
-    CompilerMismatch,
-    /// Too many jobs already waiting for a compile slot: answered at once so that the
-    /// client compiles locally rather than queue (distccd's `REJ_OVERLOAD`).
-    Busy,
-    /// `--auth-key-file`: no authentication where it is required, a wrong key, a
-    /// request that failed its integrity check, or authentication asked of a server
-    /// without a key.
-    Auth,
-}
-
-impl RejectReason {
-    pub const ALL: [RejectReason; 11] = [
-        RejectReason::AccessDenied,
-        RejectReason::BadRequest,
-        RejectReason::Pump,
-        RejectReason::Whitelist,
-        RejectReason::ForbiddenOption,
-        RejectReason::NotDistributable,
-        RejectReason::ServerError,
-        RejectReason::TooLarge,
-        RejectReason::CompilerMismatch,
-        RejectReason::Busy,
-        RejectReason::Auth,
-    ];
-
-    /// The `reason` label value.
-    pub fn label(self) -> &'static str {
-        match self {
-            RejectReason::AccessDenied => "access_denied",
-            RejectReason::BadRequest => "bad_request",
-            RejectReason::Pump => "pump",
-            RejectReason::Whitelist => "whitelist",
-            RejectReason::ForbiddenOption => "forbidden_option",
-            RejectReason::NotDistributable => "not_distributable",
-            RejectReason::ServerError => "server_error",
-            RejectReason::TooLarge => "too_large",
-            RejectReason::CompilerMismatch => "compiler_mismatch",
-            RejectReason::Busy => "busy",
-            RejectReason::Auth => "auth",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl JobResult {
-    /// Every result, in distccd's stats order (`REJ_OVERLOAD` is counted as the
-    /// `Busy` rejection instead).
-    pub const ALL: [JobResult; 6] = [
-        JobResult::RejBadReq,
-        JobResult::CompileOk,
-        JobResult::CompileError,
-        JobResult::CompileTimeout,
-        JobResult::CliDisconn,
-        JobResult::Other,
-    ];
-
-    /// The `result` label value: distccd's name in lower case.
-    pub fn label(self) -> &'static str {
-        match self {
-            JobResult::CompileOk => "compile_ok",
-            JobResult::CompileError => "compile_error",
-            JobResult::CompileTimeout => "compile_timeout",
-            JobResult::CliDisconn => "cli_disconn",
-            JobResult::RejBadReq => "rej_bad_req",
-            JobResult::Other => "other",
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            JobResult::RejBadReq => 0,
-            JobResult::CompileOk => 1,
-            JobResult::CompileError => 2,
-            JobResult::CompileTimeout => 3,
-            JobResult::CliDisconn => 4,
-            JobResult::Other => 5,
-        }
-    }
-}
-
-/// What one finished connection contributes.
-#[derive(Debug, Clone)]
-pub struct JobRecord<'a> {
-    pub result: JobResult,
-    pub reject: Option<RejectReason>,
-    /// How long the compiler ran, if it was started.
-    pub compile_time: Option<Duration>,
-    /// The whole connection, as the job log's `time:`.
-    pub elapsed: Duration,
-    /// argv[0] and the input as the client sent them (may be empty).
-    pub compiler: &'a str,
-    pub input: &'a str,
-    /// Request bytes received on the socket.
-    pub bytes_in: u64,
-}
 
 /// The slowest `COMPILE_OK` job so far (distccd's `dcc_longest_job*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -464,9 +346,6 @@ pub fn render_distcc(s: &Snapshot, m: &MachineInfo) -> String {
 /// The Prometheus text exposition (format 0.0.4) of the counters.
 pub fn render_prometheus(s: &Snapshot) -> String {
     let mut o = String::with_capacity(4096);
-    let head = |o: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
     head(
         &mut o,
         "swarmccd_connections_total",
@@ -513,25 +392,7 @@ pub fn render_prometheus(s: &Snapshot) -> String {
         "Compilers allowed to run at once (--jobs).",
     );
     let _ = writeln!(o, "swarmccd_max_jobs {}", s.max_jobs);
-    head(
-        &mut o,
-        "swarmccd_compile_seconds",
-        "histogram",
-        "Time the compiler ran, for compiles that finished (ok, error or --job-lifetime).",
-    );
-    let mut cumulative = 0;
-    for (i, n) in s.buckets.iter().enumerate() {
-        cumulative += n;
-        let le = COMPILE_BUCKETS
-            .get(i)
-            .map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
-        let _ = writeln!(
-            o,
-            "swarmccd_compile_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-        );
-    }
-    let _ = writeln!(o, "swarmccd_compile_seconds_sum {}", s.compile_secs);
-    let _ = writeln!(o, "swarmccd_compile_seconds_count {cumulative}");
+    render_compile_histogram(&mut o, s);
     head(
         &mut o,
         "swarmccd_bytes_received_total",
@@ -549,9 +410,38 @@ pub fn render_prometheus(s: &Snapshot) -> String {
     o
 }
 
+/// A Prometheus metric's `HELP` and `TYPE` lines.
+fn head(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The compile-time histogram, its buckets cumulative as Prometheus wants them.
+fn render_compile_histogram(o: &mut String, s: &Snapshot) {
+    head(
+        o,
+        "swarmccd_compile_seconds",
+        "histogram",
+        "Time the compiler ran, for compiles that finished (ok, error or --job-lifetime).",
+    );
+    let mut cumulative = 0;
+    for (i, n) in s.buckets.iter().enumerate() {
+        cumulative += n;
+        let le = COMPILE_BUCKETS
+            .get(i)
+            .map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
+        let _ = writeln!(
+            o,
+            "swarmccd_compile_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+        );
+    }
+    let _ = writeln!(o, "swarmccd_compile_seconds_sum {}", s.compile_secs);
+    let _ = writeln!(o, "swarmccd_compile_seconds_count {cumulative}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn job(result: JobResult, ms: u64) -> JobRecord<'static> {
         JobRecord {
