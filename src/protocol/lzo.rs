@@ -158,99 +158,113 @@ impl Decoder<'_> {
         }
     }
 
+    /// The instruction loop: each state reads its instruction and says what follows.
     fn run(&mut self) -> Result<(), Error> {
-        let first = *self
-            .input
-            .first()
-            .ok_or_else(|| Error::Lzo("empty stream (expected at least 11 00 00)".into()))?;
-        // A first byte above 17 is a literal run with no match before it; the encoder
-        // uses this to start the stream without the usual 3-literal minimum.
-        let mut state = if first > 17 {
-            self.ip = 1;
-            let n = usize::from(first) - 17;
-            if n < 4 {
-                State::TrailingLiterals(n)
-            } else {
-                self.literals(n)?;
-                State::AfterLiteralRun
-            }
-        } else {
-            State::Literal
-        };
-
+        let mut state = self.start()?;
         loop {
             state = match state {
-                State::Literal => {
-                    let t = self.byte()?;
-                    if t >= 16 {
-                        State::Match(t)
-                    } else {
-                        let n = if t == 0 {
-                            self.long_length(15, true)?
-                        } else {
-                            t
-                        };
-                        self.literals(n.saturating_add(3))?;
-                        State::AfterLiteralRun
-                    }
-                }
-                State::AfterLiteralRun => {
-                    let t = self.byte()?;
-                    if t >= 16 {
-                        State::Match(t)
-                    } else {
-                        let h = self.byte()?;
-                        let distance = 1 + M1_AFTER_LITERALS_BIAS + (t >> 2) + (h << 2);
-                        self.copy_match(distance, 3)?;
-                        Self::after_match(t)
-                    }
-                }
+                State::Literal => self.literal_run()?,
+                State::AfterLiteralRun => self.after_literal_run()?,
                 State::TrailingLiterals(n) => {
                     self.literals(n)?;
                     State::Match(self.byte()?)
                 }
-                State::Match(t) if t >= 64 => {
-                    // M2: length 3..8 and distance up to 2 KiB in two bytes.
-                    let h = self.byte()?;
-                    let distance = 1 + ((t >> 2) & 7) + (h << 3);
-                    self.copy_match(distance, (t >> 5) + 1)?;
-                    Self::after_match(t)
-                }
-                State::Match(t) if t >= 32 => {
-                    // M3: distance up to 16 KiB.
-                    let len = match t & 31 {
-                        0 => self.long_length(31, true)?,
-                        n => n,
-                    };
-                    let (lo, hi) = (self.byte()?, self.byte()?);
-                    let distance = 1 + (lo >> 2) + (hi << 6);
-                    self.copy_match(distance, len.saturating_add(2))?;
-                    Self::after_match(lo)
-                }
-                State::Match(t) if t >= 16 => {
-                    // M4: distance 16..48 KiB; distance 0 (before the bias) ends the
-                    // stream, which is what `11 00 00` encodes.
-                    let len = match t & 7 {
-                        0 => self.long_length(7, false)?,
-                        n => n,
-                    };
-                    let (lo, hi) = (self.byte()?, self.byte()?);
-                    let offset = ((t & 8) << 11) + (lo >> 2) + (hi << 6);
-                    if offset == 0 {
-                        return self.finish();
-                    }
-                    self.copy_match(offset + M4_BIAS, len.saturating_add(2))?;
-                    Self::after_match(lo)
-                }
-                State::Match(t) => {
-                    // M1 after trailing literals: a 2-byte match within 1 KiB.
-                    let h = self.byte()?;
-                    let distance = 1 + (t >> 2) + (h << 2);
-                    self.copy_match(distance, 2)?;
-                    Self::after_match(t)
-                }
+                State::Match(t) => match self.copy_instruction(t)? {
+                    Some(next) => next,
+                    None => return self.finish(),
+                },
             };
         }
+    }
+
+    /// The first byte: above 17 it is a literal run with no match before it; the
+    /// encoder uses this to start the stream without the usual 3-literal minimum.
+    fn start(&mut self) -> Result<State, Error> {
+        let first = *self
+            .input
+            .first()
+            .ok_or_else(|| Error::Lzo("empty stream (expected at least 11 00 00)".into()))?;
+        if first <= 17 {
+            return Ok(State::Literal);
+        }
+        self.ip = 1;
+        let n = usize::from(first) - 17;
+        if n < 4 {
+            Ok(State::TrailingLiterals(n))
+        } else {
+            self.literals(n)?;
+            Ok(State::AfterLiteralRun)
+        }
+    }
+
+    /// In [`State::Literal`]: a byte below 16 is a run of 3 + n literals.
+    fn literal_run(&mut self) -> Result<State, Error> {
+        let t = self.byte()?;
+        if t >= 16 {
+            return Ok(State::Match(t));
+        }
+        let n = if t == 0 {
+            self.long_length(15, true)?
+        } else {
+            t
+        };
+        self.literals(n.saturating_add(3))?;
+        Ok(State::AfterLiteralRun)
+    }
+
+    /// In [`State::AfterLiteralRun`]: a byte below 16 is a 3-byte match beyond 2 KiB.
+    fn after_literal_run(&mut self) -> Result<State, Error> {
+        let t = self.byte()?;
+        if t >= 16 {
+            return Ok(State::Match(t));
+        }
+        let h = self.byte()?;
+        let distance = 1 + M1_AFTER_LITERALS_BIAS + (t >> 2) + (h << 2);
+        self.copy_match(distance, 3)?;
+        Ok(Self::after_match(t))
+    }
+
+    /// A match instruction `t` (M1 to M4 by its high bits); `None` at the
+    /// end-of-stream marker.
+    fn copy_instruction(&mut self, t: usize) -> Result<Option<State>, Error> {
+        let trailing = if t >= 64 {
+            // M2: length 3..8 and distance up to 2 KiB in two bytes.
+            let h = self.byte()?;
+            let distance = 1 + ((t >> 2) & 7) + (h << 3);
+            self.copy_match(distance, (t >> 5) + 1)?;
+            t
+        } else if t >= 32 {
+            // M3: distance up to 16 KiB.
+            let len = match t & 31 {
+                0 => self.long_length(31, true)?,
+                n => n,
+            };
+            let (lo, hi) = (self.byte()?, self.byte()?);
+            let distance = 1 + (lo >> 2) + (hi << 6);
+            self.copy_match(distance, len.saturating_add(2))?;
+            lo
+        } else if t >= 16 {
+            // M4: distance 16..48 KiB; distance 0 (before the bias) ends the stream,
+            // which is what `11 00 00` encodes.
+            let len = match t & 7 {
+                0 => self.long_length(7, false)?,
+                n => n,
+            };
+            let (lo, hi) = (self.byte()?, self.byte()?);
+            let offset = ((t & 8) << 11) + (lo >> 2) + (hi << 6);
+            if offset == 0 {
+                return Ok(None);
+            }
+            self.copy_match(offset + M4_BIAS, len.saturating_add(2))?;
+            lo
+        } else {
+            // M1 after trailing literals: a 2-byte match within 1 KiB.
+            let h = self.byte()?;
+            let distance = 1 + (t >> 2) + (h << 2);
+            self.copy_match(distance, 2)?;
+            t
+        };
+        Ok(Some(Self::after_match(trailing)))
     }
 
     fn finish(&self) -> Result<(), Error> {
