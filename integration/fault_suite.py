@@ -972,6 +972,10 @@ class Fault:
         killed or frozen between sending a reply and logging it)."""
         return None
 
+    def counted_servers(self):
+        """The servers whose logs are counted against the summary."""
+        return self.healthy_servers()
+
     def extra_checks(self, res):
         return []
 
@@ -993,6 +997,9 @@ class Healthy(Fault):
 
     def fault_remote_served(self):
         return self.victim.ok_total()
+
+    def counted_servers(self):
+        return self.healthy_servers() + [self.victim]
 
 
 class Kill9(Fault):
@@ -1196,6 +1203,9 @@ class TmpfsFull(Fault):
     def fault_remote_served(self):
         return self.victim.ok_total()
 
+    def counted_servers(self):
+        return self.healthy_servers() + [self.victim]
+
     def tick(self):
         self.fill()
 
@@ -1354,6 +1364,26 @@ def run_scenario(ctx, cls, rep):
         reap_adopted()
 
 
+LOG_PATIENCE = 30.0  # seconds a running server may take to log the jobs it served
+
+
+def settle_logs(fault):
+    """Waits until every running server has logged a job line for each connection it
+    accepted: swarmccd writes a job's line after its reply is out, so the build can end
+    before the last lines exist, and the counts compared below would come up short on
+    a loaded machine. Killed servers are skipped (they will never log)."""
+    running = [s for s in fault.counted_servers() if s.proc is not None and s.proc.poll() is None]
+    deadline = time.monotonic() + LOG_PATIENCE
+    while any(s.tail.open_connections() > 0 for s in running) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for s in running:
+        if s.tail.open_connections() > 0:
+            fault.notes.append(
+                f"{s.name}: {s.tail.open_connections()} accepted connections still without a job line "
+                f"after {LOG_PATIENCE:.0f}s"
+            )
+
+
 def run_build(ctx, fault, distcc_dir, res):
     make_clean(ctx)
     env = client_env(ctx, fault, distcc_dir)
@@ -1411,6 +1441,7 @@ def run_build(ctx, fault, distcc_dir, res):
     wall = time.monotonic() - t0
     fault.after_build()
     fault.settle()
+    settle_logs(fault)
     try:
         for n in os.listdir(lock_dir):
             if n.startswith("backoff_") and n not in seen:

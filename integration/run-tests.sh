@@ -22,6 +22,10 @@ command -v dbus-daemon >/dev/null || need+=(dbus-daemon)
 command -v avahi-daemon >/dev/null || need+=(avahi-daemon)
 command -v avahi-publish >/dev/null || need+=(avahi-utils)
 command -v unshare >/dev/null || need+=(util-linux)
+# tests/ssh.rs starts a real sshd on loopback and connects with OpenSSH's client.
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || need+=(openssh-client)
+command -v ip >/dev/null || need+=(iproute2)   # network namespaces (attacks, socks)
 if ((${#need[@]})); then
     echo "run-tests: installing ${need[*]}"
     sudo=""
@@ -31,6 +35,22 @@ if ((${#need[@]})); then
 fi
 # tests/server_stats.rs parses the /metrics page with Prometheus' own Python parser.
 python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install --quiet prometheus-client
+# tests/socks.rs runs Portage's own SOCKSv5 proxy for network-sandbox
+# (bin/socks5-server.py), taken from Portage's wheel on PyPI.
+socks5=target/test-deps/portage/socks5-server.py
+if [ ! -f "$socks5" ]; then
+    wheels=$(mktemp -d)
+    python3 -m pip download --quiet --no-deps --dest "$wheels" portage
+    python3 - "$wheels" "$socks5" <<'EOF'
+import glob, os, sys, zipfile
+wheel = zipfile.ZipFile(glob.glob(os.path.join(sys.argv[1], "portage-*.whl"))[0])
+name = next(n for n in wheel.namelist() if n.endswith("/bin/socks5-server.py"))
+os.makedirs(os.path.dirname(sys.argv[2]), exist_ok=True)
+with open(sys.argv[2], "wb") as out:
+    out.write(wheel.read(name))
+EOF
+    rm -rf "$wheels"
+fi
 
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings

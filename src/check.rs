@@ -3,7 +3,9 @@
 //!
 //! For every host of the list (the client's own sources: `DISTCC_HOSTS`, then the host
 //! files), in parallel:
-//! 1. **connect**: a plain TCP connect, timed (`SWARMCC_CONNECT_TIMEOUT`);
+//! 1. **connect**: a plain TCP connect, timed (`SWARMCC_CONNECT_TIMEOUT`), through
+//!    the SOCKS proxy when `DISTCC_SOCKS_PROXY` names one; for an ssh host, the ssh
+//!    command line (each request starts ssh, as a build's job does);
 //! 2. **server**: a request for a compiler name no server has (`IDENTIFY_COMPILER`):
 //!    swarmccd answers every refusal with its reason (`swarmccd: …`), distccd closes the
 //!    connection without a word — so the answer tells which server it is;
@@ -17,7 +19,7 @@
 //!    the compilers' `.comment` identification strings).
 //!
 //! Then one verdict per host (OK, DIFFERENT COMPILER, REFUSED, UNREACHABLE, FAILED,
-//! UNSUPPORTED, SKIPPED) with its reason, a summary line, and exit status 0 only when
+//! SKIPPED) with its reason, a summary line, and exit status 0 only when
 //! every host is OK (or deliberately `,down`).
 //!
 //! Nothing is changed: no backoff file is written or cleared, no slot of a running build
@@ -40,8 +42,9 @@ use crate::compiler;
 use crate::config::ClientConfig;
 use crate::conn::ConnError;
 use crate::exit::ExitCode;
-use crate::hosts::{HostKind, HostSpec};
+use crate::hosts::HostSpec;
 use crate::protocol::Version;
+use crate::transport::{Dialer, Route};
 
 /// The compilers checked when `--check-hosts` names none (those installed here).
 pub const DEFAULT_COMPILERS: &[&str] = &["gcc", "g++"];
@@ -137,7 +140,6 @@ pub enum Verdict {
     Skipped,
     Refused,
     Failed,
-    Unsupported,
     Unreachable,
     /// The object differs from a local compile: jobs sent there would silently give a
     /// different build.
@@ -158,7 +160,6 @@ impl fmt::Display for Verdict {
             Verdict::Skipped => "SKIPPED",
             Verdict::Refused => "REFUSED",
             Verdict::Failed => "FAILED",
-            Verdict::Unsupported => "UNSUPPORTED",
             Verdict::Unreachable => "UNREACHABLE",
             Verdict::Different => "DIFFERENT COMPILER",
         })
@@ -256,7 +257,7 @@ pub fn summary(reports: &[HostReport]) -> String {
 /// (0 all OK, 1 a host is not, 106 no usable host list, 110 a named compiler is not
 /// installed here, 107 the local reference compile failed).
 pub fn run(compilers: Option<&str>, cfg: &ClientConfig) -> i32 {
-    let (list, source) = match cfg.load_some_hosts() {
+    let (list, source) = match crate::client::host_warnings::load_some(cfg) {
         Ok(x) => x,
         Err(why) => {
             eprintln!("swarmcc: {why}: nothing to check");
@@ -548,22 +549,12 @@ fn check_host(
     work: &Path,
 ) -> HostReport {
     let mut report = HostReport::new(&host.spec);
-    let (name, port) = match &host.kind {
-        HostKind::Localhost => {
-            report.line(
-                "where",
-                "this machine (localhost: no daemon, jobs run here)",
-            );
-            return report;
-        }
-        HostKind::Ssh { .. } => {
-            report.problem(
-                Verdict::Unsupported,
-                "ssh hosts are not supported by swarmcc: jobs never go there (list it as a TCP host running swarmccd or distccd)",
-            );
-            return report;
-        }
-        HostKind::Tcp { host, port } => (host.as_str(), *port),
+    let Some(route) = remote::route_of(host) else {
+        report.line(
+            "where",
+            "this machine (localhost: no daemon, jobs run here)",
+        );
+        return report;
     };
     if host.down {
         report.verdict = Verdict::Skipped;
@@ -585,13 +576,20 @@ fn check_host(
         );
     }
 
-    // 1. Connect.
-    match timed_connect(name, port, timeouts.connect) {
-        Ok((addr, took)) => report.line("connect", format!("{} ({addr})", format_duration(took))),
-        Err(why) => {
-            report.problem(Verdict::Unreachable, why);
-            return report;
+    // 1. Connect (over ssh, each request below starts ssh: its failure shows there).
+    match route {
+        Route::Tcp { host: name, port } => {
+            match timed_connect(&cfg.dialer, name, port, timeouts.connect) {
+                Ok((addr, took)) => {
+                    report.line("connect", format!("{} ({addr})", format_duration(took)))
+                }
+                Err(why) => {
+                    report.problem(Verdict::Unreachable, why);
+                    return report;
+                }
+            }
         }
+        Route::Ssh { .. } => report.line("connect", cfg.dialer.describe(route)),
     }
 
     // 2. Protocol, and which server.
@@ -615,8 +613,8 @@ fn check_host(
     }
     report.line("protocol", proto);
     let target = remote::Target {
-        host: name,
-        port,
+        route,
+        dialer: &cfg.dialer,
         version,
         slot: 0,
         state: None,
@@ -807,8 +805,23 @@ fn probe_tmpdir(job: &RemoteJob) -> PathBuf {
         .map_or_else(std::env::temp_dir, Path::to_path_buf)
 }
 
-/// Connects once, timed; the address that answered, or why none did.
-fn timed_connect(host: &str, port: u16, timeout: Duration) -> Result<(String, Duration), String> {
+/// Connects once, timed; the address that answered (or the proxy that connected), or
+/// why none did.
+fn timed_connect(
+    dialer: &Dialer,
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<(String, Duration), String> {
+    if let Some(proxy) = &dialer.socks {
+        let proxy = proxy.as_ref().map_err(String::clone)?;
+        let started = Instant::now();
+        proxy.connect(host, port, timeout)?;
+        return Ok((
+            format!("through the SOCKS proxy {proxy}"),
+            started.elapsed(),
+        ));
+    }
     let addrs: Vec<_> = (host, port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {host}: {e}"))?

@@ -90,6 +90,7 @@ pub const OWN_OPTIONS: &[&str] = &[
     "--run",
     "--monitor",
     "--agent-serve",
+    "--zeroconf-serve",
     "--install",
     "--uninstall",
     "--install-docs",

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::hosts::{self, HostList};
+use crate::transport::Dialer;
 
 /// The system-wide host list, used when neither `DISTCC_HOSTS` nor `$DISTCC_DIR/hosts`
 /// exists.
@@ -75,6 +76,9 @@ pub struct ClientConfig {
     /// `DISTCC_PRINCIPAL`: distcc's GSS-API service name, which only
     /// `--show-principal` prints (swarmcc has no GSS-API).
     pub principal: Option<String>,
+    /// `DISTCC_SSH` (the ssh command for `user@host` hosts) and `DISTCC_SOCKS_PROXY`
+    /// (the SOCKSv5 proxy TCP hosts are reached through: Gentoo's network-sandbox).
+    pub dialer: Dialer,
 }
 
 /// A configuration value that cannot be used.
@@ -188,6 +192,10 @@ impl ClientConfig {
             _ => distcc_dir.join("auth.key"),
         };
         Ok(ClientConfig {
+            dialer: Dialer::new(
+                text("DISTCC_SSH").as_deref(),
+                text("DISTCC_SOCKS_PROXY").as_deref(),
+            ),
             auth_key_file,
             principal: text("DISTCC_PRINCIPAL"),
             verbose: text("DISTCC_VERBOSE").is_some_and(|v| v.trim() == "1"),
@@ -231,16 +239,6 @@ impl ClientConfig {
                 }
             },
         })
-    }
-
-    /// [`load_hosts`](Self::load_hosts) for commands that need at least one host: the
-    /// error is the message to print (`"<where> contains no hosts"` if it is empty).
-    pub fn load_some_hosts(&self) -> Result<(HostList, HostsSource), String> {
-        let (list, source) = self.load_hosts().map_err(|e| e.to_string())?;
-        if list.hosts.is_empty() {
-            return Err(format!("{source} contains no hosts"));
-        }
-        Ok((list, source))
     }
 
     /// The host list: `DISTCC_HOSTS`, else `$DISTCC_DIR/hosts`, else the system file.

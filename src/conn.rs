@@ -1,5 +1,6 @@
-//! The only code that reads and writes protocol sockets: it feeds bytes to the pure
-//! `protocol` decoders and enforces timeouts.
+//! The only code that reads and writes protocol connections (a `transport::Stream`:
+//! TCP, a UNIX socket, or pipes): it feeds bytes to the pure `protocol` decoders and
+//! enforces timeouts.
 //!
 //! It knows the protocol only through the decoders' `decode` method, and nothing of
 //! compilers, hosts or files.
@@ -11,13 +12,13 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::auth::Transcript;
 use crate::protocol::auth::{AuthDecoder, AuthMessage};
 use crate::protocol::ext::{AdvertDecoder, Opening, OpeningDecoder, PreludeDecoder, ReplyPrelude};
 use crate::protocol::{self, ReplyDecoder, ReplyEvent, RequestDecoder, RequestEvent};
+use crate::transport::Stream;
 
 /// Size of one socket read. Large enough that a typical object arrives in a few reads.
 /// Room made for each read. The buffer grows by doubling beyond it, and keeps its
@@ -130,10 +131,11 @@ impl From<protocol::Error> for ConnError {
     }
 }
 
-/// A protocol connection: a socket plus the bytes received but not yet decoded.
+/// A protocol connection: a stream (`transport`) plus the bytes received but not yet
+/// decoded.
 #[derive(Debug)]
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     /// Received bytes are `buf[start..end]`; `buf[end..]` is room for the next read.
     buf: Vec<u8>,
     /// Bytes of `buf` already consumed by the decoder.
@@ -149,10 +151,10 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, io_timeout: Duration) -> Self {
+    pub fn new(stream: Stream, io_timeout: Duration) -> Self {
         // Small packets (headers) must not wait for Nagle; the request header is sent
         // while the preprocessor still runs, so latency matters.
-        let _ = stream.set_nodelay(true);
+        stream.set_nodelay();
         Conn {
             stream,
             buf: Vec::new(),
@@ -181,8 +183,13 @@ impl Conn {
         self.tap.take().map(|(_, t)| t)
     }
 
-    pub fn stream(&self) -> &TcpStream {
+    pub fn stream(&self) -> &Stream {
         &self.stream
+    }
+
+    /// Tells the peer nothing more will be written; reading goes on.
+    pub fn shutdown_write(&mut self) {
+        let _ = self.stream.shutdown_write();
     }
 
     pub fn set_io_timeout(&mut self, t: Duration) {
@@ -218,7 +225,6 @@ impl Conn {
     /// is shorter, or under the same timeouts as [`Conn::send`]; not for a tapped
     /// direction.
     pub fn send_file(&mut self, file: &std::fs::File, len: u64) -> Result<(), ConnError> {
-        use std::os::fd::AsRawFd;
         debug_assert!(!self.tapping(), "a tapped connection must see the bytes");
         self.stream
             .set_write_timeout(Some(nonzero(self.io_timeout)))
@@ -227,29 +233,17 @@ impl Conn {
         let mut left = len;
         while left > 0 {
             let chunk = left.min(1 << 30) as usize;
-            // SAFETY: both descriptors are open for the call; `offset` is a live local.
-            let n = unsafe {
-                libc::sendfile(
-                    self.stream.as_raw_fd(),
-                    file.as_raw_fd(),
-                    &mut offset,
-                    chunk,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(if is_timeout(&e) {
-                    ConnError::Timeout {
+            let n = match self.stream.send_file_chunk(file, &mut offset, chunk) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(&e) => {
+                    return Err(ConnError::Timeout {
                         waited: self.io_timeout,
                         during: "sending",
-                    }
-                } else {
-                    ConnError::Io(e)
-                });
-            }
+                    })
+                }
+                Err(e) => return Err(ConnError::Io(e)),
+            };
             if n == 0 {
                 return Err(ConnError::Io(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -372,11 +366,8 @@ impl Conn {
     /// swarmccd's keep-alives) resets it, which the server would log as a network
     /// fault — and drops what the server sent so far, without waiting for more.
     pub fn close_unsent(&mut self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Write);
-        if self.stream.set_nonblocking(true).is_ok() {
-            let mut scratch = [0u8; 4096];
-            while matches!(io::Read::read(&mut self.stream, &mut scratch), Ok(n) if n > 0) {}
-        }
+        let _ = self.stream.shutdown_write();
+        self.stream.drain_nonblocking();
     }
 
     /// Bytes received beyond the last decoded event.
@@ -384,7 +375,7 @@ impl Conn {
         self.end - self.start
     }
 
-    pub fn into_stream(self) -> TcpStream {
+    pub fn into_stream(self) -> Stream {
         self.stream
     }
 }
@@ -405,13 +396,13 @@ fn is_timeout(e: &io::Error) -> bool {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     fn pair() -> (Conn, TcpStream) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (b, _) = l.accept().unwrap();
-        (Conn::new(a, Duration::from_secs(5)), b)
+        (Conn::new(Stream::Tcp(a), Duration::from_secs(5)), b)
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! knows the syntax, so `--show-hosts` output ([`describe`]) and lock-file stems
 //! ([`HostSpec::lock_name`]) come from here too.
 //!
+//! The canonical grammar (what parses without a warning):
+//!
 //! ```text
 //! list     := { ws | comment | token }
 //! ws       := ' ' | '\t' | '\n' | '\r' | '\f'
@@ -15,33 +17,74 @@
 //!           | "--localslots_cpp" ('=' | '/') N
 //!           | "+zeroconf"                          (servers found by zeroconf go here)
 //!           | LOCAL | SSH | TCP
-//! LOCAL    := "localhost" [LIMIT]                  (nothing else may follow)
+//! LOCAL    := "localhost" [LIMIT]
 //! SSH      := [USER] '@' HOSTID [LIMIT] [':' COMMAND] OPTIONS   (any token with '@')
 //! TCP      := HOSTID [LIMIT] [':' PORT] [LIMIT] OPTIONS          (at most one LIMIT)
 //! HOSTID   := '[' IPv6 ['%' zone] ']' | name-or-IPv4 (letters, digits, '.', '-', '_')
 //! LIMIT    := ('/' | '=') N                        N: decimal, 1 or more
 //! PORT     := decimal, 1..65535
 //! COMMAND  := any characters up to ','             (path of distccd on the remote)
-//! OPTIONS  := { ',' ("lzo" | "cpp" | "down" | "auth" ['=' NAME]) }
+//! OPTIONS  := { ',' ("lzo" | "cpp" | "down" | "auth" ['=' NAME]) }   (each once;
+//!             `,cpp` only with `,lzo`; NAME ends at ',', '/' or ':')
 //! ```
 //!
-//! Where distcc is sloppy this parser is strict, because a typo in a host list
-//! otherwise shows up much later as a mysterious connection failure:
-//! * option names must match exactly (distcc prefix-matches, so `,l` meant `,lzo`), and
-//!   each may be given once;
-//! * a limit of 0 or a non-number is an error, and so is a bad `--localslots` value
-//!   (distcc quietly turns `--localslots=0` into a host of that name);
-//! * `--randomize` must be exact (distcc accepts any token starting with it), and any
-//!   other token starting with `--` is an unknown list option, never a host name;
-//! * trailing text after `localhost/N` is an error (distcc ignores it);
-//! * IPv6 addresses without brackets get an error that says to add them.
+//! Beyond it the parser follows distcc 3.4 (`src/hosts.c`), because host lists written
+//! for distcc must not turn a farm off: a token distcc refuses is an error (and the
+//! whole list with it, as in distcc: [`ParseError`] names the token, line and column),
+//! and a token it takes is taken with one [`ParseWarning`] that says what swarmcc read
+//! (`read as h:3632/7,lzo; …`, the canonical form) and where distcc 3.4 differs.
+//!
+//! Refused, as by distcc: a limit of 0 or without digits (`h/0`, `h/abc`, `h/`); text
+//! after a port other than `/`, `,` or `=` (`h:12ab`, `h:1:2`); an option that is not
+//! a prefix-match (`h,l`, `h,,lzo`, `h,`, `h,zstd`); `,cpp` without `,lzo`; no host
+//! name (`:3632`, `user@`); IPv6 without brackets (`fe80::1`; the error says to add
+//! them); `[::1` without `]`; `--localslots/0` (to distcc a host "--localslots" with a
+//! bad limit).
+//!
+//! Taken with a warning, as distcc takes them:
+//! * options are prefix-matched and repeatable (`,lzoxyz` is `,lzo`, `,downtown` is
+//!   `,down`); distcc then stops reading the token, so junk after an option, or after a
+//!   limit (`h/4xyz`, `localhost/3,lzo`) or `]`, is ignored;
+//! * a second limit replaces the first (`h/4/8` is 8); a sign is dropped (`h/+3`);
+//!   a limit too large for 32 bits is the largest one;
+//! * `--randomize` is prefix-matched; `--localslots` without a value, and a bad
+//!   `--localslots_cpp`, are ignored;
+//! * any character but the delimiters makes a host name (`h!x`, `a@b@c`'s host `b@c`),
+//!   and brackets around a non-address are just a name (`[zz]`);
+//! * `@h:` (empty command) is `@h`; `auth=` (empty name) is `auth`, and a name ends at
+//!   '/' or ':' as in distcc's GSS-API builds (Debian's), the rest of the token ignored.
+//!
+//! Taken with what was evidently meant, where distcc's reading loses it: a limit,
+//! port or ssh command after an option (`h,lzo/7` is limit 7 and `h,lzo:4000` port
+//! 4000, which distcc 3.4 drops; `@h,lzo/3` likewise); an empty port (`h:`) is the
+//! default port, not port 0;
+//! `user@fe80::1` is the IPv6 address (distcc: host `fe80`, command `:1`).
+//!
+//! Left out with a warning, where distcc takes the token but its reading cannot work:
+//! a port outside 1..65535 (`h:0`, `h:99999`, `h:-5`), a negative limit (`h/-3`), a
+//! host name starting with '-' (`--foo`, `-j`; ssh would read it as an option), a bad
+//! `--localslots=N` (distcc makes it a host of that name), and `h=0` (a bad limit to
+//! swarmcc, a host named "h=0" to distcc 3.4).
+//!
+//! One reading differs from distcc 3.4 on purpose and without a warning: `=` ends a
+//! host name and starts a limit (`h=3`, `localhost=3`), as in later distcc, where 3.4
+//! reads a host named "h=3". Three of distcc's readings are not copied: `h/ 3` and
+//! `h: 5`, where distcc reads the number from the next token (swarmcc refuses `h/` and
+//! reads `h:` as above); a `#` right after a port (`h:3632#c`, `h:#c`), which distcc
+//! refuses and swarmcc reads as a comment; and limits of 2^32 or more, which distcc's
+//! `atoi` wraps (`h/4294967296` becomes 0 and is refused).
 //!
 //! `,auth` means swarmcc's own authentication (a pre-shared key, see `auth`), which
 //! only swarmccd speaks. distcc gave the option to GSS-API; its `,auth=NAME` form is
 //! still accepted, so that shared host lists load, and means the same as `,auth`.
 
+mod number;
+mod spec;
+
 use std::fmt;
-use std::net::Ipv6Addr;
+
+use number::Count;
+use spec::{Res, Taken};
 
 /// Port a TCP host uses when the spec names none.
 pub const DEFAULT_PORT: u16 = 3632;
@@ -150,6 +193,50 @@ impl HostSpec {
         }
         opts.join(",")
     }
+
+    /// The spec written from the fields in the grammar's canonical form, port before
+    /// limit (`h:3632/4,lzo`, `[::1]:3632/4`, `u@h/4:/bin/distccd`, `localhost/2`),
+    /// which parses back to the same host without a warning when the name is valid.
+    pub fn canonical(&self) -> String {
+        // Brackets keep a name whole that would otherwise end at ':' or '=' (and
+        // one that starts with '[').
+        let bracketed = |name: &str| {
+            if name.contains([':', '=']) || name.starts_with('[') {
+                format!("[{name}]")
+            } else {
+                name.to_string()
+            }
+        };
+        let mut out = match &self.kind {
+            HostKind::Localhost => format!("localhost/{}", self.limit),
+            HostKind::Tcp { host, port } => {
+                format!("{}:{port}/{}", bracketed(host), self.limit)
+            }
+            HostKind::Ssh {
+                user,
+                host,
+                command,
+            } => {
+                let mut s = format!(
+                    "{}@{}/{}",
+                    user.as_deref().unwrap_or(""),
+                    bracketed(host),
+                    self.limit
+                );
+                if let Some(command) = command {
+                    s.push(':');
+                    s.push_str(command);
+                }
+                s
+            }
+        };
+        let options = self.options_string();
+        if !options.is_empty() {
+            out.push(',');
+            out.push_str(&options);
+        }
+        out
+    }
 }
 
 /// A parsed host list: the hosts in list order plus the list-wide settings.
@@ -165,6 +252,9 @@ pub struct HostList {
     /// `+zeroconf` was given: the index in `hosts` where the discovered servers belong
     /// (`config` puts them there). A second `+zeroconf` adds nothing.
     pub zeroconf: Option<usize>,
+    /// One per token taken (or left out) with a caveat, in list order; the callers
+    /// that load the list show them.
+    pub warnings: Vec<ParseWarning>,
 }
 
 impl HostList {
@@ -217,20 +307,53 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// Something about a token that distcc 3.4 takes but swarmcc reads with a caveat:
+/// the token, where it starts (as in [`ParseError`]) and what swarmcc made of it
+/// (`read as h:3632/7,lzo; …`, `skipped: …`, `ignored: …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseWarning {
+    pub token: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ParseWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "host spec \"{}\" (line {}, column {}): {}",
+            self.token, self.line, self.column, self.message
+        )
+    }
+}
+
 /// Parses a host list (the `DISTCC_HOSTS` value or a hosts file's text).
+///
+/// A token that distcc 3.4 refuses makes the whole list an error, as in distcc; one
+/// that it takes is taken (or, where distcc's reading cannot work, left out) with a
+/// warning in [`HostList::warnings`], one per token.
 ///
 /// An empty list (or one holding only comments and pseudo-tokens) is `Ok` with no
 /// hosts: whether that is an error depends on the caller.
 pub fn parse(text: &str) -> Result<HostList, ParseError> {
     let mut list = HostList::default();
     for tok in tokens(text) {
-        let fail = |message: String| ParseError {
+        let mut warning = None;
+        parse_token(tok.text, &mut list, &mut warning).map_err(|message| ParseError {
             token: tok.text.to_string(),
             line: tok.line,
             column: tok.column,
             message,
-        };
-        parse_token(tok.text, &mut list).map_err(fail)?;
+        })?;
+        if let Some(message) = warning {
+            list.warnings.push(ParseWarning {
+                token: tok.text.to_string(),
+                line: tok.line,
+                column: tok.column,
+                message,
+            });
+        }
     }
     Ok(list)
 }
@@ -331,302 +454,156 @@ fn tokens(text: &str) -> Vec<Token<'_>> {
 // ---------------------------------------------------------------------------------------
 // Token parser. Each function returns the bare message; `parse` adds token and position.
 
-type Res<T> = Result<T, String>;
+/// The message of a token's warning, when it has one.
+type Warning = Option<String>;
 
-fn parse_token(tok: &str, list: &mut HostList) -> Res<()> {
-    if tok == "--randomize" {
+fn parse_token(tok: &str, list: &mut HostList, warning: &mut Warning) -> Res<()> {
+    if let Some(rest) = tok.strip_prefix("--randomize") {
         list.randomize = true;
+        if !rest.is_empty() {
+            *warning = Some(
+                "read as --randomize, as distcc 3.4 takes any token that starts with it".into(),
+            );
+        }
         return Ok(());
     }
     // `--localslots_cpp` first: `--localslots` is its prefix.
     if let Some(rest) = tok.strip_prefix("--localslots_cpp") {
-        list.local_slots_cpp = Some(list_setting("--localslots_cpp", rest)?);
+        // distcc 3.4 never takes this token for a host: with a bad value it falls to
+        // the `--localslots` check, which finds no value after that name and drops it.
+        let setting = list_setting("--localslots_cpp", rest);
+        *warning = apply_setting(&mut list.local_slots_cpp, "--localslots_cpp", setting);
         return Ok(());
     }
     if let Some(rest) = tok.strip_prefix("--localslots") {
-        list.local_slots = Some(list_setting("--localslots", rest)?);
+        match list_setting("--localslots", rest) {
+            // distcc 3.4 says so, then reads the whole token as a host name.
+            Setting::Bad(why) => {
+                spec::host(tok, &mut Vec::new()).map_err(|_| why.clone())?;
+                *warning = Some(format!(
+                    "skipped: {why}; distcc 3.4 says so, then takes \"{tok}\" as a host \
+                     name, which cannot be reached"
+                ));
+            }
+            setting => *warning = apply_setting(&mut list.local_slots, "--localslots", setting),
+        }
         return Ok(());
-    }
-    if tok.starts_with("--") {
-        return Err(format!(
-            "unknown list option \"{tok}\" (expected --randomize, --localslots=N or --localslots_cpp=N)"
-        ));
     }
     if tok == "+zeroconf" {
         list.zeroconf.get_or_insert(list.hosts.len());
         return Ok(());
     }
-    let host = if tok.contains('@') {
-        parse_ssh(tok)?
-    } else if is_localhost(tok) {
-        parse_localhost(tok)?
-    } else {
-        parse_tcp(tok)?
-    };
-    list.hosts.push(host);
-    Ok(())
-}
-
-/// The value of `--localslots` / `--localslots_cpp`: `=N` or `/N`.
-fn list_setting(name: &str, rest: &str) -> Res<u32> {
-    match rest.chars().next() {
-        Some('=') | Some('/') => number(&rest[1..], &format!("{name} value")),
-        _ => Err(format!("{name} needs a value, like {name}=4")),
-    }
-}
-
-/// A positive decimal number; `what` names it in the error.
-fn number(digits: &str, what: &str) -> Res<u32> {
-    if digits.is_empty() {
-        return Err(format!("missing {what}"));
-    }
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("invalid {what} \"{digits}\": not a number"));
-    }
-    match digits.parse::<u32>() {
-        Ok(0) => Err(format!("invalid {what} \"{digits}\": must be at least 1")),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("invalid {what} \"{digits}\": too large")),
-    }
-}
-
-/// `localhost` is the local machine only when spelled exactly, optionally with a limit;
-/// `localhost:3632` and `localhost,lzo` name a daemon on this machine.
-fn is_localhost(tok: &str) -> bool {
-    tok == "localhost" || tok.starts_with("localhost/") || tok.starts_with("localhost=")
-}
-
-fn parse_localhost(tok: &str) -> Res<HostSpec> {
-    let rest = &tok["localhost".len()..];
-    let mut limit = None;
-    let rest = take_limit(rest, &mut limit)?;
-    if !rest.is_empty() {
-        return Err(format!(
-            "unexpected \"{rest}\" after the limit: `localhost` takes only /N \
-             (to use a daemon on this machine, write e.g. 127.0.0.1{tail})",
-            tail = &tok["localhost".len()..]
-        ));
-    }
-    Ok(HostSpec {
-        spec: tok.to_string(),
-        kind: HostKind::Localhost,
-        limit: limit.unwrap_or(LOCALHOST_LIMIT),
-        lzo: false,
-        cpp: false,
-        down: false,
-        auth: None,
-    })
-}
-
-fn parse_tcp(tok: &str) -> Res<HostSpec> {
-    let (host, rest) = take_hostid(tok)?;
-    let mut limit = None;
-    let mut rest = take_limit(rest, &mut limit)?;
-    let mut port = DEFAULT_PORT;
-    if let Some(after) = rest.strip_prefix(':') {
-        let end = after.find(['/', '=', ',']).unwrap_or(after.len());
-        port = parse_port(&after[..end])?;
-        rest = &after[end..];
-    }
-    // The limit may also follow the port; a second one anywhere is an error.
-    let rest = take_limit(rest, &mut limit)?;
-    let mut spec = HostSpec {
-        spec: tok.to_string(),
-        kind: HostKind::Tcp { host, port },
-        limit: limit.unwrap_or(DEFAULT_LIMIT),
-        lzo: false,
-        cpp: false,
-        down: false,
-        auth: None,
-    };
-    take_options(rest, &mut spec)?;
-    Ok(spec)
-}
-
-fn parse_ssh(tok: &str) -> Res<HostSpec> {
-    let at = tok.find('@').unwrap_or(0);
-    let user = &tok[..at];
-    let user = if user.is_empty() {
-        None
-    } else {
-        Some(user.to_string())
-    };
-    let (host, rest) = take_hostid(&tok[at + 1..])?;
-    let mut limit = None;
-    let mut rest = take_limit(rest, &mut limit)?;
-    let mut command = None;
-    if let Some(after) = rest.strip_prefix(':') {
-        let end = after.find(',').unwrap_or(after.len());
-        if end == 0 {
-            return Err("missing command after ':' (the path of distccd on the remote)".into());
+    let mut notes = Vec::new();
+    match spec::host(tok, &mut notes)? {
+        Taken::Host(host) => {
+            if !notes.is_empty() {
+                *warning = Some(format!(
+                    "read as {}; {}",
+                    host.canonical(),
+                    notes.join("; ")
+                ));
+            }
+            list.hosts.push(host);
         }
-        command = Some(after[..end].to_string());
-        rest = &after[end..];
-    }
-    let mut spec = HostSpec {
-        spec: tok.to_string(),
-        kind: HostKind::Ssh {
-            user,
-            host,
-            command,
-        },
-        limit: limit.unwrap_or(DEFAULT_LIMIT),
-        lzo: false,
-        cpp: false,
-        down: false,
-        auth: None,
-    };
-    take_options(rest, &mut spec)?;
-    Ok(spec)
-}
-
-/// Takes the host name (or bracketed IPv6 address) off the front; returns it without
-/// brackets, and the rest of the token.
-fn take_hostid(s: &str) -> Res<(String, &str)> {
-    if let Some(inner) = s.strip_prefix('[') {
-        let close = inner
-            .find(']')
-            .ok_or_else(|| "missing ']' after the IPv6 address".to_string())?;
-        let addr = &inner[..close];
-        check_ipv6(addr)?;
-        return Ok((addr.to_string(), &inner[close + 1..]));
-    }
-    let end = s.find(['/', '=', ':', ',']).unwrap_or(s.len());
-    let name = &s[..end];
-    // A second ':' can only mean an unbracketed IPv6 address; say so rather than
-    // complaining about a strange port.
-    if s.matches(':').count() > 1 && !s[end..].starts_with(['/', '=']) {
-        let addr_end = s.find(['/', '=', ',']).unwrap_or(s.len());
-        if s[..addr_end].parse::<Ipv6Addr>().is_ok() || name.is_empty() {
-            return Err(format!(
-                "IPv6 address must be written in brackets, like [{}]",
-                &s[..addr_end]
-            ));
-        }
-    }
-    if name.is_empty() {
-        return Err("missing host name".into());
-    }
-    if let Some(bad) = name
-        .chars()
-        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
-    {
-        return Err(format!("invalid character '{bad}' in host name \"{name}\""));
-    }
-    if name.starts_with(['-', '.']) {
-        return Err(format!(
-            "invalid host name \"{name}\": must start with a letter or digit"
-        ));
-    }
-    Ok((name.to_string(), &s[end..]))
-}
-
-fn check_ipv6(addr: &str) -> Res<()> {
-    // A link-local address may carry a zone (`fe80::1%eth0`), which Ipv6Addr rejects.
-    let (ip, zone) = match addr.split_once('%') {
-        Some((ip, zone)) => (ip, Some(zone)),
-        None => (addr, None),
-    };
-    if ip.parse::<Ipv6Addr>().is_err() {
-        return Err(format!("invalid IPv6 address \"{addr}\""));
-    }
-    if let Some(zone) = zone {
-        let ok = !zone.is_empty()
-            && zone
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
-        if !ok {
-            return Err(format!(
-                "invalid zone \"{zone}\" in IPv6 address \"{addr}\""
-            ));
-        }
+        Taken::Skipped(why) => *warning = Some(format!("skipped: {why}")),
     }
     Ok(())
 }
 
-/// Takes an optional `/N` or `=N` off the front. A second limit in one token is an
-/// error rather than a silent override.
-fn take_limit<'a>(s: &'a str, limit: &mut Option<u32>) -> Res<&'a str> {
-    if !s.starts_with(['/', '=']) {
-        return Ok(s);
-    }
-    let body = &s[1..];
-    let end = body.find([':', ',', '/', '=']).unwrap_or(body.len());
-    let n = number(&body[..end], "limit")?;
-    if let Some(first) = limit {
-        return Err(format!("limit given twice ({first} and {n})"));
-    }
-    *limit = Some(n);
-    Ok(&body[end..])
+/// A `--localslots` / `--localslots_cpp` value, read as distcc 3.4 reads it.
+enum Setting {
+    /// The value, and notes about how it was written.
+    Value(u32, Vec<String>),
+    /// No `=` or `/` after the name: distcc ignores the token.
+    Missing,
+    /// Below zero: distcc takes it, and it leaves no slot.
+    BelowOne(String),
+    /// Zero or not a number: what distcc calls a bad multiplier.
+    Bad(String),
 }
 
-fn parse_port(digits: &str) -> Res<u16> {
-    if digits.is_empty() {
-        return Err("missing port after ':'".into());
-    }
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("invalid port \"{digits}\""));
-    }
-    match digits.parse::<u32>() {
-        Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
-        _ => Err(format!("invalid port \"{digits}\" (must be 1 to 65535)")),
-    }
-}
-
-/// Parses `{',' option}` into `spec`; anything else left over is an error.
-fn take_options(s: &str, spec: &mut HostSpec) -> Res<()> {
-    if s.is_empty() {
-        return Ok(());
-    }
-    let Some(list) = s.strip_prefix(',') else {
-        return Err(format!("unexpected \"{s}\" after the host"));
+fn list_setting(name: &str, rest: &str) -> Setting {
+    let Some(body) = rest.strip_prefix(['=', '/']) else {
+        return Setting::Missing;
     };
-    let mut seen: Vec<&str> = Vec::new();
-    for opt in list.split(',') {
-        let name = opt.split_once('=').map_or(opt, |(n, _)| n);
-        if opt.is_empty() {
-            return Err("empty option (two commas, or a trailing comma)".into());
-        }
-        if seen.contains(&name) {
-            return Err(format!("option \"{name}\" given twice"));
-        }
-        seen.push(name);
-        match opt {
-            "lzo" => spec.lzo = true,
-            "cpp" => spec.cpp = true,
-            "down" => spec.down = true,
-            "auth" => spec.auth = Some(String::new()),
-            _ => match opt.strip_prefix("auth=") {
-                Some("") => return Err("missing name after \"auth=\"".into()),
-                Some(principal) => spec.auth = Some(principal.to_string()),
-                None => {
-                    return Err(format!(
-                        "unknown option \"{opt}\" (expected lzo, cpp, down or auth[=name])"
-                    ))
-                }
-            },
+    let mut notes = Vec::new();
+    match number::count(body, &format!("{name} value"), &mut notes) {
+        Err(why) => Setting::Bad(why),
+        Ok((Count::Negative(v), _)) => Setting::BelowOne(v),
+        Ok((Count::Positive { n, .. }, rest)) => {
+            if !rest.is_empty() {
+                notes.push(format!(
+                    "ignored \"{rest}\" after the value, as distcc 3.4 does"
+                ));
+            }
+            Setting::Value(n, notes)
         }
     }
-    if spec.cpp && !spec.lzo {
-        return Err("pump mode (',cpp') requires compression (',lzo')".into());
+}
+
+/// Stores a setting's value; the warning to give, if any.
+fn apply_setting(slot: &mut Option<u32>, name: &str, setting: Setting) -> Warning {
+    match setting {
+        Setting::Value(n, notes) => {
+            *slot = Some(n);
+            (!notes.is_empty()).then(|| format!("read as {name}={n}; {}", notes.join("; ")))
+        }
+        Setting::Missing => Some(format!(
+            "ignored: {name} needs a value, like {name}=4 (distcc 3.4 ignores it too)"
+        )),
+        Setting::BelowOne(v) => Some(format!(
+            "ignored: {name} value {v} is below 1 (distcc 3.4 would take it)"
+        )),
+        Setting::Bad(why) => Some(format!(
+            "ignored: {why} (distcc 3.4 says so and ignores it)"
+        )),
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The one host of a canonical spec, which parses without a warning.
     fn one(text: &str) -> HostSpec {
         let list = parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
         assert_eq!(list.hosts.len(), 1, "{text:?}");
+        assert_eq!(list.warnings, [], "{text:?}");
         list.hosts.into_iter().next().unwrap()
+    }
+
+    /// The one host of a sloppy spec, and the message of its one warning.
+    fn sloppy(text: &str) -> (HostSpec, String) {
+        let list = parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert_eq!(list.hosts.len(), 1, "{text:?}");
+        assert_eq!(list.warnings.len(), 1, "{text:?}: {:?}", list.warnings);
+        let w = list.warnings.into_iter().next().unwrap();
+        assert_eq!((w.token.as_str(), w.line, w.column), (text, 1, 1));
+        (list.hosts.into_iter().next().unwrap(), w.message)
+    }
+
+    /// The message of a token that is left out with a warning.
+    fn skipped(text: &str) -> String {
+        let list = parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert_eq!(list.hosts, [], "{text:?}");
+        assert_eq!(list.warnings.len(), 1, "{text:?}: {:?}", list.warnings);
+        let message = list.warnings.into_iter().next().unwrap().message;
+        assert!(message.starts_with("skipped: "), "{text:?}: {message}");
+        message
     }
 
     fn tcp(host: &str, port: u16) -> HostKind {
         HostKind::Tcp {
             host: host.into(),
             port,
+        }
+    }
+
+    fn ssh(user: Option<&str>, host: &str, command: Option<&str>) -> HostKind {
+        HostKind::Ssh {
+            user: user.map(Into::into),
+            host: host.into(),
+            command: command.map(Into::into),
         }
     }
 
@@ -714,8 +691,8 @@ mod tests {
     fn auth_with_and_without_name() {
         assert_eq!(one("h,auth").auth.as_deref(), Some(""));
         assert_eq!(
-            one("h/2,lzo,auth=host/h.example").auth.as_deref(),
-            Some("host/h.example")
+            one("h/2,lzo,auth=h.example").auth.as_deref(),
+            Some("h.example")
         );
     }
 
@@ -809,11 +786,21 @@ mod tests {
     }
 
     #[test]
-    fn localhost_trailing_text_is_error() {
-        let m = err_msg("localhost/4:3632");
-        assert!(m.contains("\":3632\""), "{m}");
-        assert!(err_msg("localhost/4,lzo").contains("127.0.0.1/4,lzo"));
+    fn localhost_trailing_text_is_ignored_with_a_warning() {
+        let (h, m) = sloppy("localhost/4:3632");
+        assert_eq!((h.kind, h.limit), (HostKind::Localhost, 4));
+        assert!(
+            m.starts_with("read as localhost/4; ignored \":3632\""),
+            "{m}"
+        );
+        assert!(m.contains("127.0.0.1/4:3632"), "{m}");
+        let (h, m) = sloppy("localhost/3xyz");
+        assert_eq!(h.limit, 3);
+        assert!(m.contains("ignored \"xyz\" after the limit"), "{m}");
+        assert!(sloppy("localhost/4,lzo").1.contains("127.0.0.1/4,lzo"));
         assert!(err_msg("localhost/0").contains("at least 1"));
+        assert!(err_msg("localhost/").contains("missing limit"));
+        assert!(skipped("localhost/-2").contains("below 1"));
     }
 
     // --- SSH -----------------------------------------------------------------------------
@@ -882,11 +869,46 @@ mod tests {
     }
 
     #[test]
-    fn ssh_errors() {
+    fn ssh_errors_and_sloppy_forms() {
         assert_eq!(err_msg("user@"), "missing host name");
-        assert!(err_msg("@h:").contains("missing command"));
+        assert_eq!(err_msg("u@::1"), "missing host name");
         assert!(err_msg("@h:/x,zip").contains("unknown option \"zip\""));
-        assert!(err_msg("a@b@c").contains("invalid character '@'"));
+        let (h, m) = sloppy("@h:");
+        assert_eq!(h.kind, ssh(None, "h", None));
+        assert!(m.contains("empty command"), "{m}");
+        let (h, m) = sloppy("a@b@c");
+        assert_eq!(h.kind, ssh(Some("a"), "b@c", None));
+        assert!(m.contains("\"b@c\" is not a valid host name"), "{m}");
+        let (h, m) = sloppy("@h/3xyz");
+        assert_eq!(h.limit, 3);
+        assert!(m.contains("ignored \"xyz\""), "{m}");
+        // The command runs to ',': "/3" is part of it, as in distcc.
+        assert_eq!(one("@h:cmd/3").kind, ssh(None, "h", Some("cmd/3")));
+    }
+
+    #[test]
+    fn ssh_limit_or_command_after_an_option_is_taken() {
+        let (h, m) = sloppy("@h,lzo/3");
+        assert_eq!((h.limit, h.lzo), (3, true));
+        assert_eq!(
+            m,
+            "read as @h/3,lzo; distcc 3.4 would ignore the /3 after an option"
+        );
+        let (h, _) = sloppy("u@h,lzo:/opt/distccd,down");
+        assert_eq!(h.kind, ssh(Some("u"), "h", Some("/opt/distccd")));
+        assert!(h.lzo && h.down);
+    }
+
+    #[test]
+    fn ssh_unbracketed_ipv6_means_the_address() {
+        let (h, m) = sloppy("u@fe80::1/3");
+        assert_eq!(h.kind, ssh(Some("u"), "fe80::1", None));
+        assert_eq!(h.limit, 3);
+        assert!(
+            m.starts_with("read as u@[fe80::1]/3; an IPv6 address needs brackets"),
+            "{m}"
+        );
+        assert!(m.contains("host \"fe80\" and command \":1\""), "{m}");
     }
 
     // --- list-level tokens ---------------------------------------------------------------------
@@ -911,18 +933,60 @@ mod tests {
     }
 
     #[test]
-    fn bad_localslots_is_error_not_host() {
-        assert!(err_msg("--localslots=0").contains("at least 1"));
-        assert!(err_msg("--localslots=x").contains("not a number"));
-        assert!(err_msg("--localslots").contains("needs a value"));
-        assert!(err_msg("--localslots_cpp:4").contains("needs a value"));
-        assert!(err_msg("--localslots=").contains("missing --localslots value"));
+    fn bad_localslots_value() {
+        // distcc 3.4 turns `--localslots=0` into a host of that name: left out here.
+        let m = skipped("--localslots=0");
+        assert!(
+            m.contains("invalid --localslots value \"0\": must be at least 1"),
+            "{m}"
+        );
+        assert!(m.contains("\"--localslots=0\" as a host name"), "{m}");
+        assert!(skipped("--localslots=x").contains("not a number"));
+        assert!(skipped("--localslots=").contains("missing --localslots value"));
+        // …but `--localslots/0` is host "--localslots" with a bad limit: refused.
+        assert!(err_msg("--localslots/0").contains("must be at least 1"));
+        assert!(err_msg("--localslots/x").contains("not a number"));
+        assert!(err_msg("--localslots=0/0").contains("must be at least 1"));
+        // No value at all, or a bad --localslots_cpp: distcc drops the token.
+        for tok in [
+            "--localslots",
+            "--localslots:4",
+            "--localslotsX",
+            "--localslots_cpp",
+        ] {
+            let l = parse(tok).unwrap();
+            assert_eq!((l.local_slots, l.local_slots_cpp), (None, None), "{tok}");
+            assert!(l.warnings[0].message.contains("needs a value"), "{tok}");
+        }
+        let l = parse("--localslots_cpp=0 --localslots=-2").unwrap();
+        assert_eq!(
+            (l.local_slots, l.local_slots_cpp, l.hosts.len()),
+            (None, None, 0)
+        );
+        assert!(l.warnings[0]
+            .message
+            .starts_with("ignored: invalid --localslots_cpp"));
+        assert!(l.warnings[1].message.contains("-2 is below 1"));
+        let l = parse("--localslots=5xyz --localslots_cpp/+3").unwrap();
+        assert_eq!((l.local_slots, l.local_slots_cpp), (Some(5), Some(3)));
+        assert!(l.warnings[0]
+            .message
+            .starts_with("read as --localslots=5; ignored \"xyz\""));
+        assert!(l.warnings[1].message.contains("sign"));
     }
 
     #[test]
-    fn randomize_must_be_exact() {
-        assert!(err_msg("--randomizer").contains("unknown list option"));
-        assert!(err_msg("--foo").contains("\"--foo\""));
+    fn randomize_is_prefix_matched_and_other_dash_tokens_are_skipped() {
+        let l = parse("--randomizeX a").unwrap();
+        assert!(l.randomize);
+        assert!(l.warnings[0].message.starts_with("read as --randomize"));
+        let m = skipped("--foo");
+        assert!(m.contains("\"--foo\" is not a list option"), "{m}");
+        assert!(m.contains("distcc 3.4 would take it as a host name"), "{m}");
+        assert!(skipped("-j").contains("\"-j\" cannot be a host name"));
+        assert!(skipped("u@-oProxyCommand").contains("'-'"));
+        skipped("u@-oProxyCommand=x");
+        assert!(err_msg("--foo/0").contains("must be at least 1"));
     }
 
     #[test]
@@ -932,8 +996,12 @@ mod tests {
         assert_eq!(list.zeroconf, Some(1));
         assert_eq!(parse("+zeroconf").unwrap().zeroconf, Some(0));
         assert_eq!(parse("a b").unwrap().zeroconf, None);
-        // Exact, as distcc: anything longer is a (bad) host name.
-        assert!(parse("+zeroconf,lzo").is_err());
+        // Exact, as distcc: anything longer is a host name, which distcc 3.4 takes
+        // too, so it is kept with a warning and no discovery happens.
+        let odd = parse("+zeroconf,lzo").unwrap();
+        assert_eq!(odd.zeroconf, None);
+        assert_eq!(odd.hosts[0].canonical(), "+zeroconf:3632/4,lzo");
+        assert_eq!(odd.warnings.len(), 1);
     }
 
     // --- whitespace, comments, empty ----------------------------------------------------------
@@ -990,12 +1058,23 @@ mod tests {
     }
 
     #[test]
-    fn port_out_of_range() {
-        assert!(err_msg("h:0").contains("must be 1 to 65535"));
-        assert!(err_msg("h:65536").contains("must be 1 to 65535"));
-        assert!(err_msg("h:99999999999").contains("must be 1 to 65535"));
-        assert_eq!(err_msg("h:"), "missing port after ':'");
-        assert!(err_msg("h:+5").contains("invalid port \"+5\""));
+    fn port_out_of_range_is_skipped() {
+        for tok in ["h:0", "h:65536", "h:99999999999", "h:-5"] {
+            assert!(skipped(tok).contains("outside 1..65535"), "{tok}");
+        }
+        // …but a refusal later in the token still refuses it.
+        assert!(err_msg("h:0/0").contains("invalid limit"));
+        let (h, m) = sloppy("h:");
+        assert_eq!(h.kind, tcp("h", 3632));
+        assert!(
+            m.contains("empty port: 3632 is used (distcc 3.4 would use port 0)"),
+            "{m}"
+        );
+        assert_eq!(sloppy("h:/3").0.limit, 3);
+        let (h, m) = sloppy("h:+5");
+        assert_eq!(h.kind, tcp("h", 5));
+        assert!(m.contains("sign"), "{m}");
+        assert!(err_msg("h:+").contains("invalid port \"+\""));
     }
 
     #[test]
@@ -1003,21 +1082,124 @@ mod tests {
         assert!(err_msg("h/0").contains("invalid limit \"0\""));
         assert!(err_msg("h/x").contains("not a number"));
         assert!(err_msg("h/").contains("missing limit"));
-        assert!(err_msg("h:3632/-1").contains("not a number"));
-        assert!(err_msg("h/99999999999").contains("too large"));
-        assert!(err_msg("h/2:3632/4").contains("limit given twice"));
-        assert!(err_msg("h/2/4").contains("limit given twice"));
+        assert!(err_msg("h/-").contains("not a number"));
+        assert!(err_msg("h:3632/-0").contains("at least 1"));
+        assert!(err_msg("h/3/0").contains("invalid limit \"0\""));
+    }
+
+    #[test]
+    fn sloppy_limits() {
+        // The last of two limits counts, as in distcc; a third is junk.
+        let (h, m) = sloppy("h/4/8");
+        assert_eq!(h.limit, 8);
+        assert!(m.contains("limit given twice: the last, 8, counts"), "{m}");
+        assert_eq!(sloppy("h/2:3632/4").0.limit, 4);
+        let (h, m) = sloppy("h/4/8/9");
+        assert_eq!(h.limit, 8);
+        assert!(m.contains("ignored \"/9\" after the limit"), "{m}");
+        let (h, m) = sloppy("h/4xyz:4000");
+        assert_eq!((h.limit, h.kind), (4, tcp("h", 3632)));
+        assert!(m.contains("ignored \"xyz:4000\" after the limit"), "{m}");
+        let (h, m) = sloppy("h/+3");
+        assert_eq!(h.limit, 3);
+        assert!(m.contains("sign"), "{m}");
+        let (h, m) = sloppy("h/99999999999");
+        assert_eq!(h.limit, u32::MAX);
+        assert!(m.contains("too large"), "{m}");
+        assert!(skipped("h:3632/-1").contains("limit -1 is below 1"));
+    }
+
+    #[test]
+    fn equals_limit_is_kept_and_a_bad_one_skips_the_token() {
+        // distcc 3.4 reads `h=3` as a host named "h=3"; swarmcc, as later distcc, as
+        // a limit, without a warning.
+        assert_eq!(one("h=3").limit, 3);
+        assert_eq!(one("localhost=3").kind, HostKind::Localhost);
+        let m = skipped("h=0");
+        assert!(m.contains("invalid limit \"0\""), "{m}");
+        assert!(m.contains("\"h=0\" as a host name"), "{m}");
+        assert!(skipped("u@h=x").contains("\"h=x\""));
+        assert!(skipped("localhost=0").contains("\"localhost=0\""));
+        // …unless distcc 3.4 refuses that reading too.
+        assert!(err_msg("h=3/0").contains("invalid limit \"0\""));
     }
 
     #[test]
     fn unknown_and_repeated_options() {
         assert!(err_msg("h,lz").contains("unknown option \"lz\""));
+        assert!(err_msg("h,l").contains("unknown option \"l\""));
         assert!(err_msg("h,LZO").contains("unknown option"));
-        assert!(err_msg("h,lzo,lzo").contains("given twice"));
-        assert!(err_msg("h,auth,auth=x").contains("given twice"));
+        assert!(err_msg("h,zstd").contains("unknown option"));
+        assert!(err_msg("h,lzo,l").contains("unknown option \"l\""));
         assert!(err_msg("h,").contains("empty option"));
         assert!(err_msg("h,,lzo").contains("empty option"));
-        assert!(err_msg("h,auth=").contains("missing name"));
+        let (h, m) = sloppy("h,lzo,lzo");
+        assert!(h.lzo);
+        assert_eq!(m, "read as h:3632/4,lzo; option lzo given twice");
+        assert_eq!(sloppy("h,auth,auth=x").0.auth.as_deref(), Some("x"));
+        let (h, m) = sloppy("h,auth=,lzo");
+        assert_eq!((h.auth.as_deref(), h.lzo), (Some(""), true));
+        assert!(m.contains("empty name after auth= ignored"), "{m}");
+        // Options go on after `auth=NAME`, as in distcc's GSS-API builds.
+        assert!(one("h,auth=x,lzo").lzo);
+        assert!(err_msg("h,auth=x,l").contains("unknown option \"l\""));
+        assert!(err_msg("h,auth=x,cpp").contains("pump mode"));
+        // distcc ends the name at '/' or ':', and reads no further.
+        let (h, m) = sloppy("h,auth=host/x.example,l");
+        assert_eq!(h.auth.as_deref(), Some("host"));
+        assert!(
+            m.contains("ignored \"/x.example,l\" after option auth"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn options_are_prefix_matched_and_junk_after_them_ignored() {
+        let (h, m) = sloppy("h,lzoxyz");
+        assert!(h.lzo);
+        assert_eq!(
+            m,
+            "read as h:3632/4,lzo; ignored \"xyz\" after option lzo, as distcc 3.4 does"
+        );
+        // distcc stops reading at the junk: `,cpp` is not seen.
+        let (h, m) = sloppy("h,lzox,cpp");
+        assert!(h.lzo && !h.cpp, "{m}");
+        let (h, m) = sloppy("h,downtown/3");
+        assert_eq!((h.down, h.limit), (true, 4));
+        assert!(m.contains("ignored \"town/3\" after option down"), "{m}");
+    }
+
+    #[test]
+    fn limit_or_port_after_an_option_is_taken() {
+        let (h, m) = sloppy("h,lzo/7");
+        assert_eq!((h.limit, h.lzo), (7, true));
+        assert_eq!(
+            m,
+            "read as h:3632/7,lzo; distcc 3.4 would ignore the /7 after an option"
+        );
+        let (h, _) = sloppy("h:3632,lzo/4");
+        assert_eq!((h.kind, h.limit), (tcp("h", 3632), 4));
+        let (h, m) = sloppy("h,lzo:4000");
+        assert_eq!(h.kind, tcp("h", 4000));
+        assert!(m.contains("ignore the :4000 after an option"), "{m}");
+        let (h, m) = sloppy("h,lzo/7:4000,cpp");
+        assert_eq!((h.kind, h.limit, h.cpp), (tcp("h", 4000), 7, true));
+        assert!(m.contains("ignore the /7:4000,cpp after"), "{m}");
+        // A port given before stays; the second one is junk.
+        let (h, m) = sloppy("h:4000,lzo:5000");
+        assert_eq!(h.kind, tcp("h", 4000));
+        assert!(m.contains("ignored \":5000\""), "{m}");
+        // Not a valid limit there: junk, as distcc has it.
+        let (h, m) = sloppy("h,lzo/0");
+        assert_eq!(h.limit, 4);
+        assert!(m.contains("ignored \"/0\""), "{m}");
+        // Pump mode without compression is dropped rather than refusing the token.
+        let (h, m) = sloppy("h,down/3,cpp");
+        assert_eq!((h.limit, h.down, h.cpp), (3, true, false));
+        assert!(m.contains("the ,cpp is ignored"), "{m}");
+        let (h, m) = sloppy("h,auth=x,lzo/2");
+        assert_eq!((h.auth.as_deref(), h.lzo, h.limit), (Some("x"), true, 2));
+        assert!(m.contains("ignore the /2 after an option"), "{m}");
     }
 
     #[test]
@@ -1032,20 +1214,38 @@ mod tests {
     fn bad_host_names() {
         assert_eq!(err_msg(":3632"), "missing host name");
         assert_eq!(err_msg("/4"), "missing host name");
-        assert!(err_msg("ho$t").contains("invalid character '$'"));
-        assert!(err_msg("-j").contains("must start with a letter or digit"));
         assert!(err_msg("h:3632x").contains("invalid port \"3632x\""));
+        assert!(err_msg("h:3632:4000").contains("invalid port"));
+        // distcc takes any characters but its delimiters as a name.
+        for tok in ["ho$t", "h!x", ".lan", "höst"] {
+            let (h, m) = sloppy(tok);
+            assert_eq!(h.hostname(), tok);
+            assert!(m.contains("is not a valid host name"), "{tok}: {m}");
+        }
     }
 
     #[test]
     fn ipv6_errors() {
         assert!(err_msg("::1").contains("brackets"));
+        assert!(err_msg("fe80::1").contains("brackets, like [fe80::1]"));
         assert!(err_msg("fe80::1:3632").contains("brackets, like [fe80::1:3632]"));
         assert!(err_msg("[::1").contains("missing ']'"));
-        assert!(err_msg("[zz]").contains("invalid IPv6 address \"zz\""));
-        assert!(err_msg("[]").contains("invalid IPv6 address"));
-        assert!(err_msg("[::1]x").contains("unexpected \"x\""));
-        assert!(err_msg("[fe80::1%]").contains("invalid zone"));
+        assert!(err_msg("[::1/64]").contains("missing ']'"));
+        assert!(err_msg("[]").contains("missing IPv6 address"));
+    }
+
+    #[test]
+    fn sloppy_brackets() {
+        let (h, m) = sloppy("[zz]");
+        assert_eq!(h.kind, tcp("zz", 3632));
+        assert!(m.contains("not an IPv6 address"), "{m}");
+        assert!(sloppy("[fe80::1%]").1.contains("not an IPv6 address"));
+        let (h, m) = sloppy("[::1]x");
+        assert_eq!(h.kind, tcp("::1", 3632));
+        assert!(
+            m.starts_with("read as [::1]:3632/4; ignored \"x\" after the IPv6"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -1067,14 +1267,92 @@ mod tests {
 
     #[test]
     fn columns_count_characters_not_bytes() {
-        let e = err("# café\nok  höst");
+        let e = err("# café\nok  höst/0");
         assert_eq!((e.line, e.column), (2, 5));
+        let w = &parse("# café\nok  é!").unwrap().warnings[0];
+        assert_eq!((w.token.as_str(), w.line, w.column), ("é!", 2, 5));
     }
 
     #[test]
     fn first_error_wins() {
         let e = err("a/0 b/0");
         assert_eq!(e.token, "a/0");
+    }
+
+    // --- warnings ------------------------------------------------------------------------------
+
+    #[test]
+    fn warning_names_token_line_column_and_reading() {
+        let l = parse("# farm\na/2\n  b,lzo/7 c\n").unwrap();
+        assert_eq!(l.hosts.len(), 3);
+        assert_eq!(l.warnings.len(), 1);
+        assert_eq!(
+            l.warnings[0].to_string(),
+            "host spec \"b,lzo/7\" (line 3, column 3): read as b:3632/7,lzo; \
+             distcc 3.4 would ignore the /7 after an option"
+        );
+    }
+
+    #[test]
+    fn one_warning_per_token_whatever_its_notes() {
+        let l = parse("h!x,lzo,lzo/3xyz ok").unwrap();
+        assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+        let m = &l.warnings[0].message;
+        assert!(m.starts_with("read as h!x:3632/4,lzo; "), "{m}");
+        assert_eq!(m.matches("; ").count(), 3, "{m}");
+    }
+
+    #[test]
+    fn a_sloppy_token_never_turns_the_list_off() {
+        let l = parse("a/2 b:99999 --foo c,lzo/3 -j d h=0").unwrap();
+        let names: Vec<_> = l.hosts.iter().map(|h| h.hostname()).collect();
+        assert_eq!(names, ["a", "c", "d"]);
+        assert_eq!(l.total_slots(), 2 + 3 + 4);
+        assert_eq!(l.warnings.len(), 5);
+        let skipped = l
+            .warnings
+            .iter()
+            .filter(|w| w.message.starts_with("skipped"));
+        assert_eq!(skipped.count(), 4);
+    }
+
+    #[test]
+    fn canonical_form_parses_back_to_the_same_host() {
+        for (i, tok) in [
+            "h",
+            "b.example/5:4001,lzo,cpp",
+            "[fe80::1%eth0]/2:4000,down",
+            "localhost",
+            "u@h/2:/opt/distccd,lzo,cpp,auth=x",
+            "@[::1],auth",
+            "h,lzo/7",
+            "h:,lzo:4000",
+            "[a=b]",
+            "[[zz]",
+            "u@[x=y]:cmd",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let h = parse(tok).unwrap().hosts.remove(0);
+            let canon = h.canonical();
+            let list = parse(&canon).unwrap();
+            // Without a warning, but for names that are not host names.
+            assert_eq!(
+                list.warnings.is_empty(),
+                i < 8,
+                "{canon}: {:?}",
+                list.warnings
+            );
+            let mut back = list.hosts[0].clone();
+            assert_eq!(back.spec, canon);
+            back.spec = h.spec.clone();
+            assert_eq!(back, h, "{tok} → {canon}");
+        }
+        assert_eq!(
+            one("b.example/5:4001,cpp,lzo").canonical(),
+            "b.example:4001/5,lzo,cpp"
+        );
     }
 
     // --- describe ------------------------------------------------------------------------------

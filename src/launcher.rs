@@ -143,7 +143,11 @@ pub fn launch(args: &[OsString], cfg: &ClientConfig, self_exe: &Path) -> Report 
     // The same lookup as every job's (and `--show-hosts`'): the embedded server serves
     // the build exactly when that list names no host.
     let (list, hosts_ok) = match cfg.load_hosts() {
-        Ok((list, _)) => (list, true),
+        Ok((list, source)) => {
+            // Said here once for the build; the jobs then find the notices fresh.
+            crate::client::host_warnings::tell(cfg, &list, &source);
+            (list, true)
+        }
         Err(e) => {
             // The wrappers will say the same and compile locally; the build still runs.
             eprintln!("swarmcc: {e}; jobs will compile locally");

@@ -28,5 +28,6 @@ pub mod slots;
 pub mod stages;
 pub mod state;
 pub mod toolchain;
+pub mod transport;
 pub mod version;
 pub mod zeroconf;

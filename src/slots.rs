@@ -130,21 +130,42 @@ mod tests {
         let path = lock_path(dir.path(), "localhost", 0);
         fs::write(&path, b"").unwrap();
         // fcntl locks are per process, so the competing holder must be another
-        // process: a forked child takes the lock and keeps it for a moment.
+        // process: a forked child takes the lock, says so on one pipe, and keeps it
+        // until the other pipe closes (no sleeps: a loaded machine may be slow to run
+        // either side).
+        let (mut locked, mut release) = ([0; 2], [0; 2]);
+        // Close-on-exec: programs other tests start meanwhile must not hold the ends.
+        // SAFETY: pipe2(2) fills the two-element arrays it is given.
+        unsafe {
+            assert_eq!(libc::pipe2(locked.as_mut_ptr(), libc::O_CLOEXEC), 0);
+            assert_eq!(libc::pipe2(release.as_mut_ptr(), libc::O_CLOEXEC), 0);
+        }
         // SAFETY: the child only calls async-signal-safe functions before _exit.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0);
         if pid == 0 {
+            let mut byte = 0u8;
             let code = match try_lock(dir.path(), "localhost", 0) {
-                Ok(Some(_f)) => {
-                    std::thread::sleep(Duration::from_millis(600));
+                // SAFETY: write/read of one byte on the pipes' open ends.
+                Ok(Some(_f)) => unsafe {
+                    libc::close(release[1]);
+                    libc::write(locked[1], [1u8].as_ptr().cast(), 1);
+                    // Returns at end of file: the parent closed its end.
+                    libc::read(release[0], (&mut byte as *mut u8).cast(), 1);
                     0
-                }
+                },
                 _ => 1,
             };
             unsafe { libc::_exit(code) };
         }
-        std::thread::sleep(Duration::from_millis(200));
+        // SAFETY: closing the ends this process does not use, reading one byte.
+        let mut byte = 0u8;
+        unsafe {
+            libc::close(locked[1]);
+            libc::close(release[0]);
+            assert_eq!(libc::read(locked[0], (&mut byte as *mut u8).cast(), 1), 1);
+            libc::close(locked[0]);
+        }
         let pools = [Pool {
             lock_name: "localhost",
             limit: 1,
@@ -152,10 +173,12 @@ mod tests {
         let busy = acquire(dir.path(), &pools, Some(Instant::now())).unwrap();
         assert!(busy.is_none(), "slot held by the child must be busy");
         // Once the child exits the kernel drops its lock and we get the slot.
+        // SAFETY: closing our end of the release pipe lets the child go.
+        unsafe { libc::close(release[1]) };
         let got = acquire(
             dir.path(),
             &pools,
-            Some(Instant::now() + Duration::from_secs(5)),
+            Some(Instant::now() + Duration::from_secs(30)),
         )
         .unwrap();
         assert!(got.is_some());

@@ -62,10 +62,38 @@ fn hosts_come_from_distcc_dir_when_the_variable_is_unset() {
 
 #[test]
 fn bad_host_spec_names_the_token() {
-    let out = swarmcc_own(&["--show-hosts"], Some("good/2 bad:99999"));
+    // distcc 3.4 refuses this token too: the whole list is unusable.
+    let out = swarmcc_own(&["--show-hosts"], Some("good/2\n  bad:12ab"));
     assert_eq!(out.status.code(), Some(106));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad:99999"), "{err}");
+    assert!(
+        err.contains("bad host spec \"bad:12ab\" (line 2, column 3): invalid port \"12ab\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_token_distcc_takes_but_cannot_use_is_skipped_with_a_warning() {
+    let out = swarmcc_own(&["-j"], Some("good/2 bad:99999"));
+    assert_success(&out, "-j");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(
+            "swarmcc: Warning: $DISTCC_HOSTS: host spec \"bad:99999\" (line 1, column 8): \
+             skipped: port 99999 is outside 1..65535"
+        ),
+        "{err}"
+    );
+    // A list whose only token is left out names no host, and says why.
+    let out = swarmcc_own(&["--show-hosts"], Some("--foo"));
+    assert_eq!(out.status.code(), Some(106));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("host spec \"--foo\"") && err.contains("contains no hosts"),
+        "{err}"
+    );
 }
 
 #[test]

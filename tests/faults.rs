@@ -63,7 +63,8 @@ fn refused_connection_falls_back_and_backs_off() {
         .arg("-o")
         .arg(&out_o));
     assert_success(&out, "compile with a refusing host");
-    assert!(t.elapsed() < Duration::from_secs(20));
+    // Refused at once, not retried: bounded (with room for a loaded machine).
+    assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
     assert_eq!(fs::read(&out_o).unwrap(), want);
     // The first failure is told once, with the host, the reason and distcc's phrase.
     let err = String::from_utf8_lossy(&out.stderr);
@@ -143,7 +144,7 @@ fn zero_backoff_period_does_not_loop() {
     );
     // distcc 3.4 retries forever here; we try each host once and stop.
     assert_eq!(out.status.code(), Some(116));
-    assert!(t.elapsed() < Duration::from_secs(20));
+    assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
 }
 
 #[test]
@@ -163,9 +164,10 @@ fn stalled_host_times_out_and_falls_back() {
         .arg("-o")
         .arg(&out_o));
     assert_success(&out, "compile with a stalling host");
+    // At least the 2 s given, and far below the defaults (IO 300 s, compile 600 s).
     let took = t.elapsed();
     assert!(
-        took >= Duration::from_secs(2) && took < Duration::from_secs(15),
+        took >= Duration::from_secs(2) && took < Duration::from_secs(60),
         "took {took:?}"
     );
     assert_eq!(fs::read(&out_o).unwrap(), want);
@@ -193,12 +195,11 @@ fn server_killed_mid_compile_falls_back() {
         child,
         name: "swarmcc".into(),
     };
-    // Kill the server once it is compiling our job.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !server.log_text().contains("slow") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(200));
+    // Kill the server once it is compiling our job (gcc takes seconds over slow.c).
+    server.log_when(|l| {
+        l.lines()
+            .any(|j| j.contains(": compiling ") && j.contains("slow.c as: "))
+    });
     let _ = server.guard.child.kill();
     let _ = server.guard.child.wait();
     let mut client = client;

@@ -5,72 +5,18 @@
 
 mod common;
 
+use common::project::*;
 use common::*;
 use std::fs;
-use std::path::Path;
-use std::process::Command;
-
-/// Builds the fixture project in `dir` with the given CC/CXX and environment.
-fn make(dir: &Path, cc: &str, cxx: &str, env: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = Command::new("make");
-    cmd.current_dir(dir)
-        .args(["-j4", "-s", "prog"])
-        .arg(format!("CC={cc}"))
-        .arg(format!("CXX={cxx}"))
-        .env_remove("MAKEFLAGS")
-        .env_remove("DISTCC_VERBOSE")
-        .env_remove("DISTCC_LOG");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    run(&mut cmd)
-}
-
-/// Local reference build of the fixture.
-fn reference_build(root: &Path) -> std::path::PathBuf {
-    let dir = root.join("local");
-    copy_tree(&fixture("proj"), &dir);
-    let out = make(&dir, "gcc", "g++", &[]);
-    assert_success(&out, "local reference build");
-    dir
-}
-
-/// Every object and dependency file of the fixture build.
-fn outputs(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir.join("obj"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-fn assert_same_outputs(local: &Path, remote: &Path, compare_deps: bool) {
-    let keep = |n: &String| compare_deps || n.ends_with(".o");
-    let names: Vec<String> = outputs(local).into_iter().filter(keep).collect();
-    let got: Vec<String> = outputs(remote).into_iter().filter(keep).collect();
-    assert_eq!(names, got, "the same files were produced");
-    let mut objects = 0;
-    for n in &names {
-        let is_dep = n.ends_with(".d");
-        if is_dep && !compare_deps {
-            continue;
-        }
-        let a = fs::read(local.join("obj").join(n)).unwrap();
-        let b = fs::read(remote.join("obj").join(n)).unwrap();
-        assert!(a == b, "obj/{n} differs from the local build");
-        if n.ends_with(".o") {
-            objects += 1;
-        }
-    }
-    assert_eq!(objects, 6, "all six objects compared");
-    // The program links and runs the same.
-    let run_prog = |d: &Path| run(Command::new(d.join("prog")).current_dir(d)).stdout;
-    assert_eq!(run_prog(local), run_prog(remote));
-}
 
 fn count(haystack: &str, needle: &str) -> usize {
     haystack.matches(needle).count()
+}
+
+/// The server log once it shows at least `want` COMPILE_OK lines, or as it is after
+/// [`PATIENCE`]: servers log a job after its reply is out, so make can finish first.
+fn compiled_at_least(log: impl Fn() -> String, want: usize) -> String {
+    eventually(log, |l| count(l, "COMPILE_OK") >= want)
 }
 
 #[test]
@@ -97,12 +43,11 @@ fn swarmcc_to_real_distccd_plain_and_lzo() {
             ],
         );
         assert_success(&out, &format!("build through swarmcc to distccd ({hosts})"));
-        let after = count(&server.log_text(), "COMPILE_OK");
+        let log = compiled_at_least(|| server.log_text(), before + 6);
         assert_eq!(
-            after - before,
+            count(&log, "COMPILE_OK") - before,
             6,
-            "distccd compiled all six sources:\n{}",
-            server.log_text()
+            "distccd compiled all six sources:\n{log}"
         );
         assert_same_outputs(&local, &dir, true);
         // The compiler warning reaches the user exactly once.
@@ -137,12 +82,11 @@ fn real_distcc_to_swarmccd_plain_and_lzo() {
             &out,
             &format!("build through real distcc to swarmccd ({hosts})"),
         );
-        let after = count(&server.log_text(), "COMPILE_OK");
+        let log = compiled_at_least(|| server.log_text(), before + 6);
         assert_eq!(
-            after - before,
+            count(&log, "COMPILE_OK") - before,
             6,
-            "swarmccd compiled all six sources:\n{}",
-            server.log_text()
+            "swarmccd compiled all six sources:\n{log}"
         );
         // distcc's own client writes the .d files (and gets their names wrong, its bug
         // #62), so only the objects are ours to compare here.
@@ -177,12 +121,8 @@ fn swarmcc_to_swarmccd_through_masquerade_shims() {
         ],
     );
     assert_success(&out, "masquerade build");
-    assert_eq!(
-        count(&server.log_text(), "COMPILE_OK"),
-        6,
-        "{}",
-        server.log_text()
-    );
+    let log = compiled_at_least(|| server.log_text(), 6);
+    assert_eq!(count(&log, "COMPILE_OK"), 6, "{log}");
     assert_same_outputs(&local, &dir, true);
 }
 
@@ -224,10 +164,6 @@ fn explicit_wrapper_with_shims_first_on_path() {
         );
         assert_same_outputs(&local, &dir, true);
     }
-    assert_eq!(
-        count(&server.log_text(), "COMPILE_OK"),
-        6,
-        "{}",
-        server.log_text()
-    );
+    let log = compiled_at_least(|| server.log_text(), 6);
+    assert_eq!(count(&log, "COMPILE_OK"), 6, "{log}");
 }

@@ -12,10 +12,8 @@ mod common;
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
 
-use common::{assert_success, copy_tree, fixture, start_swarmccd, SWARMCC};
+use common::{assert_success, copy_tree, eventually, fixture, start_swarmccd, wait_for, SWARMCC};
 
 const ARGS_VAR: &str = "SWARMCC_LAUNCHER_ARGS";
 const ROLE_VAR: &str = "SWARMCC_LAUNCHER_ROLE";
@@ -186,16 +184,10 @@ fn counts_match_server_log(via: Via, counts: bool) {
     } else {
         6
     };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut logged = 0;
-    while Instant::now() < deadline {
-        logged = server.log_text().matches("COMPILE_OK").count() as u64;
-        if logged >= wanted {
-            break;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(logged, 6, "{err}\nserver log:\n{}", server.log_text());
+    let compiled = |l: &str| l.matches("COMPILE_OK").count() as u64;
+    let log = eventually(|| server.log_text(), |l| compiled(l) >= wanted.max(6));
+    let logged = compiled(&log);
+    assert_eq!(logged, 6, "{err}\nserver log:\n{log}");
     if !counts {
         return;
     }
@@ -361,8 +353,10 @@ fn binary_exit_status_is_the_commands() {
 fn sigterm_is_forwarded(via: Via) {
     let tmp = tempfile::tempdir().unwrap();
     let marker = tmp.path().join("started");
+    // The trap is set before the marker says "started": a SIGTERM right after the
+    // marker must meet the trap, not the shell's default action.
     let script = format!(
-        "touch {m}; trap 'echo got-term >&2; exit 7' TERM; while :; do sleep 0.05; done",
+        "trap 'echo got-term >&2; exit 7' TERM; touch {m}; while :; do sleep 0.05; done",
         m = marker.display()
     );
     // No hosts: the embedded server runs too, and must be stopped.
@@ -371,11 +365,11 @@ fn sigterm_is_forwarded(via: Via) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !marker.exists() && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(20));
-    }
-    assert!(marker.exists(), "the command did not start");
+    wait_for(
+        "the command to start",
+        || marker.exists(),
+        |&started| started,
+    );
     // SAFETY: signalling our own child.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);

@@ -148,7 +148,8 @@ fn two_hundred_distcc_clients_all_build() {
             "s{i}.o differs"
         );
     }
-    let log = srv.log_text();
+    // Jobs are logged after their replies: the last lines can trail the clients' exit.
+    let log = common::eventually(|| srv.log_text(), |l| l.matches("COMPILE_OK").count() >= 10);
     let remote = log.matches("COMPILE_OK").count();
     let busy = log.matches("server busy").count();
     eprintln!(

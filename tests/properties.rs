@@ -659,7 +659,13 @@ proptest! {
         let list = hosts::parse(&spec.text)
             .map_err(|e| TestCaseError::fail(format!("{:?}: {e}", spec.text)))?;
         prop_assert_eq!(&list.hosts, &vec![spec.want.clone()]);
+        prop_assert_eq!(&list.warnings, &vec![]);
         let h = &list.hosts[0];
+        // The canonical form is the same host, also without a warning.
+        let canon = hosts::parse(&h.canonical()).unwrap();
+        prop_assert_eq!(canon.warnings.len(), 0);
+        prop_assert_eq!(&canon.hosts[0].kind, &h.kind);
+        prop_assert_eq!(canon.hosts[0].limit, h.limit);
 
         // describe → the spec as written, and fields that say what the spec means.
         let (text, fields) = described(h);
@@ -718,6 +724,7 @@ proptest! {
             .map_err(|e| TestCaseError::fail(format!("{text:?}: {e}")))?;
         let want: Vec<HostSpec> = specs.into_iter().map(|s| s.want).collect();
         prop_assert_eq!(list.hosts, want);
+        prop_assert_eq!(list.warnings, vec![]);
         prop_assert_eq!(list.randomize, randomize);
         prop_assert_eq!(list.local_slots, slots);
     }
@@ -734,6 +741,19 @@ proptest! {
                     prop_assert!(h.limit >= 1 && (!h.cpp || h.lzo));
                     // Each accepted spec parses alone to the same host.
                     prop_assert_eq!(&hosts::parse(&h.spec).unwrap().hosts, &vec![h.clone()]);
+                    // …and so does its canonical form.
+                    let canon = hosts::parse(&h.canonical()).unwrap();
+                    prop_assert_eq!(&canon.hosts[0].kind, &h.kind);
+                }
+                // At most one warning per token, each pointing at its token.
+                let mut last = (0, 0);
+                for w in &list.warnings {
+                    prop_assert!((w.line, w.column) > last, "{:?}", list.warnings);
+                    last = (w.line, w.column);
+                    let line = text.split('\n').nth(w.line - 1).unwrap_or_default();
+                    let at: String = line.chars().skip(w.column - 1).collect();
+                    prop_assert!(at.starts_with(&w.token), "{w}");
+                    prop_assert!(!w.message.is_empty());
                 }
             }
             Err(e) => {
@@ -741,6 +761,64 @@ proptest! {
                 prop_assert!(text.contains(&e.token), "{e}");
             }
         }
+    }
+}
+
+/// A TCP spec with options, written the sloppy ways distcc 3.4 takes: the text, the
+/// host it must read as, and what distcc 3.4's reading would drop.
+fn sloppy_tcp_spec() -> impl Strategy<Value = (String, HostSpec)> {
+    (
+        host_name(),
+        proptest::option::of(1u16..=65535),
+        1u32..2000,
+        options().prop_filter("has an option", |o| !o.0.is_empty() && o.4.is_none()),
+        0..3u8,
+    )
+        .prop_map(|(host, port, limit, (opts, lzo, cpp, down, _), how)| {
+            let prt = port.map(|p| format!(":{p}")).unwrap_or_default();
+            let text = match how {
+                // The limit after the options: distcc 3.4 drops it, swarmcc takes it.
+                0 => format!("{host}{prt}{opts}/{limit}"),
+                // Options given twice.
+                1 => format!("{host}{prt}/{limit}{opts}{opts}"),
+                // Junk after the last option, which distcc 3.4 ignores.
+                _ => format!("{host}{prt}/{limit}{opts}xyz"),
+            };
+            let want = HostSpec {
+                spec: text.clone(),
+                kind: HostKind::Tcp {
+                    host,
+                    port: port.unwrap_or(hosts::DEFAULT_PORT),
+                },
+                limit,
+                lzo,
+                cpp,
+                down,
+                auth: None,
+            };
+            (text, want)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn sloppy_specs_read_as_meant_with_one_warning(
+        (text, want) in sloppy_tcp_spec(),
+        before in "([a-z]{1,6}/[1-9] ){0,2}",
+    ) {
+        let list = hosts::parse(&format!("{before}{text} last"))
+            .map_err(|e| TestCaseError::fail(format!("{text:?}: {e}")))?;
+        let n = list.hosts.len();
+        prop_assert_eq!(&list.hosts[n - 2], &want);
+        prop_assert_eq!(list.hosts[n - 1].hostname(), "last");
+        prop_assert_eq!(list.warnings.len(), 1, "{:?}", list.warnings);
+        let w = &list.warnings[0];
+        prop_assert_eq!(&w.token, &text);
+        prop_assert_eq!((w.line, w.column), (1, before.chars().count() + 1));
+        let read_as = format!("read as {}; ", want.canonical());
+        prop_assert!(w.message.starts_with(&read_as), "{}", w.message);
     }
 }
 

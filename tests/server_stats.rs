@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{free_port, start_swarmccd, swarmcc, AgentReaper, Swarmccd};
+use common::{free_port, start_swarmccd, swarmcc, AgentReaper, Swarmccd, PATIENCE};
 use swarmcc::protocol::{encode_request_header, encode_source, Version};
 
 /// distccd 3.4's fields, in its order (reference 5.5), with the shape of each value.
@@ -146,7 +146,7 @@ fn connect_from(source: Ipv4Addr, port: u16) -> std::io::Result<TcpStream> {
 /// the server closes. Retries the connect briefly: the stats port is bound just after
 /// the compile port the server guard waited for.
 fn fetch_from(source: Ipv4Addr, port: u16, request: &[u8]) -> Vec<u8> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     let mut s = loop {
         match connect_from(source, port) {
             Ok(s) => break s,
@@ -245,15 +245,7 @@ fn sample(samples: &HashMap<String, f64>, key: &str) -> f64 {
 }
 
 fn wait_log(server: &Swarmccd, text: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !server.log_text().contains(text) {
-        assert!(
-            Instant::now() < deadline,
-            "no {text:?} in the log:\n{}",
-            server.log_text()
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    server.log_when(|l| l.contains(text));
 }
 
 /// A project: sources, and a whitelist folder with the names both clients send.
@@ -369,7 +361,13 @@ fn stats_port_counts_the_jobs_in_both_formats() {
         String::from_utf8_lossy(&reply).contains("not in the whitelist"),
         "{reply:?}"
     );
-    wait_log(&server, "not in the whitelist");
+    // The counters are taken before each job line is written, and the job lines after
+    // the replies: once all six lines are there, the page counts all six jobs.
+    server.log_when(|l| {
+        l.matches("COMPILE_OK").count() >= 3
+            && l.contains("COMPILE_ERROR")
+            && l.lines().filter(|j| j.contains(" OTHER ")).count() >= 2
+    });
 
     // The distccd page, as a script gets it: nothing sent, or a plain GET.
     // Lower bounds of the wire bytes: swarmcc speaks the zstd extension to swarmccd, so
@@ -509,7 +507,7 @@ fn stats_port_applies_the_allow_list() {
     let mut got = Vec::new();
     let _ = s.read_to_end(&mut got);
     assert!(got.is_empty());
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let (m, _) = scrape(stats_port, Ipv4Addr::new(127, 0, 0, 2));
         if sample(&m, "swarmccd_rejects_total{reason=access_denied}") == 2.0 {

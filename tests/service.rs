@@ -171,7 +171,7 @@ fn start_as_service(
         .stderr(fs::File::create(log).unwrap());
     let mut guard = spawn_group(&mut cmd, "swarmccd (service)");
     assert!(
-        wait_for_port(port, std::time::Duration::from_secs(10)),
+        wait_for_port(port, PATIENCE),
         "the service did not listen on {port}: {}",
         fs::read_to_string(log).unwrap_or_default()
     );

@@ -4,52 +4,13 @@
 //! grammar's promises (limit ≥ 1, port ≥ 1, `,cpp` only with `,lzo`, the spec is a
 //! whitespace-free token); its `spec` re-parses alone to the same host; the hosts'
 //! specs joined by newlines re-parse to the same hosts; `describe` says what the
-//! fields say; a canonical spelling built from the fields parses to the same host.
+//! fields say; the canonical spelling (`HostSpec::canonical`) parses to the same host;
+//! each warning points at its token, one per token at most, in list order.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use swarmcc::hosts::{self, HostKind, HostSpec};
+use swarmcc::hosts::{self, HostKind, HostList, HostSpec};
 use swarmcc_fuzz::set_max_alloc;
-
-/// The spec written from the fields alone, in the grammar's canonical order.
-fn canonical(h: &HostSpec) -> String {
-    let opts = h.options_string();
-    let opts = if opts.is_empty() {
-        String::new()
-    } else {
-        format!(",{opts}")
-    };
-    let host = |name: &str| {
-        if name.contains(':') {
-            format!("[{name}]")
-        } else {
-            name.to_string()
-        }
-    };
-    match &h.kind {
-        HostKind::Localhost => format!("localhost/{}", h.limit),
-        // Port before limit: `localhost/4:3632` would be the local machine with junk.
-        HostKind::Tcp { host: name, port } => {
-            format!("{}:{port}/{}{opts}", host(name), h.limit)
-        }
-        HostKind::Ssh {
-            user,
-            host: name,
-            command,
-        } => {
-            let cmd = command
-                .as_deref()
-                .map(|c| format!(":{c}"))
-                .unwrap_or_default();
-            format!(
-                "{}@{}/{}{cmd}{opts}",
-                user.as_deref().unwrap_or(""),
-                host(name),
-                h.limit
-            )
-        }
-    }
-}
 
 fn check_host(h: &HostSpec) {
     assert!(h.limit >= 1);
@@ -94,7 +55,7 @@ fn check_host(h: &HostSpec) {
         );
     }
 
-    let canon = canonical(h);
+    let canon = h.canonical();
     let parsed = match hosts::parse(&canon) {
         Ok(list) => list,
         Err(e) => panic!("canonical spelling {canon:?} of {:?} refused: {e}", h.spec),
@@ -103,6 +64,17 @@ fn check_host(h: &HostSpec) {
     let mut want = h.clone();
     want.spec = canon;
     assert_eq!(parsed.hosts[0], want);
+}
+
+fn check_warnings(text: &str, list: &HostList) {
+    let mut last = (0, 0);
+    for w in &list.warnings {
+        let _ = w.to_string();
+        assert!((w.line, w.column) > last, "warnings out of order or two for a token");
+        last = (w.line, w.column);
+        assert!(!w.token.is_empty() && !w.message.is_empty());
+        assert!(text.contains(&w.token), "warning token not in the text");
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -116,6 +88,7 @@ fuzz_target!(|data: &[u8]| {
             for h in &list.hosts {
                 check_host(h);
             }
+            check_warnings(text, &list);
             let joined: Vec<&str> = list.hosts.iter().map(|h| h.spec.as_str()).collect();
             let again = hosts::parse(&joined.join("\n")).expect("specs re-parse together");
             assert_eq!(again.hosts, list.hosts);

@@ -126,6 +126,9 @@ macro_rules! env_help {
   SWARMCC_COMPILE_TIMEOUT=S  longest wait for a server's answer while it compiles (default 600)
   SWARMCC_STALL_TIMEOUT=S    silence after which a swarmccd (it sends keep-alives) is gone (default 20)
   SWARMCC_AUTH_KEY_FILE   pre-shared key for hosts listed with ,auth (default $DISTCC_DIR/auth.key)
+  DISTCC_SSH              ssh command for USER@HOST hosts (default ssh; split at spaces, as distcc)
+  DISTCC_SOCKS_PROXY      SOCKSv5 proxy for TCP hosts: /path/to/unix.socket (Portage's
+                          network-sandbox sets it) or HOST[:PORT] (default port 1080)
   DISTCC_SAVE_TEMPS=1     keep temporary files
   DISTCC_NO_REWRITE_CROSS do not rename gcc to <triple>-gcc / add clang -target for the server
   TMPDIR                  where preprocessed files go (default /dev/shm if a writable tmpfs, else /tmp)

@@ -175,8 +175,8 @@ impl Ctx<'_> {
             let host = &hosts.hosts[idx];
             let slot_no = slot.as_ref().map_or(0, |l| l.slot);
 
-            let (name, port) = match &host.kind {
-                HostKind::Localhost => {
+            let route = match remote::route_of(host) {
+                None => {
                     log::info!("job {}: local (localhost in the host list)", job.input);
                     drop(cpp);
                     if let Some(st) = self.state() {
@@ -194,8 +194,7 @@ impl Ctx<'_> {
                     }
                     return code;
                 }
-                HostKind::Tcp { host, port } => (host.as_str(), *port),
-                HostKind::Ssh { .. } => unreachable!("filtered by usable()"),
+                Some(route) => route,
             };
             let version = if host.protocol() == 1 {
                 Version::V1
@@ -209,12 +208,12 @@ impl Ctx<'_> {
                 );
             }
             if let Some(st) = self.state() {
-                st.phase_on(Phase::Connect, name, slot_no);
+                st.phase_on(Phase::Connect, route.host(), slot_no);
             }
             let speaks_ext = ext_hosts.try_ext(&host.lock_name());
             let target = remote::Target {
-                host: name,
-                port,
+                route,
+                dialer: &cfg.dialer,
                 version,
                 slot: slot_no,
                 state: self.state(),
@@ -502,13 +501,13 @@ impl Ctx<'_> {
     }
 }
 
-/// A host as the job log names it: `host:port`, or `localhost`.
+/// A host as the job log names it: `host:port`, `user@host` (ssh), or `localhost`.
 fn host_label(h: &HostSpec) -> String {
     match &h.kind {
         HostKind::Tcp { host, port } if host.contains(':') => format!("[{host}]:{port}"),
         HostKind::Tcp { host, port } => format!("{host}:{port}"),
         HostKind::Localhost => "localhost".into(),
-        HostKind::Ssh { .. } => h.spec.clone(),
+        HostKind::Ssh { user, host, .. } => format!("{}@{host}", user.as_deref().unwrap_or("")),
     }
 }
 
@@ -584,17 +583,7 @@ fn host_order(hosts: &HostList) -> Vec<usize> {
 }
 
 fn usable(h: &HostSpec) -> bool {
-    if h.down {
-        return false;
-    }
-    if let HostKind::Ssh { .. } = h.kind {
-        log::warn!(
-            "{}: ssh hosts are not supported by swarmcc; skipping it",
-            h.spec
-        );
-        return false;
-    }
-    true
+    !h.down
 }
 
 /// What we know of each host's dialect, in `$DISTCC_DIR/ext/` (hosts that offered

@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod direct_cpp;
+pub mod host_warnings;
 pub mod job;
 pub mod lease;
 pub mod local;
@@ -249,6 +250,9 @@ fn compile(
     let decision = args::classify(&expanded);
     let hosts = match (&decision, cfg.load_hosts()) {
         (_, Ok((list, source))) => {
+            if matches!(decision, Decision::Remote(_)) {
+                host_warnings::tell(cfg, &list, &source);
+            }
             let notice = list.hosts.is_empty()
                 && matches!(decision, Decision::Remote(_))
                 && crate::backoff::first_notice(&cfg.lock_dir(), "nohosts", cfg.backoff_period);

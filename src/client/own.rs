@@ -104,7 +104,7 @@ pub fn run(args: &[String], cfg: &ClientConfig) -> i32 {
         return 0;
     }
     if cli.show_hosts || cli.jobs {
-        let (list, _) = match cfg.load_some_hosts() {
+        let (list, _) = match super::host_warnings::load_some(cfg) {
             Ok(x) => x,
             Err(why) => {
                 eprintln!("swarmcc: {why}; can't distribute work");

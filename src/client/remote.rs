@@ -13,7 +13,6 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::io::Read;
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
@@ -28,11 +27,13 @@ use crate::client::direct_cpp::{CppPlans, DryRun, Learning, Lookup, Names};
 use crate::client::lease::{Held, Scheduler};
 use crate::client::local::CompilerCommand;
 use crate::conn::{Conn, ConnError, TapDirection};
+use crate::hosts::{HostKind, HostSpec};
 use crate::protocol::auth::{self as wire, AuthDecoder, AuthMessage, Expect};
 use crate::protocol::ext::{self, AdvertDecoder, Preamble, PreludeDecoder, ReplyPrelude};
 use crate::protocol::{self, Limits, Reply, ReplyDecoder, ReplyEvent, Version};
 use crate::state::{Phase, StateFile};
 use crate::toolchain::LazyIdentity;
+use crate::transport::{Dialer, Link, Route, Tunnel};
 
 /// Why a remote attempt did not produce a reply.
 #[derive(Debug)]
@@ -412,7 +413,10 @@ impl<'a> Preprocessor<'a> {
 impl Drop for Preprocessor<'_> {
     fn drop(&mut self) {
         if let CppState::Running(running) = &mut self.state {
-            let _ = running.child.kill();
+            // Waited for, not killed: killing the gcc driver leaves its cc1 running,
+            // which then writes the dependency file after its temporary name was
+            // removed, leaving `.swarmcc-*.d.tmp` beside the user's objects (seen when
+            // a connection failed at once and the job fell back).
             let _ = running.child.wait();
         }
     }
@@ -462,8 +466,9 @@ pub struct Timeouts {
 /// What the attempt talks to.
 #[derive(Debug, Clone)]
 pub struct Target<'a> {
-    pub host: &'a str,
-    pub port: u16,
+    pub route: Route<'a>,
+    /// How routes are opened (`DISTCC_SSH`, `DISTCC_SOCKS_PROXY`).
+    pub dialer: &'a Dialer,
     pub version: Version,
     /// The slot held on the host (for the monitor's `host[slot]`).
     pub slot: u32,
@@ -474,6 +479,24 @@ pub struct Target<'a> {
     /// Hosts that speak (or may speak) swarmcc's extension: our compiler's identity,
     /// sent so that the server refuses a different compiler. `None`: plain distcc.
     pub ext: Option<&'a LazyIdentity<'a>>,
+}
+
+/// How a host of the list is reached; `None` for `localhost` (no daemon: jobs run
+/// here).
+pub fn route_of(host: &HostSpec) -> Option<Route<'_>> {
+    match &host.kind {
+        HostKind::Localhost => None,
+        HostKind::Tcp { host, port } => Some(Route::Tcp { host, port: *port }),
+        HostKind::Ssh {
+            user,
+            host,
+            command,
+        } => Some(Route::Ssh {
+            user: user.as_deref(),
+            host,
+            command: command.as_deref(),
+        }),
+    }
 }
 
 /// A reply, and whether the host offered the extension after it.
@@ -499,14 +522,58 @@ pub fn attempt(
         Some(path) => Some(auth::load_key_file(path).map_err(AuthFailure::Local)?),
         None => None,
     };
-    let stream = connect(target.host, target.port, timeouts.connect)?;
+    let Link { stream, tunnel } = target
+        .dialer
+        .open(target.route, timeouts.connect)
+        .map_err(AttemptError::Connect)?;
     let mut conn = Conn::new(stream, timeouts.io);
-    let session = match &key {
+    let result = converse(target, &mut conn, key.as_ref(), remote_argv, cpp, timeouts);
+    // Closed before ssh is reaped: its end of the connection then ends too.
+    drop(conn);
+    match tunnel {
+        Some(tunnel) => over_ssh(tunnel, result),
+        None => result,
+    }
+}
+
+/// The result of an attempt over ssh, once ssh is reaped: a conversation that failed
+/// because ssh did (or the remote shell), not the server, is a failure to connect.
+fn over_ssh(
+    mut tunnel: Tunnel,
+    result: Result<Answer, AttemptError>,
+) -> Result<Answer, AttemptError> {
+    match result {
+        Err(AttemptError::Preprocess(e)) => {
+            tunnel.abandon();
+            Err(AttemptError::Preprocess(e))
+        }
+        Err(e) => {
+            let why = tunnel.failure();
+            tunnel.abandon();
+            Err(why.map_or(e, AttemptError::Connect))
+        }
+        Ok(answer) => {
+            tunnel.close();
+            Ok(answer)
+        }
+    }
+}
+
+/// The conversation of one attempt on an open connection.
+fn converse(
+    target: &Target<'_>,
+    conn: &mut Conn,
+    key: Option<&Key>,
+    remote_argv: &[String],
+    cpp: &mut Preprocessor<'_>,
+    timeouts: Timeouts,
+) -> Result<Answer, AttemptError> {
+    let session = match key {
         Some(key) => {
             // A swarmccd answers the handshake at once, as it accepts a connection, so
             // its steps get the connect timeout: a plain distccd never answers SWAU
             // (it keeps reading, to quote more of what it got in its error message).
-            let session = handshake(&mut conn, key, timeouts.connect)?;
+            let session = handshake(conn, key, timeouts.connect)?;
             // From here on every request byte goes into the request MAC.
             conn.start_tap(TapDirection::Sent, session.transcript());
             Some(session)
@@ -556,7 +623,7 @@ pub fn attempt(
     };
     let phase = |p: Phase| {
         if let Some(st) = target.state {
-            st.phase_on(p, target.host, target.slot);
+            st.phase_on(p, target.route.host(), target.slot);
         }
     };
     phase(Phase::Send);
@@ -571,7 +638,7 @@ pub fn attempt(
         conn.send(&out).map_err(ext_failed)?;
         conn.send_file(&file, len as u64).map_err(ext_failed)?;
     } else {
-        send_source_in_memory(&mut conn, version, zstd, pre, &mut out, &ext_failed)?;
+        send_source_in_memory(conn, version, zstd, pre, &mut out, &ext_failed)?;
     }
     // The request's MAC follows it; the tap saw every byte of it.
     if let Some(request_mac) = conn.stop_tap() {
@@ -645,7 +712,7 @@ pub fn attempt(
         reply.object = zstd::bulk::decompress(&reply.object, MAX_OBJECT)
             .map_err(|e| AttemptError::Conn(ConnError::Io(e)))?;
     }
-    let offers_ext = target.ext.is_some() || advertised(&mut conn);
+    let offers_ext = target.ext.is_some() || advertised(conn);
     Ok(Answer { reply, offers_ext })
 }
 
@@ -704,23 +771,6 @@ fn handshake(conn: &mut Conn, key: &Key, wait: Duration) -> Result<Session, Auth
 /// never do; reported rather than trusted).
 fn unexpected(message: AuthMessage) -> AuthFailure {
     AuthFailure::Handshake(format!("unexpected message {message:?}"))
-}
-
-fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, AttemptError> {
-    let addrs: Vec<_> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| AttemptError::Connect(format!("cannot resolve {host}: {e}")))?
-        .collect();
-    let mut last = None;
-    for addr in &addrs {
-        match TcpStream::connect_timeout(addr, timeout) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some(format!("{addr}: {e}")),
-        }
-    }
-    Err(AttemptError::Connect(
-        last.unwrap_or_else(|| format!("{host} has no address")),
-    ))
 }
 
 /// Sends the source from memory: compressed (zstd for the extension, LZO for protocol

@@ -96,6 +96,8 @@ impl Snapshot {
 pub fn collect(cfg: &ClientConfig) -> Snapshot {
     let entries = state::read_dir(&state::state_dir(&cfg.distcc_dir));
     let farm = Agent::attach(&cfg.distcc_dir).and_then(|a| a.farm()).ok();
+    // The list's warnings are not shown here: they would break the screen every
+    // refresh, and `--show-hosts` or any compile says them.
     let hosts = cfg.load_hosts().map(|(l, _)| l).unwrap_or_default();
     let backoffs = read_backoffs(&cfg.lock_dir(), cfg.backoff_period, SystemTime::now());
     fold(&entries, farm, &hosts, &backoffs, &process_age)
@@ -578,7 +580,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         crate::backoff::mark(dir.path(), "tcp_10.0.0.9_3632", Duration::from_secs(60));
         fs::write(dir.path().join("cpu_localhost_0"), b"").unwrap();
-        let now = SystemTime::now() + Duration::from_secs(10);
+        // Ten seconds after the failure as the file records it (not after our clock
+        // reading, which a descheduled test could take seconds later).
+        let marked = fs::metadata(crate::backoff::timefile(dir.path(), "tcp_10.0.0.9_3632"))
+            .and_then(|m| m.modified())
+            .unwrap();
+        let now = marked + Duration::from_secs(10);
         let b = read_backoffs(dir.path(), Duration::from_secs(60), now);
         let left = b["tcp_10.0.0.9_3632"];
         assert!(

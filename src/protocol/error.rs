@@ -39,6 +39,8 @@ pub enum Error {
     EmptyArgv,
     /// `DONE` carried another protocol version than the one the request used.
     VersionMismatch { expected: u32, got: u32 },
+    /// A SOCKSv5 proxy's answer that is not SOCKSv5.
+    Socks(String),
 }
 
 impl fmt::Display for Error {
@@ -67,6 +69,7 @@ impl fmt::Display for Error {
                 f,
                 "expected DONE for protocol version {expected}, got version {got}"
             ),
+            Error::Socks(why) => write!(f, "{why}"),
         }
     }
 }

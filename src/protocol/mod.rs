@@ -12,7 +12,9 @@
 //! * [`auth`]: the messages of swarmcc's authentication extension (`SWAU`…`SWMC`),
 //!   which wrap a distcc request and reply between swarmcc and swarmccd;
 //! * [`ext`]: swarmcc's negotiated extension (zstd bodies, compiler identity,
-//!   keep-alives), announced by swarmccd after a plain reply.
+//!   keep-alives), announced by swarmccd after a plain reply;
+//! * [`socks`]: the SOCKSv5 `CONNECT` a client sends to a proxy (Gentoo's
+//!   network-sandbox) before any distcc byte.
 //!
 //! Encoders append to a caller's `Vec<u8>` and leave it untouched when they fail.
 //! Decoders are incremental: `decode(&buf)` returns `Ok(None)` when more bytes are
@@ -25,6 +27,7 @@ pub mod ext;
 pub mod frame;
 pub mod lzo;
 pub mod message;
+pub mod socks;
 
 pub use error::Error;
 pub use message::{

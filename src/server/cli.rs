@@ -185,7 +185,8 @@ pub struct Cli {
     #[arg(long, alias = "make-me-a-botnet")]
     pub enable_tcp_insecure: bool,
 
-    /// Serve one connection on standard input (a TCP socket passed by inetd), then exit.
+    /// Serve one connection on standard input and output (a socket passed by inetd, or
+    /// the pipes sshd gives the command of an ssh host), then exit.
     #[arg(long)]
     pub inetd: bool,
 

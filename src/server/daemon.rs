@@ -10,7 +10,7 @@ use std::ffi::{CString, OsString};
 use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -23,6 +23,7 @@ use clap::Parser;
 
 use crate::exit::ExitCode;
 use crate::logging::{self, LevelFilter, Target};
+use crate::transport::Stream;
 
 use super::access::{self, AllowList};
 use super::cli::Cli;
@@ -992,34 +993,26 @@ fn install_signal_handlers(shutdown: Arc<AtomicBool>) {
     });
 }
 
-/// `--inetd`: one connection on standard input, which must be a TCP socket.
+/// `--inetd`: one connection on standard input and output: a socket from inetd, or
+/// the pipes sshd gives the command a distcc client runs over ssh.
 fn serve_inetd(cfg: ServerConfig, allow_given: bool, user: Option<&str>) -> Result<(), StartError> {
-    // SAFETY: dup returns a new descriptor that we then own exclusively.
-    let fd = unsafe { libc::dup(0) };
-    if fd < 0 {
-        return Err(StartError::new(
-            ExitCode::IoError,
-            format!("--inetd: standard input: {}", io::Error::last_os_error()),
-        ));
-    }
-    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
-    let stream = unsafe { TcpStream::from_raw_fd(fd) };
-    let peer = stream.peer_addr().map_err(|e| {
+    let stream = Stream::take_stdio().map_err(|e| {
         StartError::new(
             ExitCode::IoError,
-            format!(
-                "--inetd needs a TCP socket on standard input ({e}); \
-                 pipes, as used over ssh, are not supported yet"
-            ),
+            format!("--inetd: standard input and output: {e}"),
         )
     })?;
     check_tmpdir(&cfg.tmpdir, user)?;
-    // inetd (and tcpwrappers) do their own access control; an explicit --allow applies.
-    if allow_given && !cfg.allow.allows(peer.ip()) {
-        log::error!("connection from client '{peer}' denied by access list");
-        return Ok(());
+    // inetd (and tcpwrappers) do their own access control; an explicit --allow applies
+    // to a TCP peer. Pipes have no peer address: allowed, as by distccd.
+    let peer = stream.peer();
+    if let Some(ip) = peer.ip() {
+        if allow_given && !cfg.allow.allows(ip) {
+            log::error!("connection from client '{peer}' denied by access list");
+            return Ok(());
+        }
     }
-    super::serve_stream(stream, peer, cfg);
+    super::serve_stream(stream, cfg);
     Ok(())
 }
 

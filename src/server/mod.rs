@@ -29,6 +29,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::protocol::Limits;
+use crate::transport::{Peer, Stream};
 
 pub use access::AllowList;
 pub use daemon::main;
@@ -353,9 +354,12 @@ fn finish_open_connections(shared: &Shared) {
 
 /// Serves one already accepted connection on the calling thread (`--inetd`). The
 /// caller has applied the allow list.
-pub fn serve_stream(stream: TcpStream, peer: SocketAddr, cfg: ServerConfig) {
+pub fn serve_stream(stream: Stream, cfg: ServerConfig) {
     let shared = Shared::new(cfg, Arc::new(AtomicBool::new(false)));
-    let peer = SocketAddr::new(access::display_ip(peer.ip()), peer.port());
+    let peer = match stream.peer() {
+        Peer::Addr(a) => Peer::Addr(SocketAddr::new(access::display_ip(a.ip()), a.port())),
+        local => local,
+    };
     serve::serve_connection(stream, peer, &shared);
 }
 
@@ -390,7 +394,7 @@ fn accept_one(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let spawned = thread::Builder::new()
         .name(format!("client {shown}"))
         .spawn(move || {
-            serve::serve_connection(stream, shown, &worker);
+            serve::serve_connection(Stream::Tcp(stream), Peer::Addr(shown), &worker);
             worker.open().remove(&id);
             worker.open_changed.notify_all();
         });

@@ -13,8 +13,6 @@
 use std::fmt;
 use std::fs;
 use std::io;
-use std::net::{SocketAddr, TcpStream};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -30,6 +28,7 @@ use crate::protocol::{
     encode_reply, Error as ProtocolError, Reply, RequestDecoder, RequestEvent, Version,
 };
 use crate::sandbox;
+use crate::transport::{Peer, Stream};
 
 use super::access::AllowList;
 use super::stages::{self, Known};
@@ -186,7 +185,7 @@ impl ExtJob {
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(1);
 
 /// Serves one accepted, allowed connection and logs its summary line.
-pub(crate) fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
+pub(crate) fn serve_connection(stream: Stream, peer: Peer, shared: &Shared) {
     let start = Instant::now();
     let mut names = Names::default();
     let mut conn = Conn::new(stream, shared.cfg.io_timeout);
@@ -207,7 +206,7 @@ pub(crate) fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Sha
         elapsed,
         compiler: &names.compiler,
         input: &names.input,
-        bytes_in: bytes_received(conn.stream()),
+        bytes_in: conn.stream().bytes_received(),
     });
     drop(conn);
     let mut line = format!(
@@ -235,7 +234,7 @@ pub(crate) fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Sha
 
 fn serve(
     conn: &mut Conn,
-    peer: SocketAddr,
+    peer: Peer,
     shared: &Shared,
     names: &mut Names,
     auth: &AuthState,
@@ -334,7 +333,7 @@ fn serve(
 }
 
 /// Logs a malformed request (disconnects are routine) and returns its summary.
-fn warn_bad_request(peer: SocketAddr, summary: Summary) -> Summary {
+fn warn_bad_request(peer: Peer, summary: Summary) -> Summary {
     if let (JobResult::RejBadReq, Some(why)) = (summary.result, &summary.reason) {
         log::warn!("client {peer}: {why}");
     }
@@ -464,7 +463,7 @@ fn read_source_within_deadline(
                 );
                 // Then read and drop the rest: closing with unread bytes would reset
                 // the connection, and the client would lose the answer.
-                let _ = conn.stream().shutdown(std::net::Shutdown::Write);
+                conn.shutdown_write();
                 conn.discard_rest();
                 Err(summary)
             }
@@ -642,31 +641,6 @@ fn send_reply(
     Ok(())
 }
 
-/// Bytes the kernel received on this connection (`TCP_INFO`), 0 if it cannot say.
-/// Exact wire bytes, compressed or not, without touching the read path.
-fn bytes_received(stream: &TcpStream) -> u64 {
-    // SAFETY: an all-zero tcp_info is a valid value for getsockopt to overwrite.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: `info` and `len` are valid, writable and describe the same storage.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&mut info as *mut libc::tcp_info).cast(),
-            &mut len,
-        )
-    };
-    // Kernels before 4.1 return a shorter struct without the byte counters.
-    let needed = std::mem::offset_of!(libc::tcp_info, tcpi_bytes_received) + 8;
-    if rc == 0 && len as usize >= needed {
-        info.tcpi_bytes_received
-    } else {
-        0
-    }
-}
-
 /// A private directory per job, removed on drop unless temps are saved.
 struct JobDir {
     dir: Option<tempfile::TempDir>,
@@ -690,7 +664,7 @@ impl JobDir {
 
 fn compile(
     conn: &mut Conn,
-    peer: SocketAddr,
+    peer: Peer,
     shared: &Shared,
     dialect: &Dialect,
     job: &RemoteJob,
@@ -903,7 +877,7 @@ fn compile(
                 break permit;
             }
             let alive = !dialect.keepalive() || keep_alive(conn.stream(), &mut last_sign);
-            if shared.stopping() || !alive || client_gone(conn.stream()) {
+            if shared.stopping() || !alive || conn.stream().peer_closed() {
                 return Summary::disconnected(
                     ExitCode::IoError,
                     "client left while waiting for a slot",
@@ -918,7 +892,7 @@ fn compile(
     let keepalive = dialect.keepalive();
     let mut cancel = || {
         let alive = !keepalive || keep_alive(stream, &mut last_sign);
-        shared.stopping() || !alive || client_gone(stream)
+        shared.stopping() || !alive || stream.peer_closed()
     };
     let compiling = Instant::now();
     let feed_and_wait =
@@ -1133,7 +1107,7 @@ pub fn temp_output_name(client_output: &str) -> String {
 /// Sends an extension keep-alive when one is due; false if the client cannot be
 /// written to any more. Written straight to the socket between the reply's other
 /// messages, which are all sent later.
-fn keep_alive(stream: &TcpStream, last: &mut Instant) -> bool {
+fn keep_alive(stream: &Stream, last: &mut Instant) -> bool {
     if last.elapsed() < KEEPALIVE_EVERY {
         return true;
     }
@@ -1144,34 +1118,11 @@ fn keep_alive(stream: &TcpStream, last: &mut Instant) -> bool {
 }
 
 /// Writes extension prelude bytes directly; false if the client cannot take them.
-fn write_prelude(stream: &TcpStream, bytes: &[u8]) -> bool {
+fn write_prelude(stream: &Stream, bytes: &[u8]) -> bool {
     // A send buffer that stays full means the client is not reading: do not block.
     let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
     let mut w = stream;
     std::io::Write::write_all(&mut w, bytes).is_ok()
-}
-
-/// True when the client closed its end or the connection broke. Bytes waiting to be
-/// read are not a disconnect (and are left alone).
-fn client_gone(stream: &TcpStream) -> bool {
-    let mut byte = [0u8; 1];
-    // SAFETY: recv writes at most one byte into `byte`, which outlives the call.
-    let n = unsafe {
-        libc::recv(
-            stream.as_raw_fd(),
-            byte.as_mut_ptr().cast(),
-            1,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    match n {
-        0 => true,
-        n if n > 0 => false,
-        _ => !matches!(
-            io::Error::last_os_error().kind(),
-            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-        ),
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1224,7 +1175,7 @@ impl AuthState {
 /// Reads the connection's first bytes: a plain distcc request is left for
 /// `read_request` (and classified by the policy), `SWAU` starts the handshake. An
 /// `Err` is the connection's summary: it is over.
-fn authenticate(conn: &mut Conn, peer: SocketAddr, shared: &Shared) -> Result<AuthState, Summary> {
+fn authenticate(conn: &mut Conn, peer: Peer, shared: &Shared) -> Result<AuthState, Summary> {
     let wait = Some(shared.cfg.io_timeout);
     let policy = shared.cfg.auth.as_ref();
     let version = match conn.next_event(&mut AuthDecoder::new(Expect::Opening), wait) {
@@ -1232,7 +1183,13 @@ fn authenticate(conn: &mut Conn, peer: SocketAddr, shared: &Shared) -> Result<Au
         Ok(_) => {
             return Ok(match policy {
                 None => AuthState::Off,
-                Some(p) if p.allow_unauthenticated.allows(peer.ip()) => AuthState::Exempt,
+                Some(p)
+                    if peer
+                        .ip()
+                        .is_some_and(|ip| p.allow_unauthenticated.allows(ip)) =>
+                {
+                    AuthState::Exempt
+                }
                 Some(_) => AuthState::Required,
             })
         }
@@ -1304,7 +1261,7 @@ fn authenticate(conn: &mut Conn, peer: SocketAddr, shared: &Shared) -> Result<Au
 /// `send_reply` appends the reply's MAC.
 fn check_request_mac(
     conn: &mut Conn,
-    peer: SocketAddr,
+    peer: Peer,
     shared: &Shared,
     session: &Session,
 ) -> Result<(), Summary> {
@@ -1341,7 +1298,7 @@ fn refuse_auth(conn: &mut Conn, reason: &str, log_reason: &str) -> Summary {
 
 /// A broken conversation during authentication: garbled bytes are a refused bad
 /// request, anything else a client that went away.
-fn handshake_failure(peer: SocketAddr, e: ConnError) -> Summary {
+fn handshake_failure(peer: Peer, e: ConnError) -> Summary {
     match e {
         ConnError::Protocol(p) => {
             log::warn!("client {peer}: bad authentication message: {p}");

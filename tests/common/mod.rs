@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod project;
 pub mod wire;
 
 use std::fs;
@@ -60,7 +61,7 @@ pub fn free_port() -> u16 {
 /// Waits until `port` accepts connections and `guard`'s process is still alive (a
 /// server that failed to bind must not pass for one that listens).
 fn wait_for_server(guard: &mut ProcessGuard, port: u16) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     while !wait_for_port(port, Duration::from_millis(100)) {
         // One that exited (it could not bind) will never listen.
         if Instant::now() >= deadline || !matches!(guard.child.try_wait(), Ok(None)) {
@@ -82,15 +83,61 @@ pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
     false
 }
 
-/// Reads `read()` until `done` accepts it or 5 s pass, and returns the last reading: a
-/// server logs a job after its reply is sent, so the client can finish first.
+/// How long a test waits for something that happens by itself (a log line, a counter,
+/// a file, a process ending) before it fails. Generous: the machines are small and
+/// loaded (others compile beside the tests), and a wait that succeeds returns at once.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Reads `read()` until `done` accepts it or [`PATIENCE`] runs out, and returns the last
+/// reading for the caller to assert on: a server logs a job after its reply is sent, so
+/// the client can finish first.
 pub fn eventually(read: impl Fn() -> String, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let text = read();
         if done(&text) || Instant::now() > deadline {
             return text;
         }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads `read()` until `done` accepts the reading, and returns it; fails the test after
+/// [`PATIENCE`], naming `what` it waited for and showing the last reading.
+pub fn wait_for<T: std::fmt::Debug>(
+    what: &str,
+    mut read: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let seen = read();
+        if done(&seen) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited {PATIENCE:?} for {what}; last seen:\n{seen:#?}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The text of `path` once `ready` holds for it (a file another process appends to: a
+/// server log, a count a compiler keeps); fails the test after [`PATIENCE`], showing
+/// the text as it was.
+pub fn file_when(path: &Path, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        if ready(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never got there in {PATIENCE:?}:\n{text}",
+            path.display()
+        );
         thread::sleep(Duration::from_millis(20));
     }
 }
@@ -148,20 +195,9 @@ impl Swarmccd {
     }
 
     /// The log once `ready` holds for it (the server logs a job after its reply is out,
-    /// so a client can finish first); fails the test after 10 s.
+    /// so a client can finish first); fails the test after [`PATIENCE`].
     pub fn log_when(&self, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let log = self.log_text();
-            if ready(&log) {
-                return log;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server log never got there:\n{log}"
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        file_when(&self.log, ready)
     }
 }
 
@@ -254,6 +290,11 @@ pub struct Distccd {
 impl Distccd {
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The log once `ready` holds for it (distccd too logs a job after its reply).
+    pub fn log_when(&self, ready: impl Fn(&str) -> bool) -> String {
+        file_when(&self.log, ready)
     }
 }
 
