@@ -32,10 +32,13 @@ use std::time::Duration;
 
 mod client;
 mod load;
+mod pool;
+mod rank;
 mod sched;
 mod socket;
 mod spawn;
 mod stream;
+mod tally;
 mod wire;
 
 pub use client::{Agent, LocalLease, RemoteLease};
