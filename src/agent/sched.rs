@@ -1,7 +1,8 @@
 //! The agent's scheduling state: which connection holds which slot, who waits, and
 //! which host a grant goes to. Pure: no sockets, no clock reads (callers pass `now`),
 //! no `/proc` (callers pass a load reader). `socket.rs` feeds it events and writes the
-//! grants it returns.
+//! grants it returns; the slot pools are `pool.rs`'s, the host records and the choice
+//! among hosts `rank.rs`'s, the per-build counters `tally.rs`'s.
 //!
 //! Rules:
 //! * Caps. A host's cap is the smallest `/LIMIT` among the *current* requests that name
@@ -11,37 +12,25 @@
 //! * Order. Waiting requests are served in arrival order, but one that cannot be served
 //!   (its hosts are full) does not stop a later one whose hosts have room.
 //! * Slots are numbered, lowest free number first, so `host[slot]` names a real slot.
-//! * Host choice among hosts with a free slot: fewer recent failures (forgotten after
-//!   60 s), then the highest free fraction (free/cap), then the lower recent mean job
-//!   time (unmeasured hosts count as fastest, so they get measured), then random with
-//!   `randomize`, else list order. Failures rank before free capacity on purpose: a
-//!   broken host fails its jobs at once, so it always looks the freest, and ranking by
-//!   free fraction first would send every new job to it.
+//! * Host choice among hosts with a free slot: fewest recent failures, then most free
+//!   capacity, then fastest recently (the full rule and why: `rank.rs`).
 //! * Load gate (`load=x`, make's `-l`): a local request is granted only while the
 //!   runnable count is below `x`, or when no local job of its kind runs at all (make's
 //!   rule: `-l` never blocks the first job, so a build always progresses).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use super::pool::Pool;
+use super::rank::{pick_host, Host, Rng};
+use super::tally::{BuildEntry, Builds};
 use super::{BuildStats, FarmHost, FarmInfo, FarmPool, HostOffer, JobReport, LocalKind};
 
 /// Identifies one client connection (one request).
 pub type ConnId = u64;
 
-/// How long a host failure counts against the host.
-pub const FAILURE_MEMORY: Duration = Duration::from_secs(60);
-/// Weight of the newest sample in a host's mean job time.
-const EWMA_WEIGHT: f64 = 0.3;
-/// Failures remembered per host (older ones are dropped first).
-const MAX_FAILURES_KEPT: usize = 32;
-/// Builds whose counters are kept; the least recently active one is forgotten.
-pub const MAX_BUILDS: usize = 64;
 /// Host records kept; idle ones beyond this are forgotten, oldest first.
 const MAX_HOSTS_KEPT: usize = 1024;
-/// Distinct reasons counted per build; further ones are counted together.
-const MAX_REASONS: usize = 256;
-const OTHER_REASONS: &str = "(other reasons)";
 
 /// A request as the agent received it.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,83 +55,6 @@ pub struct Grant {
     pub slot: u32,
 }
 
-/// Numbered slots with a cap taken from the current requests' limits.
-#[derive(Debug, Default)]
-struct Pool {
-    in_use: BTreeSet<u32>,
-    /// Multiset of the limits of current requests: limit → how many requests.
-    limits: BTreeMap<u32, usize>,
-}
-
-impl Pool {
-    fn cap(&self) -> u32 {
-        self.limits.keys().next().copied().unwrap_or(0)
-    }
-
-    fn used(&self) -> u32 {
-        u32::try_from(self.in_use.len()).unwrap_or(u32::MAX)
-    }
-
-    fn free(&self) -> u32 {
-        self.cap().saturating_sub(self.used())
-    }
-
-    /// The lowest free slot number below the cap, if the cap leaves room. (After the cap
-    /// shrank, numbers at or above it may still be in use until released.)
-    fn free_slot(&self) -> Option<u32> {
-        if self.free() == 0 {
-            return None;
-        }
-        (0..self.cap()).find(|s| !self.in_use.contains(s))
-    }
-
-    fn add_limit(&mut self, limit: u32) {
-        *self.limits.entry(limit).or_insert(0) += 1;
-    }
-
-    fn remove_limit(&mut self, limit: u32) {
-        if let Some(n) = self.limits.get_mut(&limit) {
-            *n -= 1;
-            if *n == 0 {
-                self.limits.remove(&limit);
-            }
-        }
-    }
-
-    fn is_idle(&self) -> bool {
-        self.in_use.is_empty() && self.limits.is_empty()
-    }
-}
-
-#[derive(Debug)]
-struct Host {
-    pool: Pool,
-    failures: VecDeque<Instant>,
-    /// The latest failure and its reason, for monitors ("why is this host backed off").
-    last_failure: Option<(Instant, String)>,
-    mean_ms: Option<f64>,
-    last_used: Instant,
-}
-
-impl Host {
-    fn new(now: Instant) -> Host {
-        Host {
-            pool: Pool::default(),
-            failures: VecDeque::new(),
-            last_failure: None,
-            mean_ms: None,
-            last_used: now,
-        }
-    }
-
-    fn recent_failures(&self, now: Instant) -> usize {
-        self.failures
-            .iter()
-            .filter(|t| now.saturating_duration_since(**t) < FAILURE_MEMORY)
-            .count()
-    }
-}
-
 #[derive(Debug)]
 enum Held {
     Remote {
@@ -159,63 +71,6 @@ enum Held {
     },
 }
 
-#[derive(Debug, Default)]
-struct BuildEntry {
-    remote_ok: u64,
-    local: u64,
-    fallbacks: u64,
-    reasons: BTreeMap<String, u64>,
-    per_host: BTreeMap<String, u64>,
-    failed_hosts: BTreeMap<String, String>,
-    running_remote: u64,
-    running_local: u64,
-    touched: u64,
-}
-
-impl BuildEntry {
-    fn count_reason(&mut self, reason: &str) {
-        if reason.is_empty() {
-            return;
-        }
-        let key = if self.reasons.contains_key(reason) || self.reasons.len() < MAX_REASONS {
-            reason
-        } else {
-            OTHER_REASONS
-        };
-        *self.reasons.entry(key.to_string()).or_insert(0) += 1;
-    }
-}
-
-/// Per-build counters, at most `MAX_BUILDS` of them (least recently active dropped).
-#[derive(Debug, Default)]
-struct Builds {
-    map: HashMap<String, BuildEntry>,
-    tick: u64,
-}
-
-impl Builds {
-    fn touch(&mut self, id: &str) -> &mut BuildEntry {
-        self.tick += 1;
-        if !self.map.contains_key(id) && self.map.len() >= MAX_BUILDS {
-            if let Some(oldest) = self
-                .map
-                .iter()
-                .min_by_key(|(_, e)| e.touched)
-                .map(|(k, _)| k.clone())
-            {
-                self.map.remove(&oldest);
-            }
-        }
-        let entry = self.map.entry(id.to_string()).or_default();
-        entry.touched = self.tick;
-        entry
-    }
-
-    fn get_mut(&mut self, id: Option<&str>) -> Option<&mut BuildEntry> {
-        self.map.get_mut(id?)
-    }
-}
-
 /// The whole scheduling state of one agent.
 #[derive(Debug)]
 pub struct Sched {
@@ -227,7 +82,7 @@ pub struct Sched {
     builds: Builds,
     /// Farm-wide counters over every job, tagged with a build or not (for monitors).
     totals: BuildEntry,
-    rng: u64,
+    rng: Rng,
     blocked_by_load: bool,
     /// A request came or went since the last `schedule`: only then can a grant
     /// become possible (besides a load change).
@@ -251,7 +106,7 @@ impl Sched {
             held: HashMap::new(),
             builds: Builds::default(),
             totals: BuildEntry::default(),
-            rng: seed,
+            rng: Rng::new(seed),
             blocked_by_load: false,
             changed: false,
         }
@@ -382,50 +237,29 @@ impl Sched {
         match report {
             JobReport::Remote { elapsed } => {
                 let lock_name = lock_name.ok_or("remote report on a local slot")?;
-                self.totals.remote_ok += 1;
-                *self.totals.per_host.entry(lock_name.clone()).or_insert(0) += 1;
+                self.totals.record_remote(&lock_name);
                 if let Some(host) = self.hosts.get_mut(&lock_name) {
-                    let ms = elapsed.as_secs_f64() * 1000.0;
-                    host.mean_ms = Some(match host.mean_ms {
-                        Some(m) => m + EWMA_WEIGHT * (ms - m),
-                        None => ms,
-                    });
+                    host.record_time(*elapsed);
                 }
                 if let Some(b) = build {
-                    let b = self.builds.touch(&b);
-                    b.remote_ok += 1;
-                    *b.per_host.entry(lock_name).or_insert(0) += 1;
+                    self.builds.touch(&b).record_remote(&lock_name);
                 }
             }
             JobReport::HostFailed { reason } => {
                 let lock_name = lock_name.ok_or("host failure report on a local slot")?;
                 if let Some(host) = self.hosts.get_mut(&lock_name) {
-                    if host.failures.len() >= MAX_FAILURES_KEPT {
-                        host.failures.pop_front();
-                    }
-                    host.failures.push_back(now);
-                    host.last_failure = Some((now, reason.clone()));
+                    host.record_failure(now, reason);
                 }
                 if let Some(b) = build {
                     self.builds
                         .touch(&b)
-                        .failed_hosts
-                        .insert(lock_name, reason.clone());
+                        .record_host_failure(&lock_name, reason);
                 }
             }
             JobReport::Local { fallback, reason } => {
-                self.totals.local += 1;
-                if *fallback {
-                    self.totals.fallbacks += 1;
-                }
-                self.totals.count_reason(reason);
+                self.totals.record_local(*fallback, reason);
                 if let Some(b) = build {
-                    let b = self.builds.touch(&b);
-                    b.local += 1;
-                    if *fallback {
-                        b.fallbacks += 1;
-                    }
-                    b.count_reason(reason);
+                    self.builds.touch(&b).record_local(*fallback, reason);
                 }
             }
         }
@@ -547,7 +381,7 @@ impl Sched {
         hosts: &[HostOffer],
         now: Instant,
     ) -> Option<Grant> {
-        let index = self.pick_host(hosts, randomize, now)?;
+        let index = pick_host(&self.hosts, hosts, randomize, now, &mut self.rng)?;
         let chosen = &hosts[index];
         // From now on the request bears on the chosen host's cap only.
         for h in hosts {
@@ -578,56 +412,6 @@ impl Sched {
         Some(Grant { host: index, slot })
     }
 
-    /// The best offered host with a free slot, by the rules in the module docs.
-    fn pick_host(&mut self, hosts: &[HostOffer], randomize: bool, now: Instant) -> Option<usize> {
-        // (failures, free, cap, mean ms) of the best so far, and all indices tied with it.
-        let mut best: Option<(usize, u64, u64, f64)> = None;
-        let mut tied: Vec<usize> = Vec::new();
-        // A host listed twice just ties with itself: either index names it.
-        for (i, offer) in hosts.iter().enumerate() {
-            let Some(host) = self.hosts.get(&offer.lock_name) else {
-                continue;
-            };
-            if host.pool.free_slot().is_none() {
-                continue;
-            }
-            let key = (
-                host.recent_failures(now),
-                u64::from(host.pool.free()),
-                u64::from(host.pool.cap()),
-                host.mean_ms.unwrap_or(0.0),
-            );
-            let order = match &best {
-                None => std::cmp::Ordering::Less,
-                Some(b) => compare_hosts(&key, b),
-            };
-            match order {
-                std::cmp::Ordering::Less => {
-                    best = Some(key);
-                    tied.clear();
-                    tied.push(i);
-                }
-                std::cmp::Ordering::Equal => tied.push(i),
-                std::cmp::Ordering::Greater => {}
-            }
-        }
-        match tied.len() {
-            0 => None,
-            1 => Some(tied[0]),
-            n if randomize => Some(tied[(self.next_random() % n as u64) as usize]),
-            _ => Some(tied[0]),
-        }
-    }
-
-    fn next_random(&mut self) -> u64 {
-        // splitmix64: plenty for tie-breaking.
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
     /// True when the last `schedule` left a local request waiting only because of the
     /// load: the caller should measure again soon (the load changes without events).
     pub fn blocked_by_load(&self) -> bool {
@@ -642,26 +426,7 @@ impl Sched {
 
     /// The counters of `build` (all zero for an unknown build).
     pub fn stats(&self, build: &str) -> BuildStats {
-        let Some(e) = self.builds.map.get(build) else {
-            return BuildStats::default();
-        };
-        let mut reasons: Vec<(String, u64)> =
-            e.reasons.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        BuildStats {
-            remote_ok: e.remote_ok,
-            local: e.local,
-            fallbacks: e.fallbacks,
-            reasons,
-            per_host: e.per_host.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-            failed_hosts: e
-                .failed_hosts
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            running_remote: e.running_remote,
-            running_local: e.running_local,
-        }
+        self.builds.stats(build)
     }
 }
 
@@ -708,13 +473,7 @@ impl Sched {
             busy: self.local[i].used(),
             waiting: local_waiting[i],
         };
-        let mut reasons: Vec<(String, u64)> = self
-            .totals
-            .reasons
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
-        reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let reasons = self.totals.sorted_reasons();
         FarmInfo {
             hosts,
             local_compile: pool(kind_index(LocalKind::Compile)),
@@ -728,19 +487,11 @@ impl Sched {
     }
 }
 
-/// `Less` when host `a` is the better choice.
-fn compare_hosts(a: &(usize, u64, u64, f64), b: &(usize, u64, u64, f64)) -> std::cmp::Ordering {
-    let (fa, free_a, cap_a, ms_a) = *a;
-    let (fb, free_b, cap_b, ms_b) = *b;
-    fa.cmp(&fb)
-        // Higher free/cap first: compare free_a/cap_a with free_b/cap_b without division.
-        .then_with(|| (free_b * cap_a).cmp(&(free_a * cap_b)))
-        .then_with(|| ms_a.total_cmp(&ms_b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::rank::FAILURE_MEMORY;
+    use crate::agent::tally::MAX_BUILDS;
 
     fn offer(name: &str, limit: u32) -> HostOffer {
         HostOffer {

@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::sched::{ConnId, Request, Sched};
+use super::stream::send_some;
 use super::wire::{self, Header};
-use super::{load, lock_path, send_some, socket_path, HostOffer};
+use super::{load, lock_path, socket_path, HostOffer};
 
 /// How often a load-blocked local request is reconsidered.
 const LOAD_RECHECK: Duration = Duration::from_millis(100);
