@@ -4,10 +4,12 @@
 * no file under src/ holds more than 600 lines of non-test code (a `#[cfg(test)]` module
   at the end of a file is test code, and so are files under a `tests` directory);
 * no function in src/ is longer than 80 lines (signature to closing brace);
-* no two modules of the crate import each other (no import circles at module level:
-  `crate::a::…` used in `a`'s files and `crate::b` in `b`'s, for the top-level module
-  and, inside `server` and `client`, their submodules);
-* the module map at the top of src/lib.rs names every module of the crate.
+* no import circles between modules (a cycle of any length, found as strongly
+  connected components: `crate::a::…` used in `a`'s files and so on, for the top-level
+  modules and, inside `server` and `client`, their submodules);
+* the module map at the top of src/lib.rs names every module of the crate, each
+  `a::b` it names exists, and each module's line ends with "Calls:" and exactly the
+  top-level modules its non-test code imports ("Calls: nothing." for none).
 
 Prints each violation with its file and line and exits 1 if there is any."""
 import os
@@ -97,9 +99,86 @@ def imports(text, own):
     return found
 
 
+def circles(edges):
+    """Each strongly connected component of more than one module, as a path through it
+    (Tarjan's algorithm, iterative)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+    counter = 0
+    for root in sorted(edges):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges.get(root, ()))))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on.add(root)
+        while work:
+            v, it = work[-1]
+            w = next(it, None)
+            if w is not None:
+                if w not in index:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on.add(w)
+                    work.append((w, iter(sorted(edges.get(w, ())))))
+                elif w in on:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    out.append(sorted(comp))
+    return out
+
+
+def check_map(header, modules, top_imports):
+    """The map's lines (`//! * `name` — … Calls: …`) against the code."""
+    problems = []
+    listed = "\n".join(l for l in header.split("\n") if l.startswith("//! * `"))
+    for name in sorted(set(re.findall(r"`((?:\w+)(?:::\w+)+)`", listed))):
+        parts = name.split("::")
+        if parts[0] not in modules:
+            continue
+        base = os.path.join(SRC, *parts)
+        if not (os.path.isfile(base + ".rs") or os.path.isdir(base)):
+            problems.append(f"src/lib.rs: the module map names `{name}`, which does not exist")
+    lines = {}
+    for line in header.split("\n"):
+        m = re.match(r"//! \* `(\w+)` — .*", line)
+        if m:
+            lines[m.group(1)] = line
+    for m in sorted(modules):
+        line = lines.get(m)
+        if line is None:
+            problems.append(f"src/lib.rs: the module map has no line `//! * `{m}` — …`")
+            continue
+        calls = re.search(r"Calls: (.*)\.$", line)
+        if not calls:
+            problems.append(f"src/lib.rs: the map's line for `{m}` does not end with \"Calls: ….\"")
+            continue
+        said = set() if calls.group(1) == "nothing" else set(re.findall(r"`(\w+)`", calls.group(1)))
+        real = top_imports.get(m, set()) & modules
+        for x in sorted(real - said):
+            problems.append(f"src/lib.rs: `{m}` calls `{x}`, which its map line does not list")
+        for x in sorted(said - real):
+            problems.append(f"src/lib.rs: the map says `{m}` calls `{x}`, which it does not")
+    return problems
+
+
 def main():
     problems = []
     edges = defaultdict(set)
+    top_imports = defaultdict(set)
     modules = set()
     for path in rust_files():
         rel = os.path.relpath(path, ROOT)
@@ -116,20 +195,21 @@ def main():
         if parts is None:
             continue
         modules.add(parts[0])
+        top_imports[parts[0]] |= {i.split("::")[0] for i in imports("\n".join(code), parts)
+                                  if i.split("::")[0] != parts[0]}
         me = unit(parts)
         for other in imports("\n".join(code), parts):
             if other != me and not other.startswith(me + "::") and not me.startswith(other + "::"):
                 edges[me].add(other)
-    for a in sorted(edges):
-        for b in sorted(edges[a]):
-            if a < b and a in edges.get(b, set()):
-                problems.append(f"import circle: {a} and {b} use each other")
+    for circle in circles(edges):
+        problems.append("import circle: " + " -> ".join(circle + circle[:1]))
     with open(os.path.join(SRC, "lib.rs")) as f:
         lib = f.read()
     header = "\n".join(l for l in lib.split("\n") if l.startswith("//!"))
     for m in sorted(modules):
         if not re.search(rf"`{m}(::\w+)*`", header):
             problems.append(f"src/lib.rs: the module map does not name `{m}`")
+    problems += check_map(header, modules, top_imports)
     for p in problems:
         print(p)
     if problems:
