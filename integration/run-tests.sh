@@ -54,6 +54,9 @@ fi
 
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
+# The layout rules (issue 14): no file over 600 lines of non-test code, no function over
+# 80, no import circle, and the module map in src/lib.rs true to the code.
+python3 integration/check-layout.py
 # Two test threads: the machines are small and the interop tests start servers.
 cargo test --all-targets -- --test-threads=2
 # A real 214-unit C/C++ build on a loopback farm while one host fails mid-build in
