@@ -30,6 +30,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod claim;
 mod client;
 mod load;
 mod pool;

@@ -1,5 +1,5 @@
-//! The agent process: the start-up lock, the UNIX socket, and a single-threaded `poll`
-//! loop that turns socket events into `sched` calls and writes back its grants. The
+//! The agent process: a single-threaded `poll` loop over the socket that `claim.rs`
+//! bound, turning socket events into `sched` calls and writing back its grants. The
 //! decisions are `sched.rs`'s; the line syntax is `wire.rs`'s.
 //!
 //! Why it never polls for slots: a freed slot is a closed connection, which wakes
@@ -10,25 +10,23 @@
 //! stops the agent; tests use that as their shutdown switch).
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::claim::{claim, file_id};
 use super::sched::{ConnId, Request, Sched};
 use super::stream::send_some;
 use super::wire::{self, Header};
-use super::{load, lock_path, socket_path, HostOffer};
+use super::{load, HostOffer};
 
 /// How often a load-blocked local request is reconsidered.
 const LOAD_RECHECK: Duration = Duration::from_millis(100);
 /// How often the socket file is checked.
 const SOCKET_CHECK: Duration = Duration::from_secs(1);
-/// How long a starting agent that lost the lock waits for the winner to serve.
-const LOSER_WAIT: Duration = Duration::from_secs(2);
 /// Bytes read from one connection per loop turn (keeps one client from hogging).
 const READ_CHUNK: usize = 16 * 1024;
 /// Unsent output beyond this means the client is not reading: drop it.
@@ -90,33 +88,76 @@ struct Server {
     sched: Sched,
 }
 
-fn file_id(path: &Path) -> Option<(u64, u64)> {
-    fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
+/// The loop's deadlines, carried from one turn to the next.
+struct Timers {
+    /// Since when no connection is open (`None` while some are).
+    idle_since: Option<Instant>,
+    next_socket_check: Instant,
+    /// Accepting is paused until then after running out of descriptors.
+    accept_paused_until: Option<Instant>,
 }
 
-fn try_flock(file: &File) -> io::Result<bool> {
-    // SAFETY: flock on an fd owned by `file` for the duration of the call.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(false)
-    } else {
-        Err(err)
-    }
-}
-
-/// Lets the agent keep many clients: raise the soft fd limit to the hard one.
-fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit read and write the struct we own.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max.min(65536).max(lim.rlim_cur);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+impl Timers {
+    fn new(now: Instant) -> Timers {
+        Timers {
+            idle_since: Some(now),
+            next_socket_check: now + SOCKET_CHECK,
+            accept_paused_until: None,
         }
+    }
+
+    /// The poll timeout: the nearest deadline, rounded up so a deadline 0.4 ms away
+    /// does not spin with timeout 0.
+    fn timeout_ms(&self, now: Instant, idle: Duration, load_blocked: bool) -> i32 {
+        let mut wake = self.next_socket_check;
+        if let Some(since) = self.idle_since {
+            wake = wake.min(since + idle);
+        }
+        if load_blocked {
+            wake = wake.min(now + LOAD_RECHECK);
+        }
+        if let Some(t) = self.accept_paused_until {
+            wake = wake.min(t);
+        }
+        let timeout_ms = wake.saturating_duration_since(now).as_millis().min(60_000) as i32;
+        if wake > now {
+            timeout_ms.max(1)
+        } else {
+            0
+        }
+    }
+
+    /// Whether to watch the listener this turn; ends a pause that is over.
+    fn accepting(&mut self, now: Instant) -> bool {
+        let accepting = self.accept_paused_until.is_none_or(|t| now >= t);
+        if accepting {
+            self.accept_paused_until = None;
+        }
+        accepting
+    }
+}
+
+/// What one turn polls: `fds[0]` is the listener, `fds[i + 1]` the connection `ids[i]`.
+#[derive(Default)]
+struct PollSet {
+    fds: Vec<libc::pollfd>,
+    ids: Vec<ConnId>,
+}
+
+impl PollSet {
+    fn poll(&mut self, timeout_ms: i32) -> io::Result<()> {
+        // SAFETY: `fds` is a live, correctly sized array of pollfd.
+        let rc = unsafe {
+            libc::poll(
+                self.fds.as_mut_ptr(),
+                self.fds.len() as libc::nfds_t,
+                timeout_ms,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 }
 
@@ -132,56 +173,15 @@ impl Server {
     /// Takes the start lock and binds the socket; `None` when another agent has the
     /// lock (and so serves, or is about to).
     fn start(dir: &Path) -> io::Result<Option<Server>> {
-        fs::create_dir_all(dir)?;
-        let socket = socket_path(dir);
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(lock_path(dir))?;
-        if !try_flock(&lock)? {
-            // Another agent holds the lock. Usually it serves already; but it may be
-            // exiting after idling, in which case its lock goes in a moment and
-            // nobody else would serve. Start-up is the one place a short poll is fine.
-            let deadline = Instant::now() + LOSER_WAIT;
-            loop {
-                if UnixStream::connect(&socket).is_ok() {
-                    return Ok(None);
-                }
-                if try_flock(&lock)? {
-                    break;
-                }
-                if Instant::now() >= deadline {
-                    return Ok(None);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        // We alone hold the lock, so we alone bind. Bind under a private name, set the
-        // mode, then rename over the public name: clients never see a socket with the
-        // umask's permissions, and a stale socket is replaced atomically.
-        let tmp = dir.join(format!("swarmcc-agent.sock.{}", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        let listener = UnixListener::bind(&tmp)?;
-        let placed = fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
-            .and_then(|()| fs::rename(&tmp, &socket));
-        if let Err(e) = placed {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        listener.set_nonblocking(true)?;
-        let socket_id = file_id(&socket).ok_or_else(|| io::Error::other("socket vanished"))?;
-        // A marker left by clients that failed to start an agent is now stale.
-        let _ = fs::remove_file(super::broken_marker(dir));
-        raise_fd_limit();
+        let Some(claimed) = claim(dir)? else {
+            return Ok(None);
+        };
         Ok(Some(Server {
             dir: dir.to_path_buf(),
-            socket,
-            socket_id,
-            listener,
-            _lock: lock,
+            socket: claimed.socket,
+            socket_id: claimed.socket_id,
+            listener: claimed.listener,
+            _lock: claimed.lock,
             conns: BTreeMap::new(),
             next_id: 1,
             sched: Sched::new(seed()),
@@ -198,68 +198,14 @@ impl Server {
     }
 
     fn run(&mut self, idle: Duration) -> i32 {
-        let mut idle_since = Some(Instant::now());
-        let mut next_socket_check = Instant::now() + SOCKET_CHECK;
-        let mut accept_paused_until: Option<Instant> = None;
-        let mut pollfds: Vec<libc::pollfd> = Vec::new();
-        let mut ids: Vec<ConnId> = Vec::new();
+        let mut timers = Timers::new(Instant::now());
+        let mut set = PollSet::default();
         loop {
             let now = Instant::now();
-            // The nearest deadline decides the poll timeout.
-            let mut wake = next_socket_check;
-            if let Some(since) = idle_since {
-                wake = wake.min(since + idle);
-            }
-            if self.sched.blocked_by_load() {
-                wake = wake.min(now + LOAD_RECHECK);
-            }
-            if let Some(t) = accept_paused_until {
-                wake = wake.min(t);
-            }
-            let timeout_ms = wake.saturating_duration_since(now).as_millis().min(60_000) as i32;
-            // Round up so a deadline 0.4 ms away does not spin with timeout 0.
-            let timeout_ms = if wake > now { timeout_ms.max(1) } else { 0 };
-
-            pollfds.clear();
-            ids.clear();
-            let accepting = accept_paused_until.is_none_or(|t| now >= t);
-            if accepting {
-                accept_paused_until = None;
-            }
-            pollfds.push(libc::pollfd {
-                fd: if accepting {
-                    self.listener.as_raw_fd()
-                } else {
-                    -1
-                },
-                events: libc::POLLIN,
-                revents: 0,
-            });
-            for (id, c) in &self.conns {
-                let mut events = 0;
-                if !matches!(c.phase, Phase::Closing) {
-                    events |= libc::POLLIN;
-                }
-                if !c.wbuf.is_empty() {
-                    events |= libc::POLLOUT;
-                }
-                pollfds.push(libc::pollfd {
-                    fd: c.stream.as_raw_fd(),
-                    events,
-                    revents: 0,
-                });
-                ids.push(*id);
-            }
-            // SAFETY: `pollfds` is a live, correctly sized array of pollfd.
-            let rc = unsafe {
-                libc::poll(
-                    pollfds.as_mut_ptr(),
-                    pollfds.len() as libc::nfds_t,
-                    timeout_ms,
-                )
-            };
-            if rc < 0 {
-                let err = io::Error::last_os_error();
+            let timeout_ms = timers.timeout_ms(now, idle, self.sched.blocked_by_load());
+            let accepting = timers.accepting(now);
+            self.fill_poll_set(&mut set, accepting);
+            if let Err(err) = set.poll(timeout_ms) {
                 if err.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -267,47 +213,91 @@ impl Server {
                 return 1;
             }
             let now = Instant::now();
-
-            for (i, id) in ids.iter().enumerate() {
-                let revents = pollfds[i + 1].revents;
-                if revents == 0 {
-                    continue;
-                }
-                // A hang-up with output pending must fail the write, or the
-                // connection would stay readable-for-nothing and spin the loop.
-                if revents & (libc::POLLOUT | libc::POLLHUP | libc::POLLERR) != 0 {
-                    self.flush(*id);
-                }
-                if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
-                    self.read(*id, now);
-                }
-            }
-            if pollfds[0].revents != 0 {
-                if let Err(pause) = self.accept_all() {
-                    accept_paused_until = Some(now + pause);
-                }
-            }
-
+            self.dispatch(&set, &mut timers, now);
             // Every event may have freed or requested something: decide at once.
             self.settle(now);
-
-            if self.conns.is_empty() {
-                let since = *idle_since.get_or_insert(now);
-                if now.saturating_duration_since(since) >= idle {
-                    return 0;
-                }
-            } else {
-                idle_since = None;
-            }
-            if now >= next_socket_check {
-                next_socket_check = now + SOCKET_CHECK;
-                if file_id(&self.socket) != Some(self.socket_id) {
-                    // Removed or replaced: new clients cannot reach us, so hold no lock
-                    // and no slots that they could never get.
-                    return 0;
-                }
+            if self.should_stop(&mut timers, idle, now) {
+                return 0;
             }
         }
+    }
+
+    /// Lists the descriptors this turn waits on: the listener (or `-1` while accepting
+    /// is paused), then every connection, reading unless it is closing and writing
+    /// while output is pending.
+    fn fill_poll_set(&self, set: &mut PollSet, accepting: bool) {
+        set.fds.clear();
+        set.ids.clear();
+        set.fds.push(libc::pollfd {
+            fd: if accepting {
+                self.listener.as_raw_fd()
+            } else {
+                -1
+            },
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        for (id, c) in &self.conns {
+            let mut events = 0;
+            if !matches!(c.phase, Phase::Closing) {
+                events |= libc::POLLIN;
+            }
+            if !c.wbuf.is_empty() {
+                events |= libc::POLLOUT;
+            }
+            set.fds.push(libc::pollfd {
+                fd: c.stream.as_raw_fd(),
+                events,
+                revents: 0,
+            });
+            set.ids.push(*id);
+        }
+    }
+
+    /// Acts on what `poll` reported: writes and reads on the connections, then new
+    /// connections on the listener (pausing it when descriptors run out).
+    fn dispatch(&mut self, set: &PollSet, timers: &mut Timers, now: Instant) {
+        for (i, id) in set.ids.iter().enumerate() {
+            let revents = set.fds[i + 1].revents;
+            if revents == 0 {
+                continue;
+            }
+            // A hang-up with output pending must fail the write, or the
+            // connection would stay readable-for-nothing and spin the loop.
+            if revents & (libc::POLLOUT | libc::POLLHUP | libc::POLLERR) != 0 {
+                self.flush(*id);
+            }
+            if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+                self.read(*id, now);
+            }
+        }
+        if set.fds[0].revents != 0 {
+            if let Err(pause) = self.accept_all() {
+                timers.accept_paused_until = Some(now + pause);
+            }
+        }
+    }
+
+    /// True when the agent should exit: idle for `idle` with no connection, or its
+    /// socket file removed or replaced (checked once per `SOCKET_CHECK`).
+    fn should_stop(&self, timers: &mut Timers, idle: Duration, now: Instant) -> bool {
+        if self.conns.is_empty() {
+            let since = *timers.idle_since.get_or_insert(now);
+            if now.saturating_duration_since(since) >= idle {
+                return true;
+            }
+        } else {
+            timers.idle_since = None;
+        }
+        if now >= timers.next_socket_check {
+            timers.next_socket_check = now + SOCKET_CHECK;
+            if file_id(&self.socket) != Some(self.socket_id) {
+                // Removed or replaced: new clients cannot reach us, so hold no lock
+                // and no slots that they could never get.
+                return true;
+            }
+        }
+        false
     }
 
     /// Accepts every pending connection. `Err(pause)` when out of descriptors: the
@@ -398,88 +388,114 @@ impl Server {
         }
     }
 
+    /// Routes one line by where its connection is in the exchange.
     fn handle_line(&mut self, id: ConnId, line: &str, now: Instant) {
-        let Some(c) = self.conns.get_mut(&id) else {
+        let Some(c) = self.conns.get(&id) else {
             return;
         };
-        match &mut c.phase {
-            Phase::Header => match wire::parse_header(line) {
-                Ok(Header::Ping) => {
-                    c.phase = Phase::Closing;
-                    self.send(id, &format!("PONG {}\n", std::process::id()));
-                }
-                Ok(Header::Stats { build }) => {
-                    c.phase = Phase::Closing;
-                    let text = wire::format_stats(&self.sched.stats(&build));
-                    self.send(id, &text);
-                }
-                Ok(Header::Farm) => {
-                    c.phase = Phase::Closing;
-                    let text = wire::format_farm(&self.sched.farm(now));
-                    self.send(id, &text);
-                }
-                Ok(Header::Remote {
+        match c.phase {
+            Phase::Header => self.handle_header(id, line, now),
+            Phase::Hosts { .. } => self.handle_host(id, line, now),
+            Phase::Waiting => self.fail(id, "nothing may be sent before GRANT", now),
+            Phase::Leased => self.handle_report(id, line, now),
+            Phase::Closing => {}
+        }
+    }
+
+    /// The first line: a question answered at once (PING, STATS, FARM), or a request
+    /// for a slot (LOCAL is queued now, REMOTE once its host lines have come).
+    fn handle_header(&mut self, id: ConnId, line: &str, now: Instant) {
+        let header = match wire::parse_header(line) {
+            Ok(header) => header,
+            Err(why) => return self.fail(id, &why, now),
+        };
+        let answer = match header {
+            Header::Ping => format!("PONG {}\n", std::process::id()),
+            Header::Stats { build } => wire::format_stats(&self.sched.stats(&build)),
+            Header::Farm => wire::format_farm(&self.sched.farm(now)),
+            Header::Remote {
+                build,
+                randomize,
+                hosts,
+            } => {
+                let phase = Phase::Hosts {
                     build,
                     randomize,
-                    hosts,
-                }) => {
-                    c.phase = Phase::Hosts {
-                        build,
-                        randomize,
-                        want: hosts,
-                        hosts: Vec::with_capacity(hosts.min(64)),
-                    };
-                }
-                Ok(Header::Local {
+                    want: hosts,
+                    hosts: Vec::with_capacity(hosts.min(64)),
+                };
+                self.set_phase(id, phase);
+                return;
+            }
+            Header::Local {
+                build,
+                kind,
+                limit,
+                load,
+            } => {
+                self.set_phase(id, Phase::Waiting);
+                let req = Request::Local {
                     build,
                     kind,
                     limit,
                     load,
-                }) => {
-                    c.phase = Phase::Waiting;
-                    let req = Request::Local {
-                        build,
-                        kind,
-                        limit,
-                        load,
-                    };
-                    self.sched.submit(id, req, now);
+                };
+                self.sched.submit(id, req, now);
+                return;
+            }
+        };
+        self.set_phase(id, Phase::Closing);
+        self.send(id, &answer);
+    }
+
+    /// One host line of a REMOTE request; the last one queues the request.
+    fn handle_host(&mut self, id: ConnId, line: &str, now: Instant) {
+        let offer = match wire::parse_host(line) {
+            Ok(offer) => offer,
+            Err(why) => return self.fail(id, &why, now),
+        };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let Phase::Hosts {
+            build,
+            randomize,
+            want,
+            hosts,
+        } = &mut c.phase
+        else {
+            return;
+        };
+        hosts.push(offer);
+        if hosts.len() == *want {
+            let req = Request::Remote {
+                build: build.take(),
+                randomize: *randomize,
+                hosts: std::mem::take(hosts),
+            };
+            c.phase = Phase::Waiting;
+            self.sched.submit(id, req, now);
+        }
+    }
+
+    /// A REPORT line on a held slot: how its job went, for the statistics.
+    fn handle_report(&mut self, id: ConnId, line: &str, now: Instant) {
+        match wire::parse_report(line) {
+            Ok(report) => {
+                // A well-formed report that does not fit the lease (a host outcome
+                // on a local slot) is a client mistake about statistics only: drop
+                // the report, keep the slot, since its job is still running.
+                if let Err(why) = self.sched.report(id, &report, now) {
+                    log::debug!("agent: connection {id}: report ignored: {why}");
                 }
-                Err(why) => self.fail(id, &why, now),
-            },
-            Phase::Hosts {
-                build,
-                randomize,
-                want,
-                hosts,
-            } => match wire::parse_host(line) {
-                Ok(offer) => {
-                    hosts.push(offer);
-                    if hosts.len() == *want {
-                        let req = Request::Remote {
-                            build: build.take(),
-                            randomize: *randomize,
-                            hosts: std::mem::take(hosts),
-                        };
-                        c.phase = Phase::Waiting;
-                        self.sched.submit(id, req, now);
-                    }
-                }
-                Err(why) => self.fail(id, &why, now),
-            },
-            Phase::Waiting => self.fail(id, "nothing may be sent before GRANT", now),
-            Phase::Leased => match wire::parse_report(line) {
-                Ok(report) => {
-                    // A well-formed report that does not fit the lease (a host outcome
-                    // on a local slot) is a client mistake about statistics only: drop
-                    // the report, keep the slot, since its job is still running.
-                    if let Err(why) = self.sched.report(id, &report, now) {
-                        log::debug!("agent: connection {id}: report ignored: {why}");
-                    }
-                }
-                Err(why) => self.fail(id, &why, now),
-            },
-            Phase::Closing => {}
+            }
+            Err(why) => self.fail(id, &why, now),
+        }
+    }
+
+    fn set_phase(&mut self, id: ConnId, phase: Phase) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.phase = phase;
         }
     }
 

@@ -112,7 +112,29 @@ pub fn fold(
     backoffs: &HashMap<String, Duration>,
     age: &dyn Fn(u64) -> Option<Duration>,
 ) -> Snapshot {
-    let jobs: Vec<JobView> = entries
+    let jobs = job_views(entries, age);
+    // Hosts: the host list first (its order), then hosts only the agent knows, then
+    // hosts only backoff files name.
+    let mut hosts = listed_hosts(list);
+    if let Some(f) = &farm {
+        add_agent_hosts(&mut hosts, f, backoffs);
+    }
+    add_backoff_hosts(&mut hosts, backoffs);
+    fill_host_state(&mut hosts, &jobs, farm.as_ref(), backoffs);
+    let local = local_view(list, &jobs, farm.as_ref());
+    let blocked = jobs.iter().filter(|j| j.phase == Phase::Blocked).count();
+    Snapshot {
+        jobs,
+        hosts,
+        local,
+        farm,
+        blocked,
+    }
+}
+
+/// The jobs of the state files, Done ones left out (they are leaving).
+fn job_views(entries: &[Entry], age: &dyn Fn(u64) -> Option<Duration>) -> Vec<JobView> {
+    entries
         .iter()
         .filter(|e| e.record.phase != Phase::Done)
         .map(|e| JobView {
@@ -124,9 +146,11 @@ pub fn fold(
             elapsed: age(e.record.pid),
             in_phase: None,
         })
-        .collect();
+        .collect()
+}
 
-    // Hosts: the host list first (its order), then hosts only the agent knows.
+/// The host list's TCP hosts that are not marked down, in its order, each once.
+fn listed_hosts(list: &HostList) -> Vec<HostView> {
     let mut hosts: Vec<HostView> = Vec::new();
     for h in &list.hosts {
         if let HostKind::Tcp { host, port } = &h.kind {
@@ -150,26 +174,36 @@ pub fn fold(
             });
         }
     }
-    if let Some(f) = &farm {
-        // Hosts of other builds, idle now (no current request names them), are left
-        // out: the agent remembers every host it ever saw.
-        let active = |fh: &&crate::agent::FarmHost| {
-            fh.limit > 0 || fh.busy > 0 || fh.waiting > 0 || backoffs.contains_key(&fh.lock_name)
-        };
-        for fh in f.hosts.iter().filter(active) {
-            if !hosts.iter().any(|x| x.lock_name == fh.lock_name) {
-                let (hostname, label) = split_lock_name(&fh.lock_name);
-                hosts.push(HostView {
-                    label,
-                    hostname,
-                    lock_name: fh.lock_name.clone(),
-                    limit: fh.limit,
-                    ..HostView::default()
-                });
-            }
+    hosts
+}
+
+/// Hosts the agent knows that the list does not name (another build's list, say).
+fn add_agent_hosts(
+    hosts: &mut Vec<HostView>,
+    farm: &FarmInfo,
+    backoffs: &HashMap<String, Duration>,
+) {
+    // Hosts of other builds, idle now (no current request names them), are left
+    // out: the agent remembers every host it ever saw.
+    let active = |fh: &&crate::agent::FarmHost| {
+        fh.limit > 0 || fh.busy > 0 || fh.waiting > 0 || backoffs.contains_key(&fh.lock_name)
+    };
+    for fh in farm.hosts.iter().filter(active) {
+        if !hosts.iter().any(|x| x.lock_name == fh.lock_name) {
+            let (hostname, label) = split_lock_name(&fh.lock_name);
+            hosts.push(HostView {
+                label,
+                hostname,
+                lock_name: fh.lock_name.clone(),
+                limit: fh.limit,
+                ..HostView::default()
+            });
         }
     }
-    // Hosts that appear only in backoff files (a distcc client's farm, say).
+}
+
+/// Hosts that appear only in backoff files (a distcc client's farm, say).
+fn add_backoff_hosts(hosts: &mut Vec<HostView>, backoffs: &HashMap<String, Duration>) {
     for name in backoffs.keys() {
         if name.starts_with("tcp_") && !hosts.iter().any(|x| &x.lock_name == name) {
             let (hostname, label) = split_lock_name(name);
@@ -181,8 +215,18 @@ pub fn fold(
             });
         }
     }
+}
+
+/// Each host's busy slots, queue, mean time, last failure and backoff, from the state
+/// files, the agent and the backoff files together.
+fn fill_host_state(
+    hosts: &mut [HostView],
+    jobs: &[JobView],
+    farm: Option<&FarmInfo>,
+    backoffs: &HashMap<String, Duration>,
+) {
     let names: Vec<String> = hosts.iter().map(|h| h.hostname.clone()).collect();
-    for hv in &mut hosts {
+    for hv in hosts {
         // Busy from the state files, by host name: works without an agent, and for
         // distcc's clients too — but only when the name is one host's alone (state
         // files have no port); otherwise the agent's count is all there is.
@@ -193,9 +237,7 @@ pub fn fold(
                 .count();
             hv.busy = u32::try_from(seen).unwrap_or(u32::MAX);
         }
-        let fh = farm
-            .as_ref()
-            .and_then(|f| f.hosts.iter().find(|x| x.lock_name == hv.lock_name));
+        let fh = farm.and_then(|f| f.hosts.iter().find(|x| x.lock_name == hv.lock_name));
         if let Some(fh) = fh {
             hv.busy = hv.busy.max(fh.busy);
             hv.waiting = Some(fh.waiting);
@@ -214,7 +256,11 @@ pub fn fold(
             hv.backoff = Some((*left, why));
         }
     }
+}
 
+/// The local compile slots: the list's count and the state files' local compiles,
+/// raised to what the agent knows.
+fn local_view(list: &HostList, jobs: &[JobView], farm: Option<&FarmInfo>) -> LocalView {
     let local_jobs = jobs
         .iter()
         .filter(|j| j.is_local() && j.phase == Phase::Compile)
@@ -224,21 +270,14 @@ pub fn fold(
         busy: u32::try_from(local_jobs).unwrap_or(u32::MAX),
         waiting: None,
     };
-    if let Some(f) = &farm {
+    if let Some(f) = farm {
         local.busy = local.busy.max(f.local_compile.busy);
         local.waiting = Some(f.local_compile.waiting);
         if f.local_compile.limit > 0 {
             local.limit = f.local_compile.limit;
         }
     }
-    let blocked = jobs.iter().filter(|j| j.phase == Phase::Blocked).count();
-    Snapshot {
-        jobs,
-        hosts,
-        local,
-        farm,
-        blocked,
-    }
+    local
 }
 
 /// `tcp_10.0.0.2_3632` → (`10.0.0.2`, `10.0.0.2:3632`).

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use crossterm::{cursor, execute, queue, style, terminal};
 
-use super::model::{self, Snapshot, Tracker};
+use super::model::{self, HostView, Snapshot, Tracker};
 use crate::config::ClientConfig;
 use crate::state::Phase;
 
@@ -274,8 +274,34 @@ fn clock() -> String {
     }
 }
 
+/// Width of a host's slot bar.
+const BAR: usize = 16;
+
 /// The frame as lines, each at most `width` characters, at most `height` lines.
 pub fn render(v: &View<'_>, width: usize, height: usize) -> Vec<String> {
+    let mut top = summary_lines(v, width);
+    top.extend(host_lines(v));
+    let bottom = reason_lines(v.snap);
+    // Jobs get what room is left.
+    let room = height
+        .saturating_sub(top.len() + bottom.len())
+        .saturating_sub(1)
+        .max(2);
+    let mut lines = top;
+    lines.extend(job_lines(v.snap, room));
+    if !bottom.is_empty() {
+        lines.push(String::new());
+        lines.extend(bottom);
+    }
+    lines.truncate(height);
+    lines
+        .into_iter()
+        .map(|l| l.chars().take(width).collect())
+        .collect()
+}
+
+/// The title, the job counts and the throughput graph: the farm at a glance.
+fn summary_lines(v: &View<'_>, width: usize) -> Vec<String> {
     let snap = v.snap;
     let mut top: Vec<String> = Vec::new();
     top.push(format!(
@@ -316,10 +342,13 @@ pub fn render(v: &View<'_>, width: usize, height: usize) -> Vec<String> {
         spark_len
     ));
     top.push(String::new());
+    top
+}
 
-    // Hosts.
-    const BAR: usize = 16;
-    top.push(format!(
+/// The host table: one row per remote host, then the local compile slots.
+fn host_lines(v: &View<'_>) -> Vec<String> {
+    let mut rows: Vec<String> = Vec::new();
+    rows.push(format!(
         "{}  {}  {:>5}  {:>5}  {:>6}  STATUS",
         fit("HOST", 24),
         fit("SLOTS", BAR + 2),
@@ -327,28 +356,19 @@ pub fn render(v: &View<'_>, width: usize, height: usize) -> Vec<String> {
         "QUEUE",
         "MEAN"
     ));
-    for h in &snap.hosts {
-        let status = match (&h.backoff, &h.last_failure) {
-            (Some((left, why)), _) if why.is_empty() => {
-                format!("backed off, {} left", fmt_dur(*left))
-            }
-            (Some((left, why)), _) => format!("backed off, {} left: {why}", fmt_dur(*left)),
-            (None, Some((ago, why))) if *ago < Duration::from_secs(60) => {
-                format!("failed {} ago: {why}", fmt_dur(*ago))
-            }
-            _ => "ok".into(),
-        };
-        top.push(format!(
-            "{}  {}  {:>5}  {:>5}  {:>6}  {status}",
+    for h in &v.snap.hosts {
+        rows.push(format!(
+            "{}  {}  {:>5}  {:>5}  {:>6}  {}",
             fit(&h.label, 24),
             fit(&bar(h.busy, h.limit, BAR, v.utf8), BAR + 2),
             format!("{}/{}", h.busy, h.limit),
             h.waiting.map_or("-".into(), |w| w.to_string()),
             h.mean.map_or("-".into(), fmt_dur),
+            host_status(h),
         ));
     }
-    let l = &snap.local;
-    top.push(format!(
+    let l = &v.snap.local;
+    rows.push(format!(
         "{}  {}  {:>5}  {:>5}  {:>6}  local compiles",
         fit("localhost", 24),
         fit(&bar(l.busy, l.limit, BAR, v.utf8), BAR + 2),
@@ -356,9 +376,26 @@ pub fn render(v: &View<'_>, width: usize, height: usize) -> Vec<String> {
         l.waiting.map_or("-".into(), |w| w.to_string()),
         "-"
     ));
-    top.push(String::new());
+    rows.push(String::new());
+    rows
+}
 
-    // Why jobs ran locally (farm-wide, since the agent started).
+/// A host's STATUS cell: backed off (and why), failed within the last minute, or ok.
+fn host_status(h: &HostView) -> String {
+    match (&h.backoff, &h.last_failure) {
+        (Some((left, why)), _) if why.is_empty() => {
+            format!("backed off, {} left", fmt_dur(*left))
+        }
+        (Some((left, why)), _) => format!("backed off, {} left: {why}", fmt_dur(*left)),
+        (None, Some((ago, why))) if *ago < Duration::from_secs(60) => {
+            format!("failed {} ago: {why}", fmt_dur(*ago))
+        }
+        _ => "ok".into(),
+    }
+}
+
+/// Why jobs ran locally (farm-wide, since the agent started), when the agent says.
+fn reason_lines(snap: &Snapshot) -> Vec<String> {
     let mut bottom: Vec<String> = Vec::new();
     if let Some(f) = &snap.farm {
         if !f.reasons.is_empty() {
@@ -370,8 +407,11 @@ pub fn render(v: &View<'_>, width: usize, height: usize) -> Vec<String> {
             bottom.push(s);
         }
     }
+    bottom
+}
 
-    // Jobs, in what room is left.
+/// The job table in at most `room` lines (its heading included; "… N more" when cut).
+fn job_lines(snap: &Snapshot, room: usize) -> Vec<String> {
     let mut jobs: Vec<String> = Vec::new();
     jobs.push(format!(
         "{:>7}  {}  {}  {}  {:>7}  {:>8}",
@@ -385,10 +425,6 @@ pub fn render(v: &View<'_>, width: usize, height: usize) -> Vec<String> {
     if snap.jobs.is_empty() {
         jobs.push("   (no jobs running)".into());
     }
-    let room = height
-        .saturating_sub(top.len() + bottom.len())
-        .saturating_sub(1)
-        .max(2);
     let shown = snap.jobs.len().min(room.saturating_sub(1));
     for j in snap.jobs.iter().take(shown) {
         let where_ = if j.phase == Phase::Blocked && j.host.is_empty() {
@@ -409,18 +445,7 @@ pub fn render(v: &View<'_>, width: usize, height: usize) -> Vec<String> {
     if shown < snap.jobs.len() {
         jobs.push(format!("   … {} more", snap.jobs.len() - shown));
     }
-
-    let mut lines = top;
-    lines.extend(jobs);
-    if !bottom.is_empty() {
-        lines.push(String::new());
-        lines.extend(bottom);
-    }
-    lines.truncate(height);
-    lines
-        .into_iter()
-        .map(|l| l.chars().take(width).collect())
-        .collect()
+    jobs
 }
 
 #[cfg(test)]
