@@ -160,33 +160,9 @@ impl ClientConfig {
         get: &dyn Fn(&str) -> Option<OsString>,
     ) -> Result<ClientConfig, ConfigError> {
         let text = |name: &str| get(name).map(|v| v.to_string_lossy().into_owned());
-        let distcc_dir = match get("DISTCC_DIR") {
-            Some(d) if !d.is_empty() => PathBuf::from(d),
-            _ => {
-                let home = get("HOME").unwrap_or_else(|| OsString::from("/"));
-                Path::new(&home).join(".distcc")
-            }
-        };
-        let (tmpdir, scratch_dir) = match get("TMPDIR") {
-            Some(d) if !d.is_empty() => (PathBuf::from(&d), PathBuf::from(d)),
-            _ => {
-                let shm = Path::new("/dev/shm");
-                let scratch = if is_writable_tmpfs(shm) {
-                    shm
-                } else {
-                    Path::new("/tmp")
-                };
-                (PathBuf::from("/tmp"), scratch.to_owned())
-            }
-        };
-        let uncached_err_fd = match text("UNCACHED_ERR_FD") {
-            Some(v) => Some(v.trim().parse::<i32>().map_err(|_| ConfigError {
-                variable: "UNCACHED_ERR_FD",
-                value: v.clone(),
-                expected: "a file descriptor number",
-            })?),
-            None => None,
-        };
+        let distcc_dir = distcc_dir(get);
+        let (tmpdir, scratch_dir) = temp_dirs(get);
+        let uncached_err_fd = uncached_err_fd(&text)?;
         let auth_key_file = match get("SWARMCC_AUTH_KEY_FILE") {
             Some(p) if !p.is_empty() => PathBuf::from(p),
             _ => distcc_dir.join("auth.key"),
@@ -220,24 +196,7 @@ impl ClientConfig {
             safeguard: text(crate::compiler::SAFEGUARD_VAR),
             path: get("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin")),
             build_id: text("SWARMCC_BUILD_ID").filter(|v| !v.trim().is_empty()),
-            load_limit: match text("SWARMCC_LOAD_LIMIT") {
-                Some(v) => Some(v.trim().parse::<f64>().ok().filter(|l| *l > 0.0).ok_or(
-                    ConfigError {
-                        variable: "SWARMCC_LOAD_LIMIT",
-                        value: v.clone(),
-                        expected: "a positive number (a load, like make -l)",
-                    },
-                )?),
-                // make -l N: the enclosing make's own load limit applies to our local work.
-                None => {
-                    crate::jobserver::parse(
-                        text("CARGO_MAKEFLAGS").as_deref(),
-                        text("MAKEFLAGS").as_deref(),
-                        text("MFLAGS").as_deref(),
-                    )
-                    .load_limit
-                }
-            },
+            load_limit: load_limit(&text)?,
         })
     }
 
@@ -365,6 +324,71 @@ fn is_writable_tmpfs(dir: &Path) -> bool {
     }
     // SAFETY: access only reads the path.
     unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
+
+/// `DISTCC_DIR`, else `$HOME/.distcc` (distcc's default; `/` when `HOME` is unset).
+fn distcc_dir(get: &dyn Fn(&str) -> Option<OsString>) -> PathBuf {
+    match get("DISTCC_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => {
+            let home = get("HOME").unwrap_or_else(|| OsString::from("/"));
+            Path::new(&home).join(".distcc")
+        }
+    }
+}
+
+/// `(tmpdir, scratch_dir)`: `TMPDIR` for both when set; else `/tmp`, with scratch files
+/// in `/dev/shm` when it is a writable tmpfs (see [`ClientConfig::scratch_dir`]).
+fn temp_dirs(get: &dyn Fn(&str) -> Option<OsString>) -> (PathBuf, PathBuf) {
+    match get("TMPDIR") {
+        Some(d) if !d.is_empty() => (PathBuf::from(&d), PathBuf::from(d)),
+        _ => {
+            let shm = Path::new("/dev/shm");
+            let scratch = if is_writable_tmpfs(shm) {
+                shm
+            } else {
+                Path::new("/tmp")
+            };
+            (PathBuf::from("/tmp"), scratch.to_owned())
+        }
+    }
+}
+
+/// `UNCACHED_ERR_FD`, the fd ccache hands us for messages; a value that is not a
+/// number is a [`ConfigError`] naming the variable.
+fn uncached_err_fd(text: &dyn Fn(&str) -> Option<String>) -> Result<Option<i32>, ConfigError> {
+    match text("UNCACHED_ERR_FD") {
+        Some(v) => Ok(Some(v.trim().parse::<i32>().map_err(|_| ConfigError {
+            variable: "UNCACHED_ERR_FD",
+            value: v.clone(),
+            expected: "a file descriptor number",
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// `SWARMCC_LOAD_LIMIT`, else make's `-l` from the make flags: the enclosing make's
+/// own load limit applies to our local work too.
+fn load_limit(text: &dyn Fn(&str) -> Option<String>) -> Result<Option<f64>, ConfigError> {
+    match text("SWARMCC_LOAD_LIMIT") {
+        Some(v) => Ok(Some(
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|l| *l > 0.0)
+                .ok_or(ConfigError {
+                    variable: "SWARMCC_LOAD_LIMIT",
+                    value: v.clone(),
+                    expected: "a positive number (a load, like make -l)",
+                })?,
+        )),
+        None => Ok(crate::jobserver::parse(
+            text("CARGO_MAKEFLAGS").as_deref(),
+            text("MAKEFLAGS").as_deref(),
+            text("MFLAGS").as_deref(),
+        )
+        .load_limit),
+    }
 }
 
 #[cfg(test)]
