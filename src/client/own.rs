@@ -3,6 +3,8 @@
 //! The options themselves are declared in `client::cli` (shared with `build.rs`, which
 //! makes the man page and completions from them); this module runs them.
 
+use std::path::PathBuf;
+
 use clap::{CommandFactory, Parser};
 
 pub use super::cli::Cli;
@@ -21,64 +23,87 @@ pub fn run(args: &[String], cfg: &ClientConfig) -> i32 {
     if let Some(code) = crate::launcher::dispatch(args, cfg) {
         return code;
     }
-    // distcc's two options that sit in front of a compiler command, checked as distcc
-    // checks them: exactly as the first argument.
+    if let Some(code) = distcc_front_option(args, cfg) {
+        return code;
+    }
+    match parse(args) {
+        Ok(cli) => execute(decide(&cli), cfg),
+        Err(code) => code,
+    }
+}
+
+/// One own command, decided from the parsed options. The variants are in the order
+/// [`decide`] tries them: when several options are given, the first one wins.
+enum Command {
+    AgentServe(PathBuf),
+    ZeroconfServe(PathBuf),
+    Monitor(Option<f64>),
+    CheckHosts(Option<String>),
+    Install(crate::install::Command),
+    Shims(crate::shims::InstallArgs),
+    /// `--distcc-names` with none of the options it modifies: a usage error.
+    StrayDistccNames,
+    Version,
+    /// `--show-hosts` and/or `-j`: both read the host list.
+    Hosts {
+        show: bool,
+        jobs: bool,
+    },
+    Help,
+}
+
+/// distcc's two options that sit in front of a compiler command, checked as distcc
+/// checks them: exactly as the first argument. `None` when it is neither.
+fn distcc_front_option(args: &[String], cfg: &ClientConfig) -> Option<i32> {
     match args[0].as_str() {
-        "--scan-includes" => return super::scan::run(&args[1..], cfg),
+        "--scan-includes" => Some(super::scan::run(&args[1..], cfg)),
         "--show-principal" => {
             // distcc's exact lines; swarmcc has no GSS-API, so this is all it does.
             match &cfg.principal {
                 Some(p) => println!("Principal is\t: {p}"),
                 None => println!("Principal\t: Not Set."),
             }
-            return 0;
+            Some(0)
         }
-        _ => {}
+        _ => None,
     }
-    let cli = match Cli::try_parse_from(
-        std::iter::once("swarmcc".to_string()).chain(args.iter().cloned()),
-    ) {
-        Ok(c) => c,
-        Err(e) => {
+}
+
+/// The options through clap; `Err` is the exit code once clap has printed its
+/// message (0 for `--help`/`--version` output, a usage error otherwise).
+fn parse(args: &[String]) -> Result<Cli, i32> {
+    Cli::try_parse_from(std::iter::once("swarmcc".to_string()).chain(args.iter().cloned())).map_err(
+        |e| {
             let is_help = matches!(
                 e.kind(),
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
             );
             let _ = e.print();
-            return if is_help {
+            if is_help {
                 0
             } else {
                 ExitCode::BadArguments.code()
-            };
-        }
-    };
+            }
+        },
+    )
+}
+
+/// Which command the options ask for (see [`Command`] for the precedence).
+fn decide(cli: &Cli) -> Command {
     if let Some(dir) = &cli.agent_serve {
-        return crate::agent::serve_main(dir);
+        return Command::AgentServe(dir.clone());
     }
     if let Some(dir) = &cli.zeroconf_serve {
-        return crate::zeroconf::browse::serve_main(dir);
+        return Command::ZeroconfServe(dir.clone());
     }
     if let Some(interval) = cli.monitor {
-        return crate::monitor::run(interval, cfg);
+        return Command::Monitor(interval);
     }
     if let Some(compilers) = &cli.check_hosts {
-        return crate::check::run(compilers.as_deref(), cfg);
+        return Command::CheckHosts(compilers.clone());
     }
-    if let Some(prefix) = &cli.install {
-        return crate::install::run(crate::install::Command::Install {
-            prefix: prefix.clone(),
-            distcc_names: cli.distcc_names,
-        });
-    }
-    if let Some(prefix) = &cli.uninstall {
-        return crate::install::run(crate::install::Command::Uninstall {
-            prefix: prefix.clone(),
-        });
-    }
-    if let Some(prefix) = &cli.install_docs {
-        return crate::install::run(crate::install::Command::Docs {
-            prefix: prefix.clone(),
-        });
+    if let Some(install) = install_command(cli) {
+        return Command::Install(install);
     }
     let shims = match (&cli.install_shims, &cli.uninstall_shims) {
         (Some(dir), _) => Some((crate::shims::Action::Install, dir.clone())),
@@ -86,7 +111,7 @@ pub fn run(args: &[String], cfg: &ClientConfig) -> i32 {
         (None, None) => None,
     };
     if let Some((action, dir)) = shims {
-        return crate::shims::run_install(&crate::shims::InstallArgs {
+        return Command::Shims(crate::shims::InstallArgs {
             action,
             dir,
             distcc_names: cli.distcc_names,
@@ -94,34 +119,84 @@ pub fn run(args: &[String], cfg: &ClientConfig) -> i32 {
         });
     }
     if cli.distcc_names {
-        eprintln!(
-            "swarmcc: --distcc-names goes with --install, --install-shims or --uninstall-shims"
-        );
-        return ExitCode::BadArguments.code();
+        return Command::StrayDistccNames;
     }
     if cli.version {
-        print!("{}", crate::version::text("swarmcc"));
-        return 0;
+        return Command::Version;
     }
     if cli.show_hosts || cli.jobs {
-        let (list, _) = match super::host_warnings::load_some(cfg) {
-            Ok(x) => x,
-            Err(why) => {
-                eprintln!("swarmcc: {why}; can't distribute work");
-                return ExitCode::BadHostSpec.code();
-            }
+        return Command::Hosts {
+            show: cli.show_hosts,
+            jobs: cli.jobs,
         };
-        if cli.show_hosts {
-            for h in &list.hosts {
-                println!("{}", hosts::describe(h));
-            }
-        }
-        if cli.jobs {
-            println!("{}", list.total_slots());
-        }
-        return 0;
     }
-    let _ = Cli::command().print_help();
-    println!();
+    Command::Help
+}
+
+/// `--install`, `--uninstall` or `--install-docs`, first given first.
+fn install_command(cli: &Cli) -> Option<crate::install::Command> {
+    if let Some(prefix) = &cli.install {
+        return Some(crate::install::Command::Install {
+            prefix: prefix.clone(),
+            distcc_names: cli.distcc_names,
+        });
+    }
+    if let Some(prefix) = &cli.uninstall {
+        return Some(crate::install::Command::Uninstall {
+            prefix: prefix.clone(),
+        });
+    }
+    cli.install_docs
+        .as_ref()
+        .map(|prefix| crate::install::Command::Docs {
+            prefix: prefix.clone(),
+        })
+}
+
+/// Runs the decided command; returns the exit code.
+fn execute(command: Command, cfg: &ClientConfig) -> i32 {
+    match command {
+        Command::AgentServe(dir) => crate::agent::serve_main(&dir),
+        Command::ZeroconfServe(dir) => crate::zeroconf::browse::serve_main(&dir),
+        Command::Monitor(interval) => crate::monitor::run(interval, cfg),
+        Command::CheckHosts(compilers) => crate::check::run(compilers.as_deref(), cfg),
+        Command::Install(install) => crate::install::run(install),
+        Command::Shims(args) => crate::shims::run_install(&args),
+        Command::StrayDistccNames => {
+            eprintln!(
+                "swarmcc: --distcc-names goes with --install, --install-shims or --uninstall-shims"
+            );
+            ExitCode::BadArguments.code()
+        }
+        Command::Version => {
+            print!("{}", crate::version::text("swarmcc"));
+            0
+        }
+        Command::Hosts { show, jobs } => show_hosts(cfg, show, jobs),
+        Command::Help => {
+            let _ = Cli::command().print_help();
+            println!();
+            0
+        }
+    }
+}
+
+/// `--show-hosts` (one line per host) and `-j` (the total of their slots).
+fn show_hosts(cfg: &ClientConfig, show: bool, jobs: bool) -> i32 {
+    let (list, _) = match super::host_warnings::load_some(cfg) {
+        Ok(x) => x,
+        Err(why) => {
+            eprintln!("swarmcc: {why}; can't distribute work");
+            return ExitCode::BadHostSpec.code();
+        }
+    };
+    if show {
+        for h in &list.hosts {
+            println!("{}", hosts::describe(h));
+        }
+    }
+    if jobs {
+        println!("{}", list.total_slots());
+    }
     0
 }
