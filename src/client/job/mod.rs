@@ -100,19 +100,20 @@ impl Ctx<'_> {
 
     fn compile_here(&self, kind: LocalKind, limit: u32, report: JobReport) -> i32 {
         let mut slot = self.sched.local(kind, limit, self.load_limit);
+        let code = self.run_here_on(slot.as_ref());
+        report_to(&mut slot, report);
+        code
+    }
+
+    /// The local compile itself, on local slot `slot`, shown to monitors as
+    /// `localhost[slot]` while it runs.
+    fn run_here_on(&self, slot: Option<&Held>) -> i32 {
         if let Some(st) = self.state() {
-            st.phase_on(
-                Phase::Compile,
-                "localhost",
-                slot.as_ref().map_or(0, |s| s.slot),
-            );
+            st.phase_on(Phase::Compile, "localhost", slot.map_or(0, |s| s.slot));
         }
         let code = report_local(local::run(self.cmd));
         if let Some(st) = self.state() {
             st.phase(Phase::Done);
-        }
-        if let Some(s) = &mut slot {
-            s.report(&report);
         }
         code
     }
@@ -251,17 +252,7 @@ impl Ctx<'_> {
     /// `localhost` in the host list: the job runs here, on the slot it was given.
     fn run_on_localhost(&self, job: &RemoteJob, mut slot: Option<Held>) -> i32 {
         log::info!("job {}: local (localhost in the host list)", job.input);
-        if let Some(st) = self.state() {
-            st.phase_on(
-                Phase::Compile,
-                "localhost",
-                slot.as_ref().map_or(0, |s| s.slot),
-            );
-        }
-        let code = report_local(local::run(self.cmd));
-        if let Some(st) = self.state() {
-            st.phase(Phase::Done);
-        }
+        let code = self.run_here_on(slot.as_ref());
         report_to(
             &mut slot,
             JobReport::Local {
