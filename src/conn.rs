@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 use crate::auth::Transcript;
 use crate::protocol::auth::{AuthDecoder, AuthMessage};
 use crate::protocol::ext::{AdvertDecoder, Opening, OpeningDecoder, PreludeDecoder, ReplyPrelude};
+use crate::protocol::rustc::{
+    BlobDecoder, RustcRequest, RustcRequestDecoder, ServerMsg, ServerMsgDecoder,
+};
 use crate::protocol::{self, ReplyDecoder, ReplyEvent, RequestDecoder, RequestEvent};
 use crate::transport::Stream;
 
@@ -76,6 +79,30 @@ impl Decode for PreludeDecoder {
         &mut self,
         buf: &[u8],
     ) -> Result<Option<(ReplyPrelude, usize)>, protocol::Error> {
+        self.decode(buf)
+    }
+}
+
+impl Decode for RustcRequestDecoder {
+    type Event = RustcRequest;
+    fn decode_next(
+        &mut self,
+        buf: &[u8],
+    ) -> Result<Option<(RustcRequest, usize)>, protocol::Error> {
+        self.decode(buf)
+    }
+}
+
+impl Decode for BlobDecoder {
+    type Event = Vec<u8>;
+    fn decode_next(&mut self, buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, protocol::Error> {
+        self.decode(buf)
+    }
+}
+
+impl Decode for ServerMsgDecoder {
+    type Event = ServerMsg;
+    fn decode_next(&mut self, buf: &[u8]) -> Result<Option<(ServerMsg, usize)>, protocol::Error> {
         self.decode(buf)
     }
 }

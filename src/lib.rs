@@ -12,9 +12,9 @@
 //!
 //! * `config` — reads the environment and the host files once. Calls: `agent`, `backoff`, `compiler`, `hosts`, `jobserver`, `logging`, `transport`, `zeroconf`.
 //! * `hosts` — the host-list grammar (`hosts::spec`, `hosts::number`), warnings, no decisions. Calls: nothing.
-//! * `args` — classifies a compiler command line (`args::scan`, `args::job`); derives the preprocessing and remote commands; no I/O. Calls: nothing.
+//! * `args` — classifies a compiler command line (`args::scan`, `args::job`) and a rustc one (`args::rustc`); derives the preprocessing and remote commands; no I/O. Calls: nothing.
 //! * `compiler` — invocation mode, masquerade `PATH`, recursion guard, cross-compile names, swarmcc's own options. Calls: nothing.
-//! * `protocol` — the distcc wire protocol (`protocol::message`), LZO1X, the authentication and extension messages, SOCKSv5 `CONNECT`; sans-IO. Calls: `auth`.
+//! * `protocol` — the distcc wire protocol (`protocol::message`), LZO1X, the authentication and extension messages, a rustc job's messages (`protocol::rustc`), SOCKSv5 `CONNECT`; sans-IO. Calls: `auth`.
 //! * `auth` — pre-shared keys, the HMAC-SHA256 handshake, session and transcript MACs; no sockets. Calls: nothing.
 //! * `transport` — what a connection is (TCP, UNIX socket, pipes) and how a client opens one (TCP, SOCKSv5, ssh). Calls: `protocol`.
 //! * `conn` — the only code that reads protocol connections; timeouts; the MAC tap. Calls: `auth`, `protocol`, `transport`.

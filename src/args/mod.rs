@@ -8,7 +8,8 @@
 //! `scan` (the one generic loop and the checks that follow from what it found),
 //! `passthrough` (cc1 and assembler option lists), `job` (the remote job and its derived
 //! command lines), `reason` (why a command stays local), `response` (`@file`
-//! expansion) and `filename` (what an extension says).
+//! expansion) and `filename` (what an extension says). `rustc` is rustc's own command
+//! line (cargo's jobs), apart from the C grammar.
 //!
 //! The `.d` rules below were measured with gcc 12 (see `tests/args_gcc.rs`, which checks
 //! them against the real compiler):
@@ -26,6 +27,7 @@ mod job;
 mod passthrough;
 mod reason;
 mod response;
+pub mod rustc;
 mod scan;
 mod table;
 

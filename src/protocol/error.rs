@@ -41,6 +41,8 @@ pub enum Error {
     VersionMismatch { expected: u32, got: u32 },
     /// A SOCKSv5 proxy's answer that is not SOCKSv5.
     Socks(String),
+    /// A zstd body (a rustc job's blob) that does not decompress.
+    Zstd(String),
 }
 
 impl fmt::Display for Error {
@@ -70,6 +72,7 @@ impl fmt::Display for Error {
                 "expected DONE for protocol version {expected}, got version {got}"
             ),
             Error::Socks(why) => write!(f, "{why}"),
+            Error::Zstd(why) => write!(f, "corrupt zstd body: {why}"),
         }
     }
 }

@@ -13,6 +13,8 @@
 //!   which wrap a distcc request and reply between swarmcc and swarmccd;
 //! * [`ext`]: swarmcc's negotiated extension (zstd bodies, compiler identity,
 //!   keep-alives), announced by swarmccd after a plain reply;
+//! * [`rustc`]: the messages of a rustc job (request, blobs, reply), negotiated with
+//!   the extension's feature `rustc`;
 //! * [`socks`]: the SOCKSv5 `CONNECT` a client sends to a proxy (Gentoo's
 //!   network-sandbox) before any distcc byte.
 //!
@@ -27,6 +29,7 @@ pub mod ext;
 pub mod frame;
 pub mod lzo;
 pub mod message;
+pub mod rustc;
 pub mod socks;
 
 pub use error::Error;
