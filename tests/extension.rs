@@ -228,3 +228,52 @@ fn keepalives_keep_a_long_compile_remote_and_a_frozen_server_is_noticed() {
     assert!(took < Duration::from_secs(15), "noticed after {took:?}");
     lab.assert_objects_local(1);
 }
+
+/// A client asking for a rustc job (feature `rustc`, then its request) hears, in the
+/// extension's terms, that this swarmccd does not take it: accepted features without
+/// `rustc`, then a refusal naming why; the server logs the refusal and goes on serving.
+#[test]
+fn a_rustc_job_is_refused_in_the_extensions_terms() {
+    use swarmcc::protocol::ext::{encode_preamble, Preamble};
+    use swarmcc::protocol::rustc::{
+        encode_request, Limits, RustcRequest, ServerMsg, ServerMsgDecoder,
+    };
+
+    let lab = Lab::new();
+    let _reaper = AgentReaper(lab.ddir());
+    let srv = start_swarmccd_env(lab.path(), &[], &[]);
+    let mut bytes = Vec::new();
+    let preamble = Preamble {
+        features: vec!["rustc".into(), "keepalive".into()],
+        identity: "rustc 1.95.0; commit 0; host x86_64-unknown-linux-gnu".into(),
+    };
+    encode_preamble(&preamble, &mut bytes).unwrap();
+    let request = RustcRequest {
+        cwd: "/src".into(),
+        args: vec!["--crate-name".into(), "demo".into(), "/src/lib.rs".into()],
+        ..Default::default()
+    };
+    encode_request(&request, &mut bytes).unwrap();
+    let answer = common::wire::exchange(srv.port, &bytes);
+
+    let mut decoder = ServerMsgDecoder::new(Limits::default());
+    let mut at = 0;
+    let mut msgs = Vec::new();
+    while let Some((msg, used)) = decoder.decode(&answer[at..]).unwrap() {
+        msgs.push(msg);
+        at += used;
+    }
+    assert_eq!(at, answer.len(), "bytes after the refusal: {answer:?}");
+    assert_eq!(
+        msgs,
+        vec![
+            ServerMsg::Accepted(vec![]),
+            ServerMsg::Refused("rustc jobs are not served by this swarmccd".into()),
+        ]
+    );
+    srv.log_when(|l| l.contains("(rustc jobs are not served by this swarmccd)"));
+    // Still serving: a C job right after is compiled there.
+    let log = lab.compile(&format!("127.0.0.1:{}/2", srv.port), 0, &[]);
+    assert!(log.contains("remote on 127.0.0.1"), "{log}");
+    lab.assert_objects_local(0);
+}

@@ -20,6 +20,7 @@ mod record;
 mod reply;
 mod request;
 mod run;
+mod rustc;
 pub mod serve;
 pub mod stages;
 pub mod stats;

@@ -44,6 +44,7 @@ use super::record::{self, JobRecord, JobResult, Names, RejectReason, Summary};
 use super::reply::{self, answer_refusal, send_reply};
 use super::request::{self, read_source, warn_bad_request, Feed, PendingSource, Request};
 use super::run::{self, Ran};
+use super::rustc;
 use super::whitelist::Refusal;
 use super::Shared;
 
@@ -141,6 +142,10 @@ fn serve(
 /// Reads the extension preamble, if any, and the request's header.
 fn read_request_header(conn: &mut Conn, peer: Peer, shared: &Shared) -> Result<Header, Summary> {
     let ext = request::read_opening(conn, shared)?;
+    if ext.as_ref().is_some_and(rustc::wanted) {
+        conn.set_deadline(None);
+        return Err(rustc::refuse(conn));
+    }
     let (pending, argv) = request::read_header(conn, shared)?;
     let ext = ext.map(|p: Preamble| ExtJob::from_preamble(&p));
     if ext.is_some() && pending.version != Version::V1 {
