@@ -30,6 +30,7 @@
 //! * `state` — the distcc-compatible per-job state files: record layout, writer, reader. Calls: nothing.
 //! * `slots` — distcc-compatible lock files (the agent's fallback). Calls: nothing.
 //! * `backoff` — distcc-compatible backoff timefiles and once-per-period notices. Calls: nothing.
+//! * `blobs` — a bounded, crash-safe store of files by sha256 (written, synced, renamed; checked on every read; least recently used removed first), for the inputs rustc jobs send once and for results by content. Calls: nothing.
 //! * `sandbox` — Landlock confinement of the compilers swarmccd runs. Calls: nothing.
 //! * `toolchain` — which compiler a program is (version, target), cached. Calls: nothing.
 //! * `exec` — spawns a compiler or a pipeline of its stages with captured output. Calls: nothing.
@@ -43,6 +44,7 @@ pub mod agent;
 pub mod args;
 pub mod auth;
 pub mod backoff;
+pub mod blobs;
 pub mod check;
 pub mod client;
 pub mod compiler;

@@ -1,0 +1,334 @@
+//! A bounded, crash-safe store of files by content (sha256): where a server keeps the
+//! inputs clients send once (a rustc job's sources and extern rlibs, `protocol::rustc`)
+//! and, later, results keyed by content.
+//!
+//! Crash safety: an entry is written to a temporary name, synced, and renamed into
+//! place, so a torn write is never found under a hash; and every read checks the
+//! content against its hash, so a file damaged on disk after the fact is removed and
+//! reported rather than served. Entries are read-only files, so a job that links one
+//! into its directory cannot change it for the others.
+//!
+//! Bounded: the total size is kept under the limit by removing the least recently used
+//! entries (use is counted in memory, and from the files' times after a restart). A
+//! removed entry that is still linked into a job directory stays whole there.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+
+/// The sha256 of `data`, as 64 lowercase hex digits.
+pub fn sha256_hex(data: &[u8]) -> String {
+    let digest = Sha256::digest(data);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Whether `hash` has the form of a sha256 in hex, so that it is safe as a file name.
+pub fn is_hash(hash: &str) -> bool {
+    hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+#[derive(Debug)]
+struct Entry {
+    size: u64,
+    /// A counter, larger for more recent use.
+    used: u64,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    entries: HashMap<String, Entry>,
+    total: u64,
+    clock: u64,
+}
+
+/// The store in one directory, shared by the threads of one process.
+#[derive(Debug)]
+pub struct BlobStore {
+    dir: PathBuf,
+    max_bytes: u64,
+    index: Mutex<Index>,
+}
+
+impl BlobStore {
+    /// Opens (creating it if need be) the store in `dir`, holding at most `max_bytes`;
+    /// leftovers of interrupted writes are removed, entries found are indexed oldest
+    /// first.
+    pub fn open(dir: &Path, max_bytes: u64) -> io::Result<BlobStore> {
+        fs::create_dir_all(dir).map_err(|e| named(e, "creating the store", dir))?;
+        let mut found = Vec::new();
+        for item in fs::read_dir(dir).map_err(|e| named(e, "reading the store", dir))? {
+            let item = item?;
+            let name = item.file_name().to_string_lossy().into_owned();
+            let meta = item.metadata()?;
+            if !is_hash(&name) || !meta.is_file() {
+                let _ = fs::remove_file(item.path());
+                continue;
+            }
+            let when = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            found.push((when, name, meta.len()));
+        }
+        found.sort();
+        let store = BlobStore {
+            dir: dir.to_owned(),
+            max_bytes,
+            index: Mutex::new(Index::default()),
+        };
+        {
+            let mut index = store.lock();
+            for (_, name, size) in found {
+                index.clock += 1;
+                let used = index.clock;
+                index.total += size;
+                index.entries.insert(name, Entry { size, used });
+            }
+        }
+        store.evict();
+        Ok(store)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where the entry for `hash` lives (whether or not it is there).
+    pub fn path_of(&self, hash: &str) -> PathBuf {
+        self.dir.join(hash)
+    }
+
+    /// Whether the store holds `hash`; counts as a use.
+    pub fn contains(&self, hash: &str) -> bool {
+        let mut index = self.lock();
+        index.clock += 1;
+        let now = index.clock;
+        match index.entries.get_mut(hash) {
+            Some(e) => {
+                e.used = now;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The bytes held and the number of entries.
+    pub fn usage(&self) -> (u64, usize) {
+        let index = self.lock();
+        (index.total, index.entries.len())
+    }
+
+    /// Stores `data` under `hash`, which must be its sha256 (else `InvalidData`: the
+    /// sender is confused or hostile, and nothing is stored).
+    pub fn put(&self, hash: &str, data: &[u8]) -> io::Result<()> {
+        if !is_hash(hash) || sha256_hex(data) != hash {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("content does not match its hash {hash}"),
+            ));
+        }
+        if self.contains(hash) {
+            return Ok(());
+        }
+        let path = self.path_of(hash);
+        let tmp = self.dir.join(format!(
+            ".{hash}.{}.{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let written = (|| {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444))?;
+            fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(named(e, "writing", &path));
+        }
+        {
+            let mut index = self.lock();
+            index.clock += 1;
+            let used = index.clock;
+            let size = data.len() as u64;
+            if index
+                .entries
+                .insert(hash.to_owned(), Entry { size, used })
+                .is_none()
+            {
+                index.total += size;
+            }
+        }
+        self.evict();
+        Ok(())
+    }
+
+    /// The content of `hash`, checked against it. A damaged entry is removed and
+    /// reported as `InvalidData`; a missing one as `NotFound`.
+    pub fn get(&self, hash: &str) -> io::Result<Vec<u8>> {
+        if !self.contains(hash) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{hash} is not in the store"),
+            ));
+        }
+        let path = self.path_of(hash);
+        let data = match fs::read(&path) {
+            Ok(data) => data,
+            Err(e) => {
+                self.forget(hash);
+                return Err(named(e, "reading", &path));
+            }
+        };
+        if sha256_hex(&data) != hash {
+            self.forget(hash);
+            let _ = fs::remove_file(&path);
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is damaged (content does not match its name); removed",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(data)
+    }
+
+    fn forget(&self, hash: &str) {
+        let mut index = self.lock();
+        if let Some(e) = index.entries.remove(hash) {
+            index.total -= e.size;
+        }
+    }
+
+    /// Removes least recently used entries until the store is within its size.
+    fn evict(&self) {
+        let mut index = self.lock();
+        while index.total > self.max_bytes && !index.entries.is_empty() {
+            let oldest = index
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(h, _)| h.clone())
+                .expect("not empty");
+            let e = index.entries.remove(&oldest).expect("present");
+            index.total -= e.size;
+            let _ = fs::remove_file(self.dir.join(&oldest));
+        }
+    }
+}
+
+fn named(e: io::Error, what: &str, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: u8, len: usize) -> Vec<u8> {
+        vec![n; len]
+    }
+
+    #[test]
+    fn stored_content_comes_back_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path(), 1 << 20).unwrap();
+        let d = data(1, 1000);
+        let h = sha256_hex(&d);
+        assert!(!store.contains(&h));
+        store.put(&h, &d).unwrap();
+        assert!(store.contains(&h));
+        assert_eq!(store.get(&h).unwrap(), d);
+        assert_eq!(store.usage(), (1000, 1));
+        let mode = fs::metadata(store.path_of(&h))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o222, 0, "entries are read-only");
+        // Stored twice: counted once.
+        store.put(&h, &d).unwrap();
+        assert_eq!(store.usage(), (1000, 1));
+    }
+
+    #[test]
+    fn content_under_the_wrong_hash_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path(), 1 << 20).unwrap();
+        let wrong = sha256_hex(b"other");
+        let e = store.put(&wrong, b"content").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(!store.contains(&wrong));
+        let e = store.put("../../etc/passwd", b"content").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_damaged_entry_is_removed_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path(), 1 << 20).unwrap();
+        let d = data(2, 4096);
+        let h = sha256_hex(&d);
+        store.put(&h, &d).unwrap();
+        let path = store.path_of(&h);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let mut torn = d.clone();
+        torn.truncate(100);
+        fs::write(&path, &torn).unwrap();
+        let e = store.get(&h).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        assert!(!path.exists());
+        assert!(!store.contains(&h));
+        assert_eq!(store.usage(), (0, 0));
+    }
+
+    #[test]
+    fn the_least_recently_used_go_first_to_stay_within_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path(), 3000).unwrap();
+        let blobs: Vec<Vec<u8>> = (0..3).map(|n| data(n, 1000)).collect();
+        let hashes: Vec<String> = blobs.iter().map(|b| sha256_hex(b)).collect();
+        for (h, b) in hashes.iter().zip(&blobs) {
+            store.put(h, b).unwrap();
+        }
+        // Using the first makes the second the oldest.
+        assert!(store.contains(&hashes[0]));
+        let fourth = data(9, 1000);
+        store.put(&sha256_hex(&fourth), &fourth).unwrap();
+        assert!(store.contains(&hashes[0]));
+        assert!(!store.contains(&hashes[1]));
+        assert!(!store.path_of(&hashes[1]).exists());
+        assert!(store.contains(&hashes[2]));
+        assert_eq!(store.usage(), (3000, 3));
+    }
+
+    #[test]
+    fn reopening_finds_entries_and_drops_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = data(3, 500);
+        let h = sha256_hex(&d);
+        {
+            let store = BlobStore::open(dir.path(), 1 << 20).unwrap();
+            store.put(&h, &d).unwrap();
+        }
+        // An interrupted write of another process.
+        fs::write(dir.path().join(format!(".{h}.123.ThreadId(1)")), b"par").unwrap();
+        let store = BlobStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.usage(), (500, 1));
+        assert_eq!(store.get(&h).unwrap(), d);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        // Reopened smaller than what it holds: trimmed at once.
+        drop(store);
+        let store = BlobStore::open(dir.path(), 100).unwrap();
+        assert_eq!(store.usage(), (0, 0));
+    }
+}
