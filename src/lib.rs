@@ -32,7 +32,7 @@
 //! * `backoff` — distcc-compatible backoff timefiles and once-per-period notices. Calls: nothing.
 //! * `blobs` — a bounded, crash-safe store of files by sha256 (written, synced, renamed; checked on every read; least recently used removed first), for the inputs rustc jobs send once and for results by content. Calls: nothing.
 //! * `sandbox` — Landlock confinement of the compilers swarmccd runs. Calls: nothing.
-//! * `toolchain` — which compiler a program is (version, target), cached. Calls: nothing.
+//! * `toolchain` — which compiler a program is (version, target), cached; which rust toolchains a server has, by `rustc -vV` identity (`toolchain::rustc`). Calls: `args`.
 //! * `exec` — spawns a compiler or a pipeline of its stages with captured output. Calls: nothing.
 //! * `stages` — the stages a gcc driver runs (`-wrapper`, `-###`), file stamps. Calls: nothing.
 //! * `zeroconf` — `+zeroconf` and `--zeroconf` through avahi-daemon's D-Bus API. Calls: `compiler`.

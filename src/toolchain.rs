@@ -8,6 +8,8 @@
 //! Finding it costs a process run, so the client keeps it in a small file per compiler
 //! (keyed by path, size and modification time) and the server in memory.
 
+pub mod rustc;
+
 use std::collections::HashMap;
 use std::fs;
 use std::hash::{Hash, Hasher};
