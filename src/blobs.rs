@@ -212,14 +212,22 @@ impl BlobStore {
     /// Removes least recently used entries until the store is within its size.
     fn evict(&self) {
         let mut index = self.lock();
-        while index.total > self.max_bytes && !index.entries.is_empty() {
-            let oldest = index
-                .entries
-                .iter()
-                .min_by_key(|(_, e)| e.used)
-                .map(|(h, _)| h.clone())
-                .expect("not empty");
-            let e = index.entries.remove(&oldest).expect("present");
+        if index.total <= self.max_bytes {
+            return;
+        }
+        // One pass in order of use, rather than a search of every entry for each one
+        // removed: opening a large store over a smaller limit removes many at once.
+        let mut by_use: Vec<(u64, String)> = index
+            .entries
+            .iter()
+            .map(|(h, e)| (e.used, h.clone()))
+            .collect();
+        by_use.sort_unstable();
+        for (_, oldest) in by_use {
+            if index.total <= self.max_bytes {
+                break;
+            }
+            let e = index.entries.remove(&oldest).expect("indexed");
             index.total -= e.size;
             let _ = fs::remove_file(self.dir.join(&oldest));
         }

@@ -143,7 +143,6 @@ fn serve(
 fn read_request_header(conn: &mut Conn, peer: Peer, shared: &Shared) -> Result<Header, Summary> {
     let ext = request::read_opening(conn, shared)?;
     if ext.as_ref().is_some_and(rustc::wanted) {
-        conn.set_deadline(None);
         return Err(rustc::refuse(conn));
     }
     let (pending, argv) = request::read_header(conn, shared)?;
