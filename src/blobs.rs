@@ -202,6 +202,12 @@ impl BlobStore {
         Ok(data)
     }
 
+    /// Drops an entry found damaged outside the store (a link to it was written to).
+    pub fn remove(&self, hash: &str) {
+        self.forget(hash);
+        let _ = fs::remove_file(self.path_of(hash));
+    }
+
     fn forget(&self, hash: &str) {
         let mut index = self.lock();
         if let Some(e) = index.entries.remove(hash) {

@@ -18,8 +18,8 @@
 //! * `auth` — pre-shared keys, the HMAC-SHA256 handshake, session and transcript MACs; no sockets. Calls: nothing.
 //! * `transport` — what a connection is (TCP, UNIX socket, pipes) and how a client opens one (TCP, SOCKSv5, ssh). Calls: `protocol`.
 //! * `conn` — the only code that reads protocol connections; timeouts; the MAC tap. Calls: `auth`, `protocol`, `transport`.
-//! * `client` — runs a job: `client::job` (host choice, attempt, verdict, finish), `client::remote` (one conversation), `client::preprocess`, `client::local`, `client::own` (swarmcc's own options). Calls: `agent`, `args`, `auth`, `backoff`, `check`, `compiler`, `config`, `conn`, `exit`, `hosts`, `install`, `launcher`, `logging`, `monitor`, `protocol`, `shims`, `slots`, `stages`, `state`, `toolchain`, `transport`, `version`, `zeroconf`.
-//! * `server` — swarmccd: `server::daemon` (start-up), the job pipeline in `server::serve` (`request` → `decide` → `jobdir` → `run` → `reply` → `record`), `server::authn`, `server::stats`, `server::rustc` (a rustc job is refused in the extension's terms). Calls: `args`, `auth`, `compiler`, `conn`, `exec`, `exit`, `logging`, `protocol`, `sandbox`, `stages`, `toolchain`, `transport`, `version`, `zeroconf`.
+//! * `client` — runs a job: `client::job` (host choice, attempt, verdict, finish), `client::remote` (one conversation), `client::preprocess`, `client::local`, `client::own` (swarmcc's own options), `client::rustc` (a rustc job: inputs, conversation, checked results). Calls: `agent`, `args`, `auth`, `backoff`, `blobs`, `check`, `compiler`, `config`, `conn`, `exit`, `hosts`, `install`, `launcher`, `logging`, `monitor`, `protocol`, `shims`, `slots`, `stages`, `state`, `toolchain`, `transport`, `version`, `zeroconf`.
+//! * `server` — swarmccd: `server::daemon` (start-up), the job pipeline in `server::serve` (`request` → `decide` → `jobdir` → `run` → `reply` → `record`), `server::authn`, `server::stats`, `server::rustc` (rustc jobs: inputs by content, the run at the client's paths, outputs). Calls: `args`, `auth`, `blobs`, `compiler`, `conn`, `exec`, `exit`, `logging`, `namespace`, `protocol`, `sandbox`, `stages`, `toolchain`, `transport`, `version`, `zeroconf`.
 //! * `agent` — the per-user scheduling agent: pure scheduling state (`agent::sched`), its line protocol, its socket loop. Calls: nothing.
 //! * `jobserver` — the GNU make jobserver: MAKEFLAGS, descriptor checks, tokens. Calls: nothing.
 //! * `launcher` — `swarmcc --run`: shims, jobserver, embedded server, status line, summary. Calls: `agent`, `client`, `config`, `exit`, `hosts`, `jobserver`, `server`, `shims`.
@@ -31,6 +31,7 @@
 //! * `slots` — distcc-compatible lock files (the agent's fallback). Calls: nothing.
 //! * `backoff` — distcc-compatible backoff timefiles and once-per-period notices. Calls: nothing.
 //! * `blobs` — a bounded, crash-safe store of files by sha256 (written, synced, renamed; checked on every read; least recently used removed first), for the inputs rustc jobs send once and for results by content. Calls: nothing.
+//! * `namespace` — running a process at its client's paths: a job root as `/` in a private user and mount namespace, the system directories bound read-only. Calls: nothing.
 //! * `sandbox` — Landlock confinement of the compilers swarmccd runs. Calls: nothing.
 //! * `toolchain` — which compiler a program is (version, target), cached; which rust toolchains a server has, by `rustc -vV` identity (`toolchain::rustc`). Calls: `args`.
 //! * `exec` — spawns a compiler or a pipeline of its stages with captured output. Calls: nothing.
@@ -58,6 +59,7 @@ pub mod jobserver;
 pub mod launcher;
 pub mod logging;
 pub mod monitor;
+pub mod namespace;
 pub mod protocol;
 pub mod sandbox;
 pub mod server;

@@ -90,6 +90,18 @@ pub fn spawn_confined<T: Send>(
     })
 }
 
+/// Confines `cmd` from inside the child, as the last step before it runs: for a child
+/// that must first change its mounts (`namespace`), which a confined thread may not.
+/// The ruleset must outlive the spawn.
+pub fn confine_in_child(confinement: &Confinement, cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let fd = confinement.fd.as_raw_fd();
+    // SAFETY: the hook makes two system calls on an integer.
+    unsafe {
+        cmd.pre_exec(move || restrict_this_thread(fd));
+    }
+}
+
 /// Restricts the calling thread (and what it starts) to the ruleset `fd`.
 /// `no_new_privs` is required by Landlock for an unprivileged thread, and is welcome
 /// anyway: nothing a job runs can gain privileges through set-uid files.

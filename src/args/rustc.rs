@@ -285,6 +285,45 @@ pub fn classify(args: &[String]) -> Result<RustcJob, String> {
     Ok(job)
 }
 
+/// The client directories rustc writes its outputs in, absolute.
+pub fn output_dirs(job: &RustcJob, cwd: &str) -> Vec<String> {
+    let absolute = |p: &str| {
+        if p == "." {
+            let cwd = cwd.trim_end_matches('/');
+            if cwd.is_empty() {
+                "/".to_owned()
+            } else {
+                cwd.to_owned()
+            }
+        } else if p.starts_with('/') {
+            p.to_owned()
+        } else {
+            format!("{}/{p}", cwd.trim_end_matches('/'))
+        }
+    };
+    let parent = |p: &str| {
+        let p = absolute(p);
+        match p.rfind('/') {
+            Some(0) | None => "/".to_owned(),
+            Some(i) => p[..i].to_owned(),
+        }
+    };
+    let mut dirs: Vec<String> = Vec::new();
+    dirs.extend(job.out_dir.as_deref().map(absolute));
+    dirs.extend(job.output.as_deref().map(parent));
+    dirs.extend(
+        job.emits
+            .iter()
+            .filter_map(|(_, p)| p.as_deref().map(parent)),
+    );
+    if dirs.is_empty() {
+        dirs.push(absolute("."));
+    }
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
 /// The value with every absolute path in it rewritten, for an option whose value
 /// holds one; `None` for the options whose values are not paths.
 fn mapped_value(name: &str, value: &str, map: &dyn Fn(&str) -> String) -> Option<String> {
@@ -536,6 +575,26 @@ mod tests {
 
     fn strs(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn output_directories_come_from_every_output_option() {
+        let job = RustcJob {
+            out_dir: Some("/t/deps".into()),
+            output: Some("bin/app".into()),
+            emits: vec![
+                ("dep-info".into(), Some("/t/x.d".into())),
+                ("link".into(), None),
+            ],
+            ..RustcJob::default()
+        };
+        assert_eq!(output_dirs(&job, "/p/"), ["/p/bin", "/t", "/t/deps"]);
+        assert_eq!(output_dirs(&RustcJob::default(), "/p"), ["/p"]);
+        let top = RustcJob {
+            output: Some("/x".into()),
+            ..RustcJob::default()
+        };
+        assert_eq!(output_dirs(&top, "/p"), ["/"]);
     }
 
     #[test]

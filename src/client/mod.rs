@@ -19,6 +19,7 @@ pub mod output;
 pub mod own;
 pub mod preprocess;
 pub mod remote;
+mod rustc;
 pub mod scan;
 
 use std::ffi::OsString;
@@ -218,6 +219,11 @@ fn compile(
         Err(e) => return cannot_exec(&compiler_argv[0], &e),
     };
     if is_rust_compiler(&compiler_argv[0]) {
+        if is_rustc(&compiler_argv[0])
+            && compiler::check_safeguard(cfg.safeguard.as_deref(), masquerade) == Safeguard::Normal
+        {
+            return rustc::compile(cfg, &program, &compiler_argv, state);
+        }
         // exec keeps our pid but runs no destructor: the file must go first.
         drop(state);
         return exec_untouched(&program, &compiler_argv);
@@ -324,6 +330,15 @@ fn is_rust_compiler(name: &str) -> bool {
         .unwrap_or_default();
     let base = base.strip_suffix(".exe").unwrap_or(&base);
     base == "rustc" || base.ends_with("-rustc") || base == "clippy-driver" || base == "rustdoc"
+}
+
+/// rustc itself (not clippy-driver or rustdoc, which are not distributed).
+fn is_rustc(name: &str) -> bool {
+    let base = Path::new(name)
+        .file_name()
+        .map(|b| b.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    base == "rustc" || base.ends_with("-rustc")
 }
 
 /// Replaces this process with `program`: same arguments, environment, file descriptors

@@ -31,6 +31,12 @@ pub use decode::{BlobDecoder, RustcRequestDecoder, ServerMsgDecoder};
 /// The extension feature a client asks for and a serving swarmccd accepts.
 pub const FEATURE: &str = "rustc";
 
+/// The refusal of a server that serves no rustc jobs (no `--rustc`); a client need
+/// not ask it again for a while.
+pub const NOT_SERVED: &str = "rustc jobs are not served by this swarmccd";
+/// How the refusal of a server without the client's toolchain begins; the same holds.
+pub const NO_TOOLCHAIN: &str = "no toolchain";
+
 // The tokens are raw bytes, as in `ext`, so that this module adds none to distcc's
 // `Token` set; none of them is a distcc or an extension token.
 const RCWD: [u8; 4] = *b"RCWD";

@@ -236,6 +236,28 @@ pub struct Cli {
     #[arg(long)]
     pub no_direct_stages: bool,
 
+    /// Serve rustc jobs (`RUSTC_WRAPPER=swarmcc` clients) with a rust toolchain whose
+    /// `rustc -vV` matches the client's, found among rustup's toolchains and
+    /// --rustc-toolchain. Proc-macros run on this machine as the server's user
+    /// (confined like every job): allow only clients you trust to run code here.
+    #[arg(long)]
+    pub rustc: bool,
+
+    /// A rustc program to offer besides rustup's toolchains (repeatable), e.g.
+    /// /opt/rust/bin/rustc.
+    #[arg(long, value_name = "PATH", requires = "rustc")]
+    pub rustc_toolchain: Vec<PathBuf>,
+
+    /// Where the input files of rustc jobs are kept by content, so that each is sent
+    /// once [default: $TMPDIR/swarmccd-rustc-cache-UID].
+    #[arg(long, value_name = "DIR", requires = "rustc")]
+    pub rustc_cache: Option<PathBuf>,
+
+    /// Bound of that cache in MiB; the least recently used files go first.
+    #[arg(long, value_name = "MIB", default_value_t = 4096,
+          value_parser = clap::value_parser!(u64).range(64..))]
+    pub rustc_cache_size: u64,
+
     /// Debug mode: --no-detach --log-stderr --log-level debug.
     #[arg(short = 'W', long)]
     pub wizard: bool,

@@ -21,6 +21,7 @@ mod reply;
 mod request;
 mod run;
 mod rustc;
+pub use rustc::RustcConfig;
 pub mod serve;
 pub mod stages;
 pub mod stats;
@@ -91,6 +92,8 @@ pub struct ServerConfig {
     /// The swarmccd executable, which records a gcc driver's stages when run as its
     /// `-wrapper` (see [`stages`]); `None` runs every job through its driver.
     pub stage_recorder: Option<PathBuf>,
+    /// `--rustc`: serve rustc jobs (see [`rustc`]); `None` refuses them.
+    pub rustc: Option<RustcConfig>,
 }
 
 impl ServerConfig {
@@ -113,6 +116,7 @@ impl ServerConfig {
             sandbox: true,
             auth: None,
             stage_recorder: None,
+            rustc: None,
         }
     }
 }
@@ -224,6 +228,9 @@ pub(crate) struct Shared {
     /// The environment every compiler job starts from (before its own TMPDIR),
     /// built once rather than copied from ours on every spawn.
     pub(crate) job_env: Vec<(OsString, OsString)>,
+    /// What rustc jobs need, when they are served.
+    pub(crate) rustc: Option<rustc::Service>,
+    rustc_no_views: AtomicBool,
     /// Open connections, so that shutdown can unblock their reads.
     open: Mutex<HashMap<u64, TcpStream>>,
     open_changed: Condvar,
@@ -239,12 +246,33 @@ impl Shared {
             identities: Default::default(),
             plans: Default::default(),
             job_env: job_env(&cfg),
+            rustc: cfg
+                .rustc
+                .as_ref()
+                .and_then(|r| match rustc::Service::start(r) {
+                    Ok(service) => Some(service),
+                    Err(e) => {
+                        log::error!("--rustc: {e}; rustc jobs will be refused");
+                        None
+                    }
+                }),
+            rustc_no_views: AtomicBool::new(false),
             cfg,
             shutdown,
             open: Mutex::new(HashMap::new()),
             open_changed: Condvar::new(),
             next_id: AtomicU64::new(0),
         }
+    }
+
+    /// Whether rustc jobs can still run at their client's paths (see `namespace`).
+    pub(crate) fn rustc_views_work(&self) -> bool {
+        !self.rustc_no_views.load(Ordering::Relaxed)
+    }
+
+    /// A view could not be entered (no user namespaces here): no more are tried.
+    pub(crate) fn rustc_views_fail(&self) {
+        self.rustc_no_views.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn stopping(&self) -> bool {

@@ -94,7 +94,7 @@ fn serve(
         // The request MAC covers exactly the bytes the request decoder consumes.
         conn.start_tap(TapDirection::Received, session.transcript());
     }
-    let header = match read_request_header(conn, peer, shared) {
+    let header = match read_request_header(conn, peer, shared, names) {
         Ok(header) => header,
         Err(summary) => return warn_bad_request(peer, summary),
     };
@@ -140,10 +140,15 @@ fn serve(
 }
 
 /// Reads the extension preamble, if any, and the request's header.
-fn read_request_header(conn: &mut Conn, peer: Peer, shared: &Shared) -> Result<Header, Summary> {
+fn read_request_header(
+    conn: &mut Conn,
+    peer: Peer,
+    shared: &Shared,
+    names: &mut Names,
+) -> Result<Header, Summary> {
     let ext = request::read_opening(conn, shared)?;
-    if ext.as_ref().is_some_and(rustc::wanted) {
-        return Err(rustc::refuse(conn));
+    if let Some(p) = ext.as_ref().filter(|p| rustc::wanted(p)) {
+        return Err(rustc::serve(conn, peer, shared, p, names));
     }
     let (pending, argv) = request::read_header(conn, shared)?;
     let ext = ext.map(|p: Preamble| ExtJob::from_preamble(&p));

@@ -13,7 +13,8 @@ use std::process::{Command, Stdio};
 
 use crate::args::rustc::identity_from_vv;
 
-/// Runs `program -vV` and returns its identity (see [`identity_from_vv`]).
+/// Runs `program -vV` and returns its identity (see [`identity_from_vv`]) with this
+/// machine's C library.
 pub fn identity(program: &Path) -> io::Result<String> {
     let out = Command::new(program)
         .arg("-vV")
@@ -23,12 +24,27 @@ pub fn identity(program: &Path) -> io::Result<String> {
         .output()
         .map_err(|e| io::Error::new(e.kind(), format!("running {} -vV: {e}", program.display())))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    identity_from_vv(&text).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{} -vV does not describe a rustc", program.display()),
-        )
-    })
+    identity_from_vv(&text)
+        .map(|id| id + &libc_suffix())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} -vV does not describe a rustc", program.display()),
+            )
+        })
+}
+
+/// `; glibc 2.36`: a proc-macro or a program linked on a server must load here, so the
+/// C library is part of what must match (empty where it is not glibc).
+fn libc_suffix() -> String {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: returns a pointer to a static NUL-terminated string.
+        let v = unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) };
+        format!("; glibc {}", v.to_string_lossy())
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    String::new()
 }
 
 /// The toolchains found, each with its identity, in the order they were looked for.
@@ -50,8 +66,19 @@ impl Toolchains {
                 Err(e) => t.problems.push(e.to_string()),
             }
         }
-        let mut listed: Vec<PathBuf> = rustup_home
-            .and_then(|home| fs::read_dir(home.join("toolchains")).ok())
+        let dir = rustup_home.map(|home| home.join("toolchains"));
+        let entries = match dir.as_deref().map(fs::read_dir) {
+            Some(Ok(entries)) => Some(entries),
+            Some(Err(e)) if e.kind() == io::ErrorKind::PermissionDenied => {
+                let dir = dir.as_deref().unwrap_or(Path::new("")).display();
+                t.problems.push(format!(
+                    "{dir}: {e} (rustup's toolchains there cannot be run)"
+                ));
+                None
+            }
+            _ => None,
+        };
+        let mut listed: Vec<PathBuf> = entries
             .into_iter()
             .flatten()
             .filter_map(|d| Some(d.ok()?.path().join("bin").join("rustc")))

@@ -12,7 +12,7 @@ use crate::client::lease::{Held, Scheduler};
 use crate::hosts::{HostList, HostSpec};
 
 /// The hosts of one job, and which of them it has tried.
-pub(super) struct HostChoice<'h> {
+pub(in crate::client) struct HostChoice<'h> {
     hosts: &'h HostList,
     /// Each host is tried at most once per job: a failing host never loops (distcc
     /// 3.4 retried forever with DISTCC_BACKOFF_PERIOD=0).
@@ -20,7 +20,7 @@ pub(super) struct HostChoice<'h> {
 }
 
 /// A host chosen for an attempt, with the slot held on it.
-pub(super) struct Pick<'h> {
+pub(in crate::client) struct Pick<'h> {
     /// Its place in the host list.
     pub index: usize,
     pub host: &'h HostSpec,

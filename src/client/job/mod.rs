@@ -31,7 +31,7 @@ use super::direct_cpp::CppPlans;
 use super::lease::{Held, Scheduler};
 use super::local::{self, CompilerCommand};
 use super::remote::{self, Preprocessor, Timeouts};
-use choice::{HostChoice, Pick};
+pub(in crate::client) use choice::{HostChoice, Pick};
 use dialect::ExtHosts;
 use finish::Answered;
 use verdict::Attempted;

@@ -1,0 +1,143 @@
+//! One rustc job on one host: the preamble asking for feature `rustc` with our
+//! toolchain's identity and the request, then the contents the server lacks, then
+//! keep-alives until the reply (or a refusal, after which rustc runs here).
+
+use std::fs;
+use std::time::Duration;
+
+use crate::conn::{Conn, ConnError};
+use crate::protocol::ext::{self, Preamble};
+use crate::protocol::rustc::{
+    self, Limits, RustcReply, RustcRequest, ServerMsg, ServerMsgDecoder, NOT_SERVED, NO_TOOLCHAIN,
+};
+use crate::state::Phase;
+use crate::transport::Route;
+
+use super::Run;
+
+/// What was sent.
+#[derive(Debug, Default)]
+pub(super) struct Sent {
+    pub(super) bytes: u64,
+    pub(super) files: usize,
+}
+
+/// How an attempt ended.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    /// rustc ran there (with whatever status).
+    Done(RustcReply, Sent),
+    /// The host will not do it (no `--rustc`, another toolchain, this job): not a
+    /// failure of the host.
+    Declined(String),
+    /// The host or the link failed.
+    Failed(String),
+}
+
+/// Whether a refusal is about every rustc job of ours, not just this one.
+pub(super) fn declines_all(why: &str) -> bool {
+    why.starts_with(NOT_SERVED) || why.starts_with(NO_TOOLCHAIN) || why.starts_with(CLOSED)
+}
+
+/// A plain distccd (or an old swarmccd) closes at once on the extension's request.
+const CLOSED: &str = "the host closed the connection on a rustc job";
+
+/// Runs the job on `host:port`.
+pub(super) fn attempt(run: &Run<'_>, host: &str, port: u16, slot: u32) -> Outcome {
+    let cfg = run.cfg;
+    let route = Route::Tcp { host, port };
+    let link = match cfg.dialer.open(route, cfg.connect_timeout) {
+        Ok(link) => link,
+        Err(e) => return Outcome::Failed(format!("cannot connect: {e}")),
+    };
+    let mut conn = Conn::new(link.stream, cfg.io_timeout);
+    let mut sent = Sent::default();
+    let phase = |p: Phase| {
+        if let Some(st) = run.sched.state() {
+            st.phase_on(p, host, slot);
+        }
+    };
+    phase(Phase::Send);
+    match converse(run, &mut conn, &mut sent, &phase) {
+        Ok(Ok(reply)) => Outcome::Done(reply, sent),
+        Ok(Err(why)) => Outcome::Declined(why),
+        Err(ConnError::Eof { mid_message: false }) if sent.files == 0 => {
+            Outcome::Declined(CLOSED.to_string())
+        }
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+/// The conversation; `Ok(Err(reason))` for a refusal.
+fn converse(
+    run: &Run<'_>,
+    conn: &mut Conn,
+    sent: &mut Sent,
+    phase: &dyn Fn(Phase),
+) -> Result<Result<RustcReply, String>, ConnError> {
+    let cfg = run.cfg;
+    let mut bytes = Vec::new();
+    let preamble = Preamble {
+        features: vec![rustc::FEATURE.to_string()],
+        identity: run.identity.to_string(),
+    };
+    let request = RustcRequest {
+        cwd: run.inputs.cwd.clone(),
+        args: run.args.to_vec(),
+        env: run.inputs.env.clone(),
+        files: run.inputs.files.clone(),
+    };
+    let encoded = ext::encode_preamble(&preamble, &mut bytes)
+        .and_then(|()| rustc::encode_request(&request, &mut bytes));
+    if let Err(e) = encoded {
+        return Ok(Err(format!("the job cannot be sent: {e}")));
+    }
+    conn.send(&bytes)?;
+    sent.bytes += bytes.len() as u64;
+    let mut decoder = ServerMsgDecoder::new(Limits::default());
+    let wait = Some(cfg.io_timeout);
+    let needed = loop {
+        match conn.next_event(&mut decoder, wait)? {
+            ServerMsg::Accepted(_) | ServerMsg::KeepAlive => continue,
+            ServerMsg::Refused(why) => return Ok(Err(why)),
+            ServerMsg::Needed(needed) => break needed,
+            ServerMsg::Reply(_) => return Err(unexpected("a reply before the files")),
+        }
+    };
+    for i in needed {
+        let Some(file) = run.inputs.files.get(i as usize) else {
+            return Err(unexpected("a file index beyond the request"));
+        };
+        let data = match fs::read(&file.path) {
+            Ok(data) => data,
+            Err(e) => return Ok(Err(format!("reading {}: {e}", file.path))),
+        };
+        let mut blob = Vec::with_capacity(data.len() / 2 + 64);
+        if let Err(e) = rustc::encode_blob(&data, &mut blob) {
+            return Ok(Err(format!("{}: {e}", file.path)));
+        }
+        conn.send(&blob)?;
+        sent.bytes += blob.len() as u64;
+        sent.files += 1;
+    }
+    phase(Phase::Compile);
+    // A serving swarmccd sends keep-alives while the job waits and runs.
+    let stall = Some(cfg.stall_timeout.max(Duration::from_secs(10)));
+    loop {
+        match conn.next_event(&mut decoder, stall)? {
+            ServerMsg::KeepAlive => continue,
+            ServerMsg::Refused(why) => return Ok(Err(why)),
+            ServerMsg::Reply(reply) => {
+                phase(Phase::Receive);
+                return Ok(Ok(reply));
+            }
+            ServerMsg::Accepted(_) | ServerMsg::Needed(_) => {
+                return Err(unexpected("a second answer to the request"))
+            }
+        }
+    }
+}
+
+fn unexpected(what: &'static str) -> ConnError {
+    ConnError::Protocol(crate::protocol::Error::Encode(what))
+}
