@@ -104,7 +104,10 @@ pub(super) fn check_host(
         sched: Scheduler::lock_files(work.join("lock")),
         timeouts,
     };
-    let server = identify(&session, &probes[0]);
+    let Some(first) = probes.first() else {
+        return report;
+    };
+    let server = identify(&session, first);
     report.line("server", server.describe());
     if let Server::Unknown(e) = &server {
         // The conversation itself fails: the compile probes would say the same.
@@ -125,6 +128,23 @@ pub(super) fn check_host(
         );
     }
     report
+}
+
+/// Probes a rustc job on the host (after the C checks, whatever they found).
+pub(super) fn check_rustc(
+    report: &mut HostReport,
+    host: &HostSpec,
+    rustc: &Path,
+    cfg: &ClientConfig,
+    dir: &Path,
+) {
+    if host.down || remote::route_of(host).is_none() {
+        return;
+    }
+    match crate::client::rustc::probe::check(cfg, rustc, host, dir) {
+        Ok(found) => report.line("rustc", found),
+        Err(why) => report.problem(Verdict::Failed, format!("rustc: {why}")),
+    }
 }
 
 /// Says so when builds skip the host for a recent failure: the check itself ignores

@@ -69,6 +69,8 @@ pub fn run(compilers: Option<&str>, cfg: &ClientConfig) -> i32 {
 struct Wanted {
     names: Vec<String>,
     explicit: bool,
+    /// `rustc` was named: a rustc job is probed too (`client::rustc::probe`).
+    rustc: bool,
 }
 
 /// The check from host list to printed report; an error is the exit code, its reason
@@ -81,9 +83,24 @@ fn check(compilers: Option<&str>, cfg: &ClientConfig) -> Result<Vec<HostReport>,
     let wanted = wanted_compilers(compilers)?;
     let work = work_dir(cfg)?;
     let sched = Scheduler::lock_files(work.path().join("lock"));
-    let (probes, notes) = prepare_probes(&wanted, work.path(), cfg, &sched)?;
+    let (probes, mut notes) = if wanted.names.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        prepare_probes(&wanted, work.path(), cfg, &sched)?
+    };
+    let rustc = if wanted.rustc {
+        Some(find_rustc(cfg)?)
+    } else {
+        None
+    };
+    if let Some(r) = &rustc {
+        notes.push(format!(
+            "rustc: {} (a probe crate compiled as a RUSTC_WRAPPER job, outputs compared)",
+            r.display()
+        ));
+    }
     print_header(&list, &source, &probes, &notes);
-    let reports = check_all(&list.hosts, &probes, cfg, work.path());
+    let reports = check_all(&list.hosts, &probes, rustc.as_deref(), cfg, work.path());
     for r in &reports {
         println!("{r}");
     }
@@ -93,23 +110,40 @@ fn check(compilers: Option<&str>, cfg: &ClientConfig) -> Result<Vec<HostReport>,
 
 /// The compilers `--check-hosts=COMPILERS` names, or the default ones.
 fn wanted_compilers(compilers: Option<&str>) -> Result<Wanted, ExitCode> {
-    let wanted = match compilers {
+    let mut wanted = match compilers {
         Some(text) => Wanted {
             names: parse_compiler_list(text),
             explicit: true,
+            rustc: false,
         },
         None => Wanted {
             names: DEFAULT_COMPILERS.iter().map(|s| s.to_string()).collect(),
             explicit: false,
+            rustc: false,
         },
     };
-    if wanted.names.is_empty() {
+    let before = wanted.names.len();
+    wanted.names.retain(|n| n != "rustc");
+    wanted.rustc = wanted.names.len() != before;
+    if wanted.names.is_empty() && !wanted.rustc {
         eprintln!(
             "swarmcc: --check-hosts=COMPILERS names no compiler (e.g. --check-hosts=gcc,clang)"
         );
         return Err(ExitCode::BadArguments);
     }
     Ok(wanted)
+}
+
+/// The rustc to probe with: `RUSTC`, else `rustc` on `PATH`.
+fn find_rustc(cfg: &ClientConfig) -> Result<std::path::PathBuf, ExitCode> {
+    let name = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let self_exe = std::env::current_exe().unwrap_or_default();
+    compiler::find_real_compiler(&name, &cfg.path, &self_exe).map_err(|e| {
+        eprintln!(
+            "swarmcc: --check-hosts: {name} is not installed here ({e}): nothing to compare with"
+        );
+        ExitCode::CompilerMissing
+    })
 }
 
 /// The check's private directory (probes, objects, its own lock directory), removed
@@ -197,6 +231,7 @@ fn print_header(list: &HostList, source: &HostsSource, probes: &[Probe], notes: 
 fn check_all(
     hosts: &[HostSpec],
     probes: &[Probe],
+    rustc: Option<&std::path::Path>,
     cfg: &ClientConfig,
     work: &std::path::Path,
 ) -> Vec<HostReport> {
@@ -211,7 +246,17 @@ fn check_all(
     std::thread::scope(|s| {
         let handles: Vec<_> = hosts
             .iter()
-            .map(|h| s.spawn(move || check_host(h, probes, cfg, timeouts, work)))
+            .enumerate()
+            .map(|(i, h)| {
+                let dir = work.join(format!("rustc-{i}"));
+                s.spawn(move || {
+                    let mut report = check_host(h, probes, cfg, timeouts, work);
+                    if let Some(rustc) = rustc {
+                        host::check_rustc(&mut report, h, rustc, cfg, &dir);
+                    }
+                    report
+                })
+            })
             .collect();
         handles
             .into_iter()

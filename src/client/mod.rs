@@ -19,7 +19,7 @@ pub mod output;
 pub mod own;
 pub mod preprocess;
 pub mod remote;
-mod rustc;
+pub mod rustc;
 pub mod scan;
 
 use std::ffi::OsString;

@@ -249,7 +249,7 @@ pub struct Cli {
     pub rustc_toolchain: Vec<PathBuf>,
 
     /// Where the input files of rustc jobs are kept by content, so that each is sent
-    /// once [default: $TMPDIR/swarmccd-rustc-cache-UID].
+    /// once [default: $TMPDIR/swarmccd-rustc-cache-UID, UID the server's user].
     #[arg(long, value_name = "DIR", requires = "rustc")]
     pub rustc_cache: Option<PathBuf>,
 

@@ -249,7 +249,7 @@ impl Shared {
             rustc: cfg
                 .rustc
                 .as_ref()
-                .and_then(|r| match rustc::Service::start(r) {
+                .and_then(|r| match rustc::Service::start(r, &cfg.tmpdir) {
                     Ok(service) => Some(service),
                     Err(e) => {
                         log::error!("--rustc: {e}; rustc jobs will be refused");

@@ -42,23 +42,46 @@ impl Inputs {
     }
 }
 
+/// Where a job runs and what cargo told it: from this process, or made up (a probe).
+#[derive(Debug, Clone)]
+pub(super) struct Site {
+    pub(super) cwd: PathBuf,
+    /// The package's directory (`CARGO_MANIFEST_DIR`).
+    pub(super) manifest: PathBuf,
+    /// The build script's output (`OUT_DIR`).
+    pub(super) out_dir: Option<PathBuf>,
+    /// The variables sent with the job.
+    pub(super) env: Vec<(String, String)>,
+}
+
+impl Site {
+    /// This process's: its working directory and the environment cargo gave it.
+    pub(super) fn here() -> Result<Site, String> {
+        let cwd = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
+        let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .ok_or("not run by cargo (no absolute CARGO_MANIFEST_DIR)")?;
+        let out_dir = std::env::var_os("OUT_DIR")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute());
+        let env = std::env::vars()
+            .filter(|(name, _)| rustc_args::forwarded_env(name))
+            .collect();
+        Ok(Site {
+            cwd,
+            manifest,
+            out_dir,
+            env,
+        })
+    }
+}
+
 /// Finds and hashes the inputs; `Err` says why the job must run here.
-pub(super) fn collect(
-    cfg: &ClientConfig,
-    job: &RustcJob,
-    _argv: &[String],
-) -> Result<Inputs, String> {
-    let cwd = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
-    let cwd = normalise(&cwd);
-    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .ok_or("not run by cargo (no absolute CARGO_MANIFEST_DIR)")?;
-    let manifest = normalise(&manifest);
-    let out_dir = std::env::var_os("OUT_DIR")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .map(|p| normalise(&p));
+pub(super) fn collect(cfg: &ClientConfig, job: &RustcJob, site: Site) -> Result<Inputs, String> {
+    let cwd = normalise(&site.cwd);
+    let manifest = normalise(&site.manifest);
+    let out_dir = site.out_dir.map(|p| normalise(&p));
     let input = normalise(&cwd.join(&job.input));
     let inside = |dir: &Option<PathBuf>| dir.as_ref().is_some_and(|d| input.starts_with(d));
     if !input.starts_with(&manifest) && !inside(&out_dir) {
@@ -89,12 +112,9 @@ pub(super) fn collect(
             path: path.to_string_lossy().into_owned(),
         });
     }
-    let env = std::env::vars()
-        .filter(|(name, _)| rustc_args::forwarded_env(name))
-        .collect();
     Ok(Inputs {
         cwd: cwd.to_string_lossy().into_owned(),
-        env,
+        env: site.env,
         files,
     })
 }

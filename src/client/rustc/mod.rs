@@ -9,6 +9,7 @@
 mod conversation;
 mod identity;
 mod inputs;
+pub mod probe;
 mod results;
 
 use std::path::Path;
@@ -56,7 +57,7 @@ pub(super) fn compile(
     let Some(identity) = identity::of(cfg, program) else {
         return local(program, argv, state, "rustc -vV did not say what it is");
     };
-    let inputs = match inputs::collect(cfg, &job, argv) {
+    let inputs = match inputs::Site::here().and_then(|site| inputs::collect(cfg, &job, site)) {
         Ok(inputs) => inputs,
         Err(why) => return local(program, argv, state, &why),
     };
@@ -182,7 +183,7 @@ impl Run<'_> {
         slot_no: u32,
         started: Instant,
     ) -> Result<i32, Local> {
-        match results::apply(self.job, self.inputs, reply) {
+        match results::apply(self.job, self.inputs, reply, true) {
             Ok(code) => {
                 log::info!(
                     "job {}: remote on {label}[{slot_no}] ok in {:.2}s",

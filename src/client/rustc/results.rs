@@ -17,7 +17,12 @@ use super::inputs::{normalise, Inputs};
 
 /// Writes the reply's results and returns rustc's status; `Err` says why rustc must
 /// run here instead (nothing has been written then).
-pub(super) fn apply(job: &RustcJob, inputs: &Inputs, reply: RustcReply) -> Result<i32, String> {
+pub(super) fn apply(
+    job: &RustcJob,
+    inputs: &Inputs,
+    reply: RustcReply,
+    echo: bool,
+) -> Result<i32, String> {
     if reply.status != 0 {
         return Err(format!(
             "rustc exited with status {} there (run here for its own diagnostics)",
@@ -48,6 +53,9 @@ pub(super) fn apply(job: &RustcJob, inputs: &Inputs, reply: RustcReply) -> Resul
     check_dep_info(job, inputs, &outputs)?;
     for o in &outputs {
         write_output(o)?;
+    }
+    if !echo {
+        return Ok(0);
     }
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(&unroot(&reply.stdout));

@@ -120,14 +120,8 @@ pub fn config(cli: &Cli, env: &ServerEnv, allow: AllowList) -> Result<ServerConf
     cfg.save_temps = env.save_temps;
     cfg.auth = auth_policy(cli)?;
     if cli.rustc {
-        // SAFETY: geteuid has no preconditions.
-        let uid = unsafe { libc::geteuid() };
-        let cache_dir = cli
-            .rustc_cache
-            .clone()
-            .unwrap_or_else(|| env.tmpdir.join(format!("swarmccd-rustc-cache-{uid}")));
         cfg.rustc = Some(crate::server::RustcConfig {
-            cache_dir,
+            cache_dir: cli.rustc_cache.clone(),
             cache_bytes: cli.rustc_cache_size << 20,
             toolchains: cli.rustc_toolchain.clone(),
         });

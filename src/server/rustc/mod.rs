@@ -38,8 +38,9 @@ use crate::protocol::rustc::{NOT_SERVED, NO_TOOLCHAIN};
 /// `--rustc` and what goes with it.
 #[derive(Debug, Clone)]
 pub struct RustcConfig {
-    /// The store of input files by content (`--rustc-cache`).
-    pub cache_dir: PathBuf,
+    /// The store of input files by content (`--rustc-cache`); `None`: in the job
+    /// directory's parent, named for the user the server runs as.
+    pub cache_dir: Option<PathBuf>,
     /// Its bound in bytes (`--rustc-cache-size`).
     pub cache_bytes: u64,
     /// rustc programs to offer besides rustup's toolchains (`--rustc-toolchain`).
@@ -55,9 +56,15 @@ pub(crate) struct Service {
 
 impl Service {
     /// Finds the toolchains and opens the store; says what it found, once, at start.
-    pub(crate) fn start(cfg: &RustcConfig) -> std::io::Result<Service> {
-        let blobs = BlobStore::open(&cfg.cache_dir, cfg.cache_bytes)?;
-        own_private(&cfg.cache_dir)?;
+    pub(crate) fn start(cfg: &RustcConfig, tmpdir: &std::path::Path) -> std::io::Result<Service> {
+        // SAFETY: geteuid has no preconditions.
+        let uid = unsafe { libc::geteuid() };
+        let dir = cfg
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| tmpdir.join(format!("swarmccd-rustc-cache-{uid}")));
+        let blobs = BlobStore::open(&dir, cfg.cache_bytes)?;
+        own_private(&dir)?;
         let home = crate::toolchain::rustc::rustup_home();
         let toolchains = Toolchains::discover(&cfg.toolchains, home.as_deref());
         for p in &toolchains.problems {
@@ -67,7 +74,7 @@ impl Service {
         log::info!(
             "serving rustc jobs for {} (input cache {}: {files} files, {} MiB of {} MiB)",
             describe(&toolchains),
-            cfg.cache_dir.display(),
+            dir.display(),
             bytes >> 20,
             cfg.cache_bytes >> 20
         );
