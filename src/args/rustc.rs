@@ -413,6 +413,48 @@ pub fn forwarded_env(name: &str) -> bool {
         || matches!(name, "OUT_DIR" | "RUSTC_BOOTSTRAP" | "SOURCE_DATE_EPOCH")
 }
 
+/// Whether a server runs a job with this variable of the client's: anything but what
+/// changes how programs start or where they look (`PATH`, `LD_*`, …), a jobserver, a
+/// wrapper, swarmcc's and distcc's own settings, and the locale and terminal.
+pub fn allowed_on_server(name: &str) -> bool {
+    const EXACT: [&str; 16] = [
+        "PATH",
+        "HOME",
+        "TMPDIR",
+        "TMP",
+        "TEMP",
+        "SHELL",
+        "IFS",
+        "MAKEFLAGS",
+        "MFLAGS",
+        "CARGO_MAKEFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "_DISTCC_SAFEGUARD",
+        "LANG",
+        "TERM",
+        "PWD",
+    ];
+    const PREFIXES: [&str; 8] = [
+        "LD_", "DYLD_", "LC_", "DISTCC_", "SWARMCC_", "RUSTUP_", "GCONV", "MALLOC",
+    ];
+    !name.is_empty() && !EXACT.contains(&name) && !PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// The variables a build script asked cargo to set for rustc (`cargo:rustc-env=K=V`
+/// or `cargo::rustc-env=K=V` lines of its output, the file beside its `OUT_DIR`).
+pub fn build_script_env(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("cargo::rustc-env=")
+                .or_else(|| l.strip_prefix("cargo:rustc-env="))
+        })
+        .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_owned()))
+        .filter(|k| allowed_on_server(k))
+        .collect()
+}
+
 /// Whether a forwarded variable's value is a client path the server maps below its
 /// job root (when the value is absolute; the caller checks that).
 pub fn mapped_env(name: &str) -> bool {
@@ -575,6 +617,26 @@ mod tests {
 
     fn strs(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn build_scripts_rustc_env_is_read_and_dangerous_names_refused() {
+        let out = "cargo:rustc-cfg=x\ncargo:rustc-env=STAMP=a=b\ncargo::rustc-env=V=1\n\
+                   cargo:rustc-env=LD_PRELOAD=/evil.so\ncargo:warning=rustc-env=NO=1\n";
+        assert_eq!(build_script_env(out), ["STAMP", "V"]);
+        for no in [
+            "PATH",
+            "LD_LIBRARY_PATH",
+            "CARGO_MAKEFLAGS",
+            "DISTCC_HOSTS",
+            "",
+            "LC_ALL",
+        ] {
+            assert!(!allowed_on_server(no), "{no}");
+        }
+        for yes in ["CARGO_PKG_NAME", "OUT_DIR", "STAMP", "GIT_HASH"] {
+            assert!(allowed_on_server(yes), "{yes}");
+        }
     }
 
     #[test]

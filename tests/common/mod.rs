@@ -473,3 +473,74 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
+
+/// The rustc that cargo (and so these tests' builds) runs: the one beside cargo (a
+/// rustup toolchain's), else `rustc` on PATH.
+pub fn client_rustc() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let beside = Path::new(&cargo).with_file_name("rustc");
+    if beside.is_file() {
+        beside
+    } else {
+        PathBuf::from("rustc")
+    }
+}
+
+/// The rustc a swarmccd started by these tests must be given with `--rustc-toolchain`,
+/// or None when it finds the client's toolchain itself. Started as root, swarmccd runs
+/// as an unprivileged user, who cannot enter a rustup home under a private directory
+/// (root's is /root/.rustup, and /root is mode 0700): then the toolchain's `bin/` and
+/// `lib/` are hard-linked (copied across file systems) below `dir` — the same files,
+/// so the same `rustc -vV`, at a path that user can reach (rustc finds its sysroot from
+/// its own path).
+pub fn server_toolchain(dir: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let out = run(Command::new(client_rustc()).args(["--print", "sysroot"]));
+    assert_success(&out, "rustc --print sysroot");
+    let sysroot = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    let reachable = sysroot
+        .ancestors()
+        .all(|d| fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
+    if reachable {
+        return None;
+    }
+    let copy = dir.join("rust-toolchain");
+    for part in ["bin", "lib"] {
+        link_tree(&sysroot.join(part), &copy.join(part)).unwrap_or_else(|e| {
+            panic!(
+                "the server's user cannot reach {}, and linking it below {} failed: {e}",
+                sysroot.display(),
+                dir.display()
+            )
+        });
+    }
+    for d in [dir, &copy] {
+        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    Some(copy.join("bin/rustc"))
+}
+
+/// Recreates the tree `from` at `to`: directories made (mode 0755), files hard-linked
+/// (copied where that fails, across file systems), symbolic links copied as links.
+fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(to)?;
+    fs::set_permissions(to, fs::Permissions::from_mode(0o755))?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let dest = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            link_tree(&entry.path(), &dest)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(entry.path())?, &dest)?;
+        } else if fs::hard_link(entry.path(), &dest).is_err() {
+            fs::copy(entry.path(), &dest)?;
+        }
+    }
+    Ok(())
+}

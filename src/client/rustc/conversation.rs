@@ -20,6 +20,8 @@ use super::Run;
 pub(super) struct Sent {
     pub(super) bytes: u64,
     pub(super) files: usize,
+    /// The server said something: it speaks the extension.
+    answered: bool,
 }
 
 /// How an attempt ended.
@@ -61,7 +63,7 @@ pub(super) fn attempt(run: &Run<'_>, host: &str, port: u16, slot: u32) -> Outcom
     match converse(run, &mut conn, &mut sent, &phase) {
         Ok(Ok(reply)) => Outcome::Done(reply, sent),
         Ok(Err(why)) => Outcome::Declined(why),
-        Err(ConnError::Eof { mid_message: false }) if sent.files == 0 => {
+        Err(ConnError::Eof { mid_message: false }) if !sent.answered => {
             Outcome::Declined(CLOSED.to_string())
         }
         Err(e) => Outcome::Failed(e.to_string()),
@@ -97,7 +99,9 @@ fn converse(
     let mut decoder = ServerMsgDecoder::new(Limits::default());
     let wait = Some(cfg.io_timeout);
     let needed = loop {
-        match conn.next_event(&mut decoder, wait)? {
+        let msg = conn.next_event(&mut decoder, wait)?;
+        sent.answered = true;
+        match msg {
             ServerMsg::Accepted(_) | ServerMsg::KeepAlive => continue,
             ServerMsg::Refused(why) => return Ok(Err(why)),
             ServerMsg::Needed(needed) => break needed,

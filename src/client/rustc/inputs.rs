@@ -1,5 +1,5 @@
 //! What a rustc job may read, found before it runs: the package's files (its
-//! `CARGO_MANIFEST_DIR`, without target directories, hidden ones and nested
+//! `CARGO_MANIFEST_DIR`, without target directories, version control's and nested
 //! packages), the build script's `OUT_DIR`, the `--extern` files, and the crates in
 //! the `-L dependency=` directories (metadata, proc-macros, and the rlibs when the job
 //! links). The server proves afterwards, by rustc's own dep-info, that nothing else
@@ -20,6 +20,9 @@ use crate::protocol::rustc::JobFile;
 
 /// More files than this in a package (a vendored data set, say): rustc runs here.
 const MAX_FILES: usize = 20_000;
+/// Version control's directories, never read by a compile (other hidden directories,
+/// such as sqlx's `.sqlx`, may be read by proc-macros).
+const VCS_DIRS: [&str; 5] = [".git", ".hg", ".svn", ".jj", ".pijul"];
 /// More bytes than this in all: rustc runs here.
 const MAX_BYTES: u64 = 2 << 30;
 
@@ -65,8 +68,14 @@ impl Site {
         let out_dir = std::env::var_os("OUT_DIR")
             .map(PathBuf::from)
             .filter(|p| p.is_absolute());
+        // What the build script set with `cargo:rustc-env` goes too: `env!` reads it.
+        let extra = out_dir
+            .as_ref()
+            .and_then(|d| fs::read_to_string(d.parent()?.join("output")).ok())
+            .map(|text| rustc_args::build_script_env(&text))
+            .unwrap_or_default();
         let env = std::env::vars()
-            .filter(|(name, _)| rustc_args::forwarded_env(name))
+            .filter(|(name, _)| rustc_args::forwarded_env(name) || extra.contains(name))
             .collect();
         Ok(Site {
             cwd,
@@ -172,7 +181,7 @@ impl Found {
                 };
                 if kind.is_dir() {
                     let skip = package
-                        && (name.to_string_lossy().starts_with('.')
+                        && (VCS_DIRS.contains(&name.to_string_lossy().as_ref())
                             || path.join("CACHEDIR.TAG").exists()
                             || path.join("Cargo.toml").exists());
                     if !skip {

@@ -149,7 +149,7 @@ pub(super) fn serve(
     if let Some((name, _)) = request
         .env
         .iter()
-        .find(|(n, _)| !rustc_args::forwarded_env(n))
+        .find(|(n, _)| !rustc_args::allowed_on_server(n))
     {
         return refuse_job(conn, &format!("environment variable {name} is not a job's"));
     }
