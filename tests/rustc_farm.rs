@@ -21,6 +21,8 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -390,11 +392,47 @@ fn serde_derive_graph_builds_on_the_farm() {
 
     let build_log = tmp.path().join("client-build.log");
     let started = Instant::now();
+    // Debian's distccmon-text watches the build: rustc jobs show by crate name, on
+    // the server's host and slot.
+    let done = Arc::new(AtomicBool::new(false));
+    let monitor = {
+        let (done, distcc_dir) = (done.clone(), farm.distcc_dir.clone());
+        thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !done.load(Ordering::SeqCst) {
+                let out = Command::new("distccmon-text")
+                    .env("DISTCC_DIR", &distcc_dir)
+                    .output();
+                if let Ok(out) = out {
+                    seen.extend(
+                        String::from_utf8_lossy(&out.stdout)
+                            .lines()
+                            .map(str::to_owned),
+                    );
+                }
+                thread::sleep(Duration::from_millis(30));
+            }
+            seen
+        })
+    };
     let out = run_cargo(
         &mut farm.cargo(&proj, &target, &build_log, &["build", "--locked"]),
         "cargo build of rust-serde through swarmcc",
     );
+    done.store(true, Ordering::SeqCst);
+    let monitor_lines = monitor.join().unwrap();
     assert_success(&out, "cargo build of rust-serde through swarmcc");
+    let shown = |krate: &str| {
+        monitor_lines.iter().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.len() >= 4 && w[1] == "Compile" && w[2] == krate && w[3].starts_with("127.0.0.1[")
+        })
+    };
+    assert!(
+        shown("syn") || shown("serde_derive") || shown("serde_core"),
+        "distccmon-text never showed a rustc job by crate name on the server:\n{}",
+        monitor_lines.join("\n")
+    );
     eprintln!(
         "serde build through the farm: {:.1}s",
         started.elapsed().as_secs_f64()
