@@ -171,6 +171,12 @@ pub fn spawn_pipeline(
 }
 
 impl Running {
+    /// Another handle on the file capturing its stderr, to read what it has written so
+    /// far while it runs (with positioned reads: the file's offset is shared).
+    pub fn stderr_file(&self) -> io::Result<File> {
+        self.err.try_clone()
+    }
+
     /// Waits for the compiler (see [`run`]), killing its group on the deadline or when
     /// `cancel` says so. Closes its standard input first if the caller has not.
     pub fn wait(

@@ -324,6 +324,33 @@ pub fn output_dirs(job: &RustcJob, cwd: &str) -> Vec<String> {
     dirs
 }
 
+/// Where the job's dep-info goes: `--emit dep-info=PATH`, else `<crate><extra>.d` in
+/// the output directory (or `cwd`), absolute.
+pub fn dep_info_path(job: &RustcJob, cwd: &str) -> String {
+    let cwd = cwd.trim_end_matches('/');
+    let absolute = |p: &str| {
+        if p.starts_with('/') {
+            p.to_owned()
+        } else {
+            format!("{cwd}/{p}")
+        }
+    };
+    let explicit = job.emits.iter().find(|(kind, _)| kind == "dep-info");
+    if let Some((_, Some(p))) = explicit {
+        return absolute(p);
+    }
+    let dir = job
+        .out_dir
+        .as_deref()
+        .map_or_else(|| cwd.to_owned(), absolute);
+    format!(
+        "{}/{}{}.d",
+        dir.trim_end_matches('/'),
+        job.crate_name,
+        job.extra_filename
+    )
+}
+
 /// The value with every absolute path in it rewritten, for an option whose value
 /// holds one; `None` for the options whose values are not paths.
 fn mapped_value(name: &str, value: &str, map: &dyn Fn(&str) -> String) -> Option<String> {

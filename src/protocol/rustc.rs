@@ -11,6 +11,12 @@
 //!                   ROUC n + n×(ROUT "<x|-> <path>", RBLB <zstd frame>)
 //! ```
 //!
+//! With feature [`EARLY_METADATA`] accepted, the server may send, once, before the
+//! reply, `RERL 00000000` followed by the reply's other fields: rustc's stderr so far
+//! (up to its notice that the crate's metadata is written) and the `.rmeta` and
+//! dep-info files, so that cargo can start the crates that depend on this one while
+//! its code is still generated (cargo's pipelining). The reply repeats them.
+//!
 //! The decoders are in `decode` (re-exported here).
 //!
 //! Additions to the shared design, none changing its API: `Error::Zstd` for a blob
@@ -31,6 +37,9 @@ pub use decode::{BlobDecoder, RustcRequestDecoder, ServerMsgDecoder};
 /// The extension feature a client asks for and a serving swarmccd accepts.
 pub const FEATURE: &str = "rustc";
 
+/// The feature of the early metadata part (`RERL`).
+pub const EARLY_METADATA: &str = "rustc-early-metadata";
+
 /// The refusal of a server that serves no rustc jobs (no `--rustc`); a client need
 /// not ask it again for a while.
 pub const NOT_SERVED: &str = "rustc jobs are not served by this swarmccd";
@@ -50,6 +59,7 @@ const RNED: [u8; 4] = *b"RNED";
 const RREF: [u8; 4] = *b"RREF";
 const RBLB: [u8; 4] = *b"RBLB";
 const RDON: [u8; 4] = *b"RDON";
+const RERL: [u8; 4] = *b"RERL";
 const RSOU: [u8; 4] = *b"RSOU";
 const RSER: [u8; 4] = *b"RSER";
 const RROT: [u8; 4] = *b"RROT";
@@ -60,9 +70,9 @@ const SWOP: [u8; 4] = *b"SWOP";
 const SWKA: [u8; 4] = *b"SWKA";
 
 /// Every token this module reads or writes, for collision checks.
-pub const TOKENS: [&str; 18] = [
+pub const TOKENS: [&str; 19] = [
     "RCWD", "RARC", "RARG", "RENC", "RENV", "RFLC", "RFIL", "RNED", "RREF", "RBLB", "RDON", "RSOU",
-    "RSER", "RROT", "ROUC", "ROUT", "SWOP", "SWKA",
+    "RSER", "RROT", "ROUC", "ROUT", "SWOP", "SWKA", "RERL",
 ];
 
 /// zstd level for blobs: the fastest; the link is rarely the limit.
@@ -144,6 +154,8 @@ pub enum ServerMsg {
     Needed(Vec<u32>),
     /// `SWKA`.
     KeepAlive,
+    /// `RERL`: the metadata, before the reply (status 0, stdout empty).
+    Early(RustcReply),
     Reply(RustcReply),
 }
 
@@ -243,20 +255,39 @@ pub fn encode_reply(r: &RustcReply, out: &mut Vec<u8>) -> Result<(), Error> {
     if r.status > 255 {
         return Err(Error::Encode("exit status above 255"));
     }
+    atomically(out, |out| encode_parts(RDON, r.status, r, out))
+}
+
+/// Appends the early metadata part (see the module's notes): `r`'s stderr and outputs.
+pub fn encode_early(r: &RustcReply, out: &mut Vec<u8>) -> Result<(), Error> {
     atomically(out, |out| {
-        header(RDON, r.status, out);
-        put_bytes(RSOU, &r.stdout, out)?;
-        put_bytes(RSER, &r.stderr, out)?;
-        check_path(&r.root, "RROT").map_err(encode_error)?;
-        put_text(RROT, &r.root, out)?;
-        put_count(ROUC, r.outputs.len(), out)?;
-        for o in &r.outputs {
-            check_path(&o.path, "ROUT").map_err(encode_error)?;
-            put_text(ROUT, &format!("{} {}", flag(o.executable), o.path), out)?;
-            encode_blob(&o.data, out)?;
-        }
-        Ok(())
+        let part = RustcReply {
+            status: 0,
+            stdout: Vec::new(),
+            ..r.clone()
+        };
+        encode_parts(RERL, 0, &part, out)
     })
+}
+
+fn encode_parts(
+    token: [u8; 4],
+    status: u32,
+    r: &RustcReply,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    header(token, status, out);
+    put_bytes(RSOU, &r.stdout, out)?;
+    put_bytes(RSER, &r.stderr, out)?;
+    check_path(&r.root, "RROT").map_err(encode_error)?;
+    put_text(RROT, &r.root, out)?;
+    put_count(ROUC, r.outputs.len(), out)?;
+    for o in &r.outputs {
+        check_path(&o.path, "ROUT").map_err(encode_error)?;
+        put_text(ROUT, &format!("{} {}", flag(o.executable), o.path), out)?;
+        encode_blob(&o.data, out)?;
+    }
+    Ok(())
 }
 
 fn flag(executable: bool) -> &'static str {
@@ -673,6 +704,31 @@ mod tests {
         assert_eq!(
             server_msg(&bytes).unwrap(),
             Some((ServerMsg::Reply(empty), bytes.len()))
+        );
+    }
+
+    #[test]
+    fn early_part_round_trips_before_the_reply() {
+        let mut bytes = encoded(&reply(), encode_early);
+        assert!(bytes.starts_with(b"RERL00000000RSOU00000000RSER00000003"));
+        let early_len = bytes.len();
+        bytes.extend(encoded(&reply(), encode_reply));
+        let mut d = ServerMsgDecoder::new(Limits::default());
+        for cut in 0..early_len {
+            assert_eq!(d.decode(&bytes[..cut]).unwrap(), None, "cut {cut}");
+        }
+        let (msg, used) = d.decode(&bytes).unwrap().unwrap();
+        let want = RustcReply {
+            status: 0,
+            stdout: Vec::new(),
+            ..reply()
+        };
+        assert_eq!((msg, used), (ServerMsg::Early(want), early_len));
+        let (msg, _) = d.decode(&bytes[used..]).unwrap().unwrap();
+        assert_eq!(msg, ServerMsg::Reply(reply()));
+        assert!(
+            server_msg(b"RERL00000001").is_err(),
+            "an early part has no status"
         );
     }
 

@@ -45,7 +45,13 @@ pub(super) fn declines_all(why: &str) -> bool {
 const CLOSED: &str = "the host closed the connection on a rustc job";
 
 /// Runs the job on `host:port`.
-pub(super) fn attempt(run: &Run<'_>, host: &str, port: u16, slot: u32) -> Outcome {
+pub(super) fn attempt(
+    run: &Run<'_>,
+    host: &str,
+    port: u16,
+    slot: u32,
+    early: &mut dyn FnMut(RustcReply) -> Result<(), String>,
+) -> Outcome {
     let cfg = run.cfg;
     let route = Route::Tcp { host, port };
     let link = match cfg.dialer.open(route, cfg.connect_timeout) {
@@ -60,7 +66,7 @@ pub(super) fn attempt(run: &Run<'_>, host: &str, port: u16, slot: u32) -> Outcom
         }
     };
     phase(Phase::Send);
-    match converse(run, &mut conn, &mut sent, &phase) {
+    match converse(run, &mut conn, &mut sent, &phase, early) {
         Ok(Ok(reply)) => Outcome::Done(reply, sent),
         Ok(Err(why)) => Outcome::Declined(why),
         Err(ConnError::Eof { mid_message: false }) if !sent.answered => {
@@ -76,11 +82,15 @@ fn converse(
     conn: &mut Conn,
     sent: &mut Sent,
     phase: &dyn Fn(Phase),
+    early: &mut dyn FnMut(RustcReply) -> Result<(), String>,
 ) -> Result<Result<RustcReply, String>, ConnError> {
     let cfg = run.cfg;
     let mut bytes = Vec::new();
     let preamble = Preamble {
-        features: vec![rustc::FEATURE.to_string()],
+        features: vec![
+            rustc::FEATURE.to_string(),
+            rustc::EARLY_METADATA.to_string(),
+        ],
         identity: run.identity.to_string(),
     };
     let request = RustcRequest {
@@ -105,10 +115,45 @@ fn converse(
             ServerMsg::Accepted(_) | ServerMsg::KeepAlive => continue,
             ServerMsg::Refused(why) => return Ok(Err(why)),
             ServerMsg::Needed(needed) => break needed,
-            ServerMsg::Reply(_) => return Err(unexpected("a reply before the files")),
+            ServerMsg::Reply(_) | ServerMsg::Early(_) => {
+                return Err(unexpected("a reply before the files"))
+            }
         }
     };
-    for i in needed {
+    if let Err(why) = send_contents(run, conn, sent, &needed)? {
+        return Ok(Err(why));
+    }
+    phase(Phase::Compile);
+    // A serving swarmccd sends keep-alives while the job waits and runs.
+    let stall = Some(cfg.stall_timeout.max(Duration::from_secs(10)));
+    loop {
+        match conn.next_event(&mut decoder, stall)? {
+            ServerMsg::KeepAlive => continue,
+            ServerMsg::Refused(why) => return Ok(Err(why)),
+            ServerMsg::Early(part) => {
+                if let Err(why) = early(part) {
+                    return Ok(Err(why));
+                }
+            }
+            ServerMsg::Reply(reply) => {
+                phase(Phase::Receive);
+                return Ok(Ok(reply));
+            }
+            ServerMsg::Accepted(_) | ServerMsg::Needed(_) => {
+                return Err(unexpected("a second answer to the request"))
+            }
+        }
+    }
+}
+
+/// Sends the contents the server asked for; `Ok(Err(why))` when one cannot be read.
+fn send_contents(
+    run: &Run<'_>,
+    conn: &mut Conn,
+    sent: &mut Sent,
+    needed: &[u32],
+) -> Result<Result<(), String>, ConnError> {
+    for &i in needed {
         let Some(file) = run.inputs.files.get(i as usize) else {
             return Err(unexpected("a file index beyond the request"));
         };
@@ -124,22 +169,7 @@ fn converse(
         sent.bytes += blob.len() as u64;
         sent.files += 1;
     }
-    phase(Phase::Compile);
-    // A serving swarmccd sends keep-alives while the job waits and runs.
-    let stall = Some(cfg.stall_timeout.max(Duration::from_secs(10)));
-    loop {
-        match conn.next_event(&mut decoder, stall)? {
-            ServerMsg::KeepAlive => continue,
-            ServerMsg::Refused(why) => return Ok(Err(why)),
-            ServerMsg::Reply(reply) => {
-                phase(Phase::Receive);
-                return Ok(Ok(reply));
-            }
-            ServerMsg::Accepted(_) | ServerMsg::Needed(_) => {
-                return Err(unexpected("a second answer to the request"))
-            }
-        }
-    }
+    Ok(Ok(()))
 }
 
 fn unexpected(what: &'static str) -> ConnError {

@@ -27,6 +27,7 @@ use super::job::{HostChoice, Pick};
 use super::lease::{Held, Scheduler};
 use conversation::Outcome;
 use inputs::Inputs;
+use results::Printed;
 
 /// How long a host that said it does not serve rustc (or not our toolchain) is not
 /// asked again: a server restarted with `--rustc` is found within this time.
@@ -73,11 +74,12 @@ pub(super) fn compile(
     };
     match run.on_hosts(&hosts) {
         Ok(code) => code,
-        Err(Local {
-            reason,
-            slot,
-            failed,
-        }) => {
+        Err(local) => {
+            let Local {
+                reason,
+                failed,
+                printed,
+            } = *local;
             if failed && !cfg.fallback {
                 eprintln!(
                     "swarmcc: failed to distribute rustc {} ({reason}) and fallbacks are \
@@ -86,7 +88,11 @@ pub(super) fn compile(
                 );
                 return ExitCode::NoHosts.code();
             }
-            local_after(program, argv, sched, slot, &reason, failed)
+            let why = Why {
+                reason: &reason,
+                fallback: failed,
+            };
+            local_after(program, argv, sched, why, &printed)
         }
     }
 }
@@ -102,61 +108,43 @@ struct Run<'a> {
     sched: &'a Scheduler,
 }
 
-/// Why the job runs here after all, and the slot it may run on.
+/// Why the job runs here after all.
 struct Local {
     reason: String,
-    slot: Option<Held>,
     /// A host failed (not merely declined): a fallback, in the summary's terms.
     failed: bool,
+    /// What an early part printed, which the local rustc must not print again.
+    printed: Printed,
+}
+
+/// What one host came to.
+enum Tried {
+    /// The job is over there: its status, or why it runs here now (after an early
+    /// part was printed no other host may be tried: cargo has heard of it).
+    Over(Result<i32, Box<Local>>),
+    /// The next host may be tried.
+    Next { reason: String, failed: bool },
 }
 
 impl Run<'_> {
     /// Tries the hosts in turn; `Ok` with rustc's exit status once one did the job.
-    fn on_hosts(&self, hosts: &HostList) -> Result<i32, Local> {
+    fn on_hosts(&self, hosts: &HostList) -> Result<i32, Box<Local>> {
         let cfg = self.cfg;
         let lock_dir = cfg.lock_dir();
-        let started = Instant::now();
         let mut choice = HostChoice::new(hosts);
         let mut reasons: Vec<String> = Vec::new();
         let mut failed = false;
-        while let Some(Pick { host, mut slot, .. }) =
+        while let Some(Pick { host, slot, .. }) =
             choice.next(self.sched, &lock_dir, cfg.backoff_period)
         {
-            let HostKind::Tcp { host: name, port } = &host.kind else {
-                continue;
-            };
             if !serves_rustc_maybe(cfg)(host) {
                 continue;
             }
-            let label = format!("{name}:{port}");
-            let slot_no = slot.as_ref().map_or(0, |s| s.slot);
-            if let Some(st) = self.sched.state() {
-                st.phase_on(Phase::Connect, name, slot_no);
-            }
-            let outcome = conversation::attempt(self, name, *port, slot_no);
-            match outcome {
-                Outcome::Done(reply, sent) => {
-                    log_sent(self, &sent);
-                    return self.finish(reply, slot, &label, slot_no, started);
-                }
-                Outcome::Declined(why) => {
-                    remember_refusal(cfg, host, &why);
-                    reasons.push(format!("{label}: {why}"));
-                }
-                Outcome::Failed(why) => {
-                    if let Some(s) = &mut slot {
-                        s.report(&JobReport::HostFailed {
-                            reason: why.clone(),
-                        });
-                    }
-                    backoff::mark(&lock_dir, &host.lock_name(), cfg.backoff_period);
-                    log::warn!(
-                        target: crate::logging::NOTICE,
-                        "failed to distribute rustc {} to {label}, running locally instead: {why}",
-                        self.job.crate_name
-                    );
-                    reasons.push(format!("{label}: {why}"));
-                    failed = true;
+            match self.try_host(host, slot) {
+                Tried::Over(result) => return result,
+                Tried::Next { reason, failed: f } => {
+                    reasons.push(reason);
+                    failed |= f;
                 }
             }
         }
@@ -165,12 +153,77 @@ impl Run<'_> {
         } else {
             reasons.join("; ")
         };
-        Err(Local {
+        Err(Box::new(Local {
             reason,
-            slot: None,
             failed,
-        })
+            printed: Printed::default(),
+        }))
     }
+
+    fn try_host(&self, host: &HostSpec, mut slot: Option<Held>) -> Tried {
+        let cfg = self.cfg;
+        let HostKind::Tcp { host: name, port } = &host.kind else {
+            return Tried::Next {
+                reason: format!("{}: not a TCP host", host.spec),
+                failed: false,
+            };
+        };
+        let label = format!("{name}:{port}");
+        let slot_no = slot.as_ref().map_or(0, |s| s.slot);
+        if let Some(st) = self.sched.state() {
+            st.phase_on(Phase::Connect, name, slot_no);
+        }
+        let started = Instant::now();
+        let mut printed = Printed::default();
+        let mut early = |part| results::apply_early(self.job, self.inputs, part, &mut printed);
+        let outcome = conversation::attempt(self, name, *port, slot_no, &mut early);
+        let (reason, failed) = match outcome {
+            Outcome::Done(reply, sent) => {
+                log_sent(self, &sent);
+                let done = Done {
+                    slot,
+                    label: &label,
+                    slot_no,
+                    started,
+                };
+                return Tried::Over(self.finish(reply, done, printed));
+            }
+            Outcome::Declined(why) => {
+                remember_refusal(cfg, host, &why);
+                (format!("{label}: {why}"), false)
+            }
+            Outcome::Failed(why) => {
+                if let Some(s) = &mut slot {
+                    s.report(&JobReport::HostFailed {
+                        reason: why.clone(),
+                    });
+                }
+                backoff::mark(&cfg.lock_dir(), &host.lock_name(), cfg.backoff_period);
+                log::warn!(
+                    target: crate::logging::NOTICE,
+                    "failed to distribute rustc {} to {label}, running locally instead: {why}",
+                    self.job.crate_name
+                );
+                (format!("{label}: {why}"), true)
+            }
+        };
+        if printed.any() {
+            return Tried::Over(Err(Box::new(Local {
+                reason,
+                failed,
+                printed,
+            })));
+        }
+        Tried::Next { reason, failed }
+    }
+}
+
+/// A finished remote job's circumstances, for its report.
+struct Done<'a> {
+    slot: Option<Held>,
+    label: &'a str,
+    slot_no: u32,
+    started: Instant,
 }
 
 impl Run<'_> {
@@ -178,12 +231,16 @@ impl Run<'_> {
     fn finish(
         &self,
         reply: crate::protocol::rustc::RustcReply,
-        mut slot: Option<Held>,
-        label: &str,
-        slot_no: u32,
-        started: Instant,
-    ) -> Result<i32, Local> {
-        match results::apply(self.job, self.inputs, reply, true) {
+        done: Done<'_>,
+        printed: Printed,
+    ) -> Result<i32, Box<Local>> {
+        let Done {
+            mut slot,
+            label,
+            slot_no,
+            started,
+        } = done;
+        match results::apply(self.job, self.inputs, reply, true, &printed) {
             Ok(code) => {
                 log::info!(
                     "job {}: remote on {label}[{slot_no}] ok in {:.2}s",
@@ -200,11 +257,11 @@ impl Run<'_> {
                 }
                 Ok(code)
             }
-            Err(why) => Err(Local {
+            Err(why) => Err(Box::new(Local {
                 reason: format!("{label}: {why}"),
-                slot: None,
                 failed: false,
-            }),
+                printed,
+            })),
         }
     }
 }
@@ -258,15 +315,22 @@ fn local(program: &Path, argv: &[String], state: Option<StateFile>, reason: &str
     super::exec_untouched(program, argv)
 }
 
+/// Why rustc runs here after the hosts.
+struct Why<'a> {
+    reason: &'a str,
+    /// A host failed: a fallback, in the summary's terms.
+    fallback: bool,
+}
+
 /// Runs rustc here after the hosts: the outcome goes to the scheduler's summary first.
 fn local_after(
     program: &Path,
     argv: &[String],
     sched: Scheduler,
-    slot: Option<Held>,
-    reason: &str,
-    fallback: bool,
+    why: Why<'_>,
+    printed: &Printed,
 ) -> i32 {
+    let Why { reason, fallback } = why;
     let name = rustc_args::classify(&argv[1..])
         .map(|j| j.crate_name)
         .unwrap_or_else(|_| "rustc".into());
@@ -275,7 +339,8 @@ fn local_after(
     } else {
         log::info!("job {name}: local ({reason})");
     }
-    let mut slot = slot.or_else(|| sched.local(crate::agent::LocalKind::Compile, u32::MAX, None));
+    // A local slot just for the report to the build's summary.
+    let mut slot = sched.local(crate::agent::LocalKind::Compile, u32::MAX, None);
     if let Some(s) = &mut slot {
         s.report(&JobReport::Local {
             fallback,
@@ -286,5 +351,42 @@ fn local_after(
     // slot of ours beyond the report, and exec keeps cargo's jobserver fds.
     drop(slot);
     drop(sched);
+    if printed.any() {
+        return run_unrepeated(program, argv, printed);
+    }
     super::exec_untouched(program, argv)
+}
+
+/// Runs rustc here as a child whose stderr lines already printed by an early part
+/// are not printed again: cargo must hear of the metadata once.
+fn run_unrepeated(program: &Path, argv: &[String], printed: &Printed) -> i32 {
+    use std::io::{BufRead, Write};
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let child = std::process::Command::new(program)
+        .arg0(&argv[0])
+        .args(&argv[1..])
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return super::cannot_exec(&argv[0], &format!("{}: {e}", program.display())),
+    };
+    if let Some(err) = child.stderr.take() {
+        let mut out = std::io::stderr().lock();
+        for line in std::io::BufReader::new(err)
+            .split(b'\n')
+            .map_while(Result::ok)
+        {
+            if !printed.already(&line) {
+                let _ = out.write_all(&line);
+                let _ = out.write_all(b"\n");
+            }
+        }
+    }
+    match child.wait() {
+        Ok(status) => status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+        Err(e) => super::cannot_exec(&argv[0], &e.to_string()),
+    }
 }

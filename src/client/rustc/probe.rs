@@ -86,12 +86,14 @@ pub fn check(
         inputs: &inputs,
         sched: &sched,
     };
-    let reply = match conversation::attempt(&run, name, *port, 0) {
+    // The probe asks for no artifact notices: there is no early part to take.
+    let mut early = |_| Err("an early part the probe did not ask for".to_string());
+    let reply = match conversation::attempt(&run, name, *port, 0, &mut early) {
         Outcome::Done(reply, _) => reply,
         Outcome::Declined(why) => return Err(format!("declined: {why}")),
         Outcome::Failed(why) => return Err(format!("failed: {why}")),
     };
-    results::apply(&job, &inputs, reply, false)?;
+    results::apply(&job, &inputs, reply, false, &results::Printed::default())?;
     let remote = read_all(&out)?;
     fs::remove_dir_all(&out)
         .and_then(|()| fs::create_dir(&out))

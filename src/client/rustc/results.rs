@@ -5,6 +5,7 @@
 //! cargo never sees half a file) before rustc's messages, which cargo reads for the
 //! artifacts it waits on.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -15,13 +16,35 @@ use crate::protocol::rustc::{OutputFile, RustcReply};
 
 use super::inputs::{normalise, Inputs};
 
+/// What of rustc's stderr an early part already printed.
+#[derive(Debug, Default)]
+pub(super) struct Printed {
+    /// The server's bytes, as sent (the reply's stderr starts with them).
+    raw: Vec<u8>,
+    /// The lines as printed, for a local rerun not to print them again.
+    lines: HashSet<Vec<u8>>,
+}
+
+impl Printed {
+    /// Whether anything was printed (cargo has heard of the metadata).
+    pub(super) fn any(&self) -> bool {
+        !self.raw.is_empty()
+    }
+
+    /// Whether `line` (without its newline) was printed already.
+    pub(super) fn already(&self, line: &[u8]) -> bool {
+        self.lines.contains(line)
+    }
+}
+
 /// Writes the reply's results and returns rustc's status; `Err` says why rustc must
-/// run here instead (nothing has been written then).
+/// run here instead (nothing has been written then, but what `printed` says).
 pub(super) fn apply(
     job: &RustcJob,
     inputs: &Inputs,
     reply: RustcReply,
     echo: bool,
+    printed: &Printed,
 ) -> Result<i32, String> {
     if reply.status != 0 {
         return Err(format!(
@@ -30,10 +53,70 @@ pub(super) fn apply(
         ));
     }
     let root = reply.root.trim_end_matches('/').to_string();
+    let outputs = checked_outputs(job, inputs, reply.outputs, &root)?;
+    check_dep_info(job, inputs, &outputs)?;
+    for o in &outputs {
+        write_output(o)?;
+    }
+    if !echo {
+        return Ok(0);
+    }
     let unroot = |data: &[u8]| replace(data, format!("{root}/").as_bytes(), b"/");
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(&unroot(&reply.stdout));
+    let _ = out.flush();
+    let rest = reply
+        .stderr
+        .strip_prefix(printed.raw.as_slice())
+        .unwrap_or(&reply.stderr);
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(&unroot(rest));
+    let _ = err.flush();
+    Ok(0)
+}
+
+/// Writes the early part (the metadata and dep-info, checked as a reply's outputs
+/// are) and prints rustc's stderr so far: cargo then starts the crates that wait on
+/// this one's metadata.
+pub(super) fn apply_early(
+    job: &RustcJob,
+    inputs: &Inputs,
+    part: RustcReply,
+    printed: &mut Printed,
+) -> Result<(), String> {
+    if printed.any() {
+        return Err("the server sent the metadata twice".into());
+    }
+    let root = part.root.trim_end_matches('/').to_string();
+    let outputs = checked_outputs(job, inputs, part.outputs, &root)?;
+    let metadata = outputs.iter().any(|o| o.path.ends_with(".rmeta"));
+    if outputs.len() != 2 || !metadata {
+        return Err("the early part is not the metadata and the dep-info".into());
+    }
+    check_dep_info(job, inputs, &outputs)?;
+    for o in &outputs {
+        write_output(o)?;
+    }
+    let text = replace(&part.stderr, format!("{root}/").as_bytes(), b"/");
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(&text);
+    let _ = err.flush();
+    printed.lines = text.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+    printed.raw = part.stderr;
+    Ok(())
+}
+
+/// The outputs of a reply, each in an output directory of the job, its dep-info
+/// with the server's root taken out, none naming that root.
+fn checked_outputs(
+    job: &RustcJob,
+    inputs: &Inputs,
+    outputs: Vec<OutputFile>,
+    root: &str,
+) -> Result<Vec<OutputFile>, String> {
     let dirs = rustc_args::output_dirs(job, &inputs.cwd);
-    let mut outputs = Vec::with_capacity(reply.outputs.len());
-    for mut o in reply.outputs {
+    let mut checked = Vec::with_capacity(outputs.len());
+    for mut o in outputs {
         let (dir, name) = o.path.rsplit_once('/').unwrap_or(("", ""));
         let dir = if dir.is_empty() { "/" } else { dir };
         if name.is_empty() || !dirs.iter().any(|d| d == dir) {
@@ -43,44 +126,20 @@ pub(super) fn apply(
             ));
         }
         if name.ends_with(".d") {
-            o.data = unroot(&o.data);
+            o.data = replace(&o.data, format!("{root}/").as_bytes(), b"/");
         }
         if !root.is_empty() && find(&o.data, root.as_bytes()).is_some() {
             return Err(format!("{} names the server's job directory", o.path));
         }
-        outputs.push(o);
+        checked.push(o);
     }
-    check_dep_info(job, inputs, &outputs)?;
-    for o in &outputs {
-        write_output(o)?;
-    }
-    if !echo {
-        return Ok(0);
-    }
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(&unroot(&reply.stdout));
-    let _ = out.flush();
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(&unroot(&reply.stderr));
-    let _ = err.flush();
-    Ok(0)
+    Ok(checked)
 }
 
 /// rustc's account of what it read must be covered by what was sent.
 fn check_dep_info(job: &RustcJob, inputs: &Inputs, outputs: &[OutputFile]) -> Result<(), String> {
     let cwd = Path::new(&inputs.cwd);
-    let path = job
-        .emits
-        .iter()
-        .find(|(kind, _)| kind == "dep-info")
-        .and_then(|(_, p)| p.clone())
-        .map(|p| normalise(&cwd.join(p)))
-        .or_else(|| {
-            let dir = job.out_dir.as_deref().unwrap_or(".");
-            let name = format!("{}{}.d", job.crate_name, job.extra_filename);
-            Some(normalise(&cwd.join(dir).join(name)))
-        })
-        .expect("a path");
+    let path = normalise(Path::new(&rustc_args::dep_info_path(job, &inputs.cwd)));
     let Some(d) = outputs.iter().find(|o| Path::new(&o.path) == path) else {
         return Err(format!("no dep-info ({}) came back", path.display()));
     };

@@ -5,8 +5,8 @@ use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
 
 use super::{
     check_path, parse_env, parse_flag, parse_job_file, parse_needed, JobFile, Limits, OutputFile,
-    RustcReply, RustcRequest, ServerMsg, RARC, RARG, RBLB, RCWD, RDON, RENC, RENV, RFIL, RFLC,
-    RNED, ROUC, ROUT, RREF, RROT, RSER, RSOU, SWKA, SWOP,
+    RustcReply, RustcRequest, ServerMsg, RARC, RARG, RBLB, RCWD, RDON, RENC, RENV, RERL, RFIL,
+    RFLC, RNED, ROUC, ROUT, RREF, RROT, RSER, RSOU, SWKA, SWOP,
 };
 use crate::protocol::ext;
 use crate::protocol::frame::{decode_string, parse_header, HEADER_LEN};
@@ -285,6 +285,8 @@ impl BlobDecoder {
 #[derive(Debug, Default)]
 struct ReplyScan {
     cur: Cursor,
+    /// An early part (`RERL`), not the reply (`RDON`).
+    early: bool,
     status: Option<u32>,
     stdout: Option<Vec<u8>>,
     stderr: Option<Vec<u8>>,
@@ -300,11 +302,19 @@ struct ReplyScan {
 impl ReplyScan {
     fn advance(&mut self, buf: &[u8], l: &Limits) -> Result<bool, Error> {
         if buf.len() < self.cur.at {
-            *self = ReplyScan::default();
+            *self = ReplyScan {
+                early: self.early,
+                ..ReplyScan::default()
+            };
         }
         let max_bytes = u32::try_from(l.max_blob).unwrap_or(u32::MAX);
         if self.status.is_none() {
-            self.status = Some(step!(self.cur.count(buf, RDON, "RDON", 255)));
+            let status = if self.early {
+                step!(self.cur.count(buf, RERL, "RERL", 0))
+            } else {
+                step!(self.cur.count(buf, RDON, "RDON", 255))
+            };
+            self.status = Some(status);
         }
         if self.stdout.is_none() {
             let out = step!(self.cur.body(buf, RSOU, "RSOU", max_bytes));
@@ -410,13 +420,16 @@ impl ServerMsgDecoder {
                     None => None,
                 }
             }
-            RDON => {
-                self.reply = Some(ReplyScan::default());
+            RDON | RERL => {
+                self.reply = Some(ReplyScan {
+                    early: h.token == RERL,
+                    ..ReplyScan::default()
+                });
                 return self.continue_reply(buf);
             }
             got => {
                 return Err(Error::UnexpectedToken {
-                    expected: "SWOP, SWKA, RREF, RNED or RDON",
+                    expected: "SWOP, SWKA, RREF, RNED, RERL or RDON",
                     got,
                 })
             }
@@ -433,7 +446,12 @@ impl ServerMsgDecoder {
             Ok(true) => {
                 let scan = self.reply.take().unwrap_or_default();
                 let used = scan.cur.at;
-                Ok(Some((ServerMsg::Reply(scan.finish()), used)))
+                let msg = if scan.early {
+                    ServerMsg::Early(scan.finish())
+                } else {
+                    ServerMsg::Reply(scan.finish())
+                };
+                Ok(Some((msg, used)))
             }
             Err(e) => {
                 self.reply = None;

@@ -19,8 +19,9 @@ use crate::sandbox;
 use crate::transport::Peer;
 
 use super::super::record::{RejectReason, Summary};
-use super::super::reply::keep_alive;
+use super::super::reply::{keep_alive, write_prelude};
 use super::super::{Permit, Shared};
+use super::early::Watch;
 use super::{inputs, outputs, Stop};
 
 /// At most this many slots beyond its own go to one job's codegen threads: enough for
@@ -33,6 +34,8 @@ pub(super) struct Job<'a> {
     pub(super) request: &'a RustcRequest,
     pub(super) job: &'a RustcJob,
     pub(super) store: &'a BlobStore,
+    /// The client takes the early metadata part (see `early`).
+    pub(super) early: bool,
 }
 
 /// Runs the job to its reply (whatever rustc's exit status), and how long rustc ran.
@@ -59,6 +62,8 @@ pub(super) fn run(
     let opts = exec::Options {
         capture_dir: Some(place.dir.path().to_owned()),
         deadline: shared.cfg.job_lifetime.map(|l| Instant::now() + l),
+        // Often enough that cargo hears of the metadata soon after rustc wrote it.
+        poll_interval: Duration::from_millis(if job.early { 40 } else { 250 }),
         ..exec::Options::default()
     };
     let start = |mut cmd: Command, in_view: bool| {
@@ -75,7 +80,15 @@ pub(super) fn run(
     };
     let (running, in_view) = start_somehow(peer, shared, &job, &place, start)
         .map_err(|e| fault(&format!("starting {}", job.program.display()), &e))?;
+    let dep_info = rustc_args::dep_info_path(job.job, &job.request.cwd);
+    let mut watch = match running.stderr_file() {
+        Ok(f) if job.early => Some(Watch::new(f, &place.root, in_view, dep_info)),
+        _ => None,
+    };
     let mut cancel = || {
+        if let Some(part) = watch.as_mut().and_then(Watch::ready) {
+            send_early(conn, peer, &part);
+        }
         let alive = keep_alive(conn.stream(), last_sign);
         shared.stopping() || !alive || conn.stream().peer_closed()
     };
@@ -105,6 +118,18 @@ pub(super) fn run(
         outputs: files,
     };
     Ok((reply, finished.elapsed))
+}
+
+/// Sends the early metadata part, straight to the socket as keep-alives are.
+fn send_early(conn: &Conn, peer: Peer, part: &RustcReply) {
+    let mut bytes = Vec::new();
+    match crate::protocol::rustc::encode_early(part, &mut bytes) {
+        Ok(()) if write_prelude(conn.stream(), &bytes) => {
+            log::debug!("client {peer}: rustc metadata sent ahead of the reply");
+        }
+        Ok(()) => {}
+        Err(e) => log::debug!("client {peer}: no early metadata: {e}"),
+    }
 }
 
 fn server_fault(peer: Peer, what: &str, e: &dyn std::fmt::Display) -> Stop {

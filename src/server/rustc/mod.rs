@@ -11,6 +11,7 @@
 //! refused in the extension's own terms — the features accepted (without `rustc`) and
 //! the reason — so that the client runs rustc locally at once.
 
+mod early;
 mod execute;
 mod inputs;
 mod outputs;
@@ -130,8 +131,14 @@ pub(super) fn serve(
         );
         return refuse_before(conn, &why, RejectReason::CompilerMismatch);
     };
+    let early = preamble.has(rustc::EARLY_METADATA);
+    let features: &[&str] = if early {
+        &[rustc::FEATURE, rustc::EARLY_METADATA]
+    } else {
+        &[rustc::FEATURE]
+    };
     let mut accepted = Vec::new();
-    if ext::encode_accepted(&[rustc::FEATURE], &mut accepted).is_err()
+    if ext::encode_accepted(features, &mut accepted).is_err()
         || !write_prelude(conn.stream(), &accepted)
     {
         return Summary::disconnected(ExitCode::IoError, "client left before its job");
@@ -166,6 +173,7 @@ pub(super) fn serve(
             request: &request,
             job: &job,
             store: &service.blobs,
+            early,
         },
         &mut last_sign,
     );
