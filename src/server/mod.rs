@@ -11,6 +11,7 @@
 pub mod access;
 mod authn;
 pub mod cli;
+pub(crate) mod codegen;
 pub mod daemon;
 mod decide;
 mod dialect;
@@ -179,6 +180,28 @@ impl Semaphore {
         *free -= 1;
         Some(Permit(self))
     }
+
+    /// Takes up to `max` free permits at once, without waiting, as a count (for
+    /// [`codegen`] to lend).
+    pub(crate) fn take_free(&self, max: usize) -> usize {
+        let mut free = self.lock();
+        let n = max.min(*free);
+        *free -= n;
+        n
+    }
+
+    /// Gives back `n` permits taken as a count.
+    pub(crate) fn give_back(&self, n: usize) {
+        if n > 0 {
+            *self.lock() += n;
+            self.changed.notify_all();
+        }
+    }
+
+    /// A permit for one taken as a count and handed over (a reclaimed codegen token).
+    pub(crate) fn adopt(&self) -> Permit<'_> {
+        Permit(self)
+    }
 }
 
 impl Drop for Permit<'_> {
@@ -230,6 +253,8 @@ pub(crate) struct Shared {
     pub(crate) job_env: Vec<(OsString, OsString)>,
     /// What rustc jobs need, when they are served.
     pub(crate) rustc: Option<rustc::Service>,
+    /// Compile slots lent to running rustc jobs as codegen tokens.
+    pub(crate) lending: codegen::Lending,
     rustc_no_views: AtomicBool,
     /// Open connections, so that shutdown can unblock their reads.
     open: Mutex<HashMap<u64, TcpStream>>,
@@ -257,6 +282,7 @@ impl Shared {
                     }
                 }),
             rustc_no_views: AtomicBool::new(false),
+            lending: codegen::Lending::default(),
             cfg,
             shutdown,
             open: Mutex::new(HashMap::new()),

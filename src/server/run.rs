@@ -278,6 +278,9 @@ fn wait_for_slot<'a>(
         {
             return Ok(permit);
         }
+        if let Some(permit) = shared.lending.reclaim(&shared.compile_slots) {
+            return Ok(permit);
+        }
         let alive = !dialect.keepalive() || keep_alive(conn.stream(), last_sign);
         if shared.stopping() || !alive || conn.stream().peer_closed() {
             return Err(Summary::disconnected(

@@ -1,6 +1,6 @@
 //! Running a rustc job: a compile slot (and, beside it, up to [`MAX_EXTRA_TOKENS`] more
-//! free slots handed to rustc as jobserver tokens for its codegen threads, so that they
-//! count against `-j`), the private root with the inputs in place, and rustc confined
+//! free slots lent to rustc as jobserver tokens for its codegen threads, see
+//! `server::codegen`), the private root with the inputs in place, and rustc confined
 //! to its job directory, its paths mapped below the root and back.
 
 use std::fs;
@@ -20,7 +20,7 @@ use crate::transport::Peer;
 
 use super::super::record::{RejectReason, Summary};
 use super::super::reply::{keep_alive, write_prelude};
-use super::super::{Permit, Shared};
+use super::super::{codegen, Permit, Shared};
 use super::early::Watch;
 use super::{inputs, outputs, Stop};
 
@@ -47,12 +47,12 @@ pub(super) fn run(
     last_sign: &mut Instant,
 ) -> Result<(RustcReply, Duration), Stop> {
     let slot = wait_for_slot(conn, shared, last_sign)?;
-    let extra: Vec<Permit<'_>> = (0..MAX_EXTRA_TOKENS)
-        .map_while(|_| shared.compile_slots.acquire_timeout(Duration::ZERO))
-        .collect();
     let fault = |what: &str, e: &dyn std::fmt::Display| server_fault(peer, what, e);
     let place = Place::create(shared, &job, fault)?;
-    let tokens = jobserver::Client::new(extra.len())
+    let fifo = place.tmp.join("jobserver");
+    let loan = shared
+        .lending
+        .lend(&shared.compile_slots, MAX_EXTRA_TOKENS, &fifo)
         .map_err(|e| fault("creating the codegen jobserver", &e))?;
     let confinement = if shared.cfg.sandbox {
         sandbox::prepare(place.dir.path()).map_err(|e| fault("sandbox", &e))?
@@ -67,7 +67,13 @@ pub(super) fn run(
         ..exec::Options::default()
     };
     let start = |mut cmd: Command, in_view: bool| {
-        tokens.configure(&mut cmd);
+        // rustc opens the jobserver by name: inside the view, below `/`.
+        let seen = if in_view {
+            format!("{JOB_TMP}/jobserver")
+        } else {
+            fifo.to_string_lossy().into_owned()
+        };
+        cmd.env("CARGO_MAKEFLAGS", codegen::makeflags(&seen));
         if in_view {
             // Mounting comes first, which a confined thread may not do.
             if let Some(c) = &confinement {
@@ -95,8 +101,20 @@ pub(super) fn run(
     let finished = running
         .wait(&opts, &mut cancel)
         .map_err(|e| fault("waiting for rustc", &e))?;
-    drop(extra);
+    drop(loan);
     drop(slot);
+    reply_of(peer, &job, &place, finished, in_view)
+}
+
+/// The reply to a finished rustc: its status, messages and outputs (or why there is
+/// none); inputs rustc wrote to are dropped from the store.
+fn reply_of(
+    peer: Peer,
+    job: &Job<'_>,
+    place: &Place,
+    finished: exec::Finished,
+    in_view: bool,
+) -> Result<(RustcReply, Duration), Stop> {
     for hash in place.placed.damaged() {
         log::warn!("client {peer}: rustc job wrote to its input {hash}; dropped from the store");
         job.store.remove(hash);
@@ -315,6 +333,9 @@ fn wait_for_slot<'a>(
     loop {
         let wait = Duration::from_millis(250);
         if let Some(permit) = shared.compile_slots.acquire_timeout(wait) {
+            return Ok(permit);
+        }
+        if let Some(permit) = shared.lending.reclaim(&shared.compile_slots) {
             return Ok(permit);
         }
         let alive = keep_alive(conn.stream(), last_sign);
