@@ -134,6 +134,10 @@ fn converse(
                 if let Err(why) = early(part) {
                     return Ok(Err(why));
                 }
+                log::debug!(
+                    "rustc {}: metadata written ahead of the reply",
+                    run.job.crate_name
+                );
             }
             ServerMsg::Reply(reply) => {
                 phase(Phase::Receive);
