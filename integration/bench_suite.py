@@ -28,11 +28,16 @@ Sections
   build       (d) wall time of a real project build, lzo 2.10 (from the crate lzo-sys in
               ~/.cargo/registry; about 100 compiles, libtool, -MD dependency files) with
               make -jJ through CC="swarmcc gcc", CC="distcc gcc" and plain gcc.
+  rust        (e) distributed rustc (integration/bench_rustc.py): a cold `cargo build`
+              of a 50-crate graph, locally and through RUSTC_WRAPPER=swarmcc with a
+              swarmccd --rustc (distcc has no rustc column: it does not distribute rustc),
+              cold and warm input cache; wall, client CPU, server CPU, bytes sent, and the
+              client CPU per remote crate compile against a local one's.
 
-Usage: integration/bench [--quick] [--strict] [--only overhead,throughput,build]
+Usage: integration/bench [--quick] [--strict] [--only overhead,throughput,build,rust]
                          [--runs N] [--rounds N] [--lzo] [--jobs J] [--nice N]
                          [--bin-dir DIR | --no-build] [--keep]
-About 6 minutes on 2 cores (--quick: about 2). On a shared, busy machine the wall-time
+About 10 minutes on 2 cores (--quick: about 3). On a shared, busy machine the wall-time
 rows are noisy; `--nice -10` (root) runs everything of both tools at a higher priority.
 Exit status: 0, unless something crashed; with --strict, 1 if a target fails.
 """
@@ -954,19 +959,29 @@ def targets(ctx):
 # ----------------------------------------------------------------------------- main
 
 SECTION_ALIASES = {"a": "overhead", "b": "overhead", "c": "throughput", "d": "build",
-                   "overhead": "overhead", "cpu": "overhead", "throughput": "throughput",
-                   "build": "build"}
+                   "e": "rust", "overhead": "overhead", "cpu": "overhead",
+                   "throughput": "throughput", "build": "build", "rust": "rust"}
+
+
+def section_rust(ctx):
+    """(e) distributed rustc: integration/bench_rustc.py (a cold 50-crate cargo build,
+    local vs through swarmcc and swarmccd --rustc; distcc does not distribute rustc, so
+    the comparison is the local build), with this run's binaries."""
+    script = os.path.join(ROOT, "integration", "bench_rustc.py")
+    cmd = [sys.executable, script, "--runs", str(ctx.rust_runs),
+           "--swarmcc", ctx.swarmcc, "--swarmccd", ctx.swarmccd]
+    subprocess.run(cmd, check=False)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
         prog="integration/bench", description=__doc__.split("\n")[0],
-        epilog="Sections: overhead (a, b), throughput (c), build (d). See the header of "
+        epilog="Sections: overhead (a, b), throughput (c), build (d), rust (e). See the header of "
                "integration/bench_suite.py for what each measures.")
     ap.add_argument("--quick", action="store_true", help="smoke run, about 2 minutes")
     ap.add_argument("--strict", action="store_true", help="exit 1 if a target fails")
-    ap.add_argument("--only", default="overhead,throughput,build",
-                    help="sections: overhead,throughput,build (or a,b,c,d)")
+    ap.add_argument("--only", default="overhead,throughput,build,rust",
+                    help="sections: overhead,throughput,build,rust (or a,b,c,d,e)")
     ap.add_argument("--runs", type=int,
                     help="rounds per file in (a)/(b): tiny and medium N, heavy max(3, N/3) "
                          "(default 41/15/7; --quick 15/5/3)")
@@ -1014,6 +1029,7 @@ def main(argv=None):
     else:
         ctx.runs = dict(tiny=41, medium=15, heavy=7)
     ctx.rounds = args.rounds or (1 if args.quick else 3)
+    ctx.rust_runs = args.rounds or (1 if args.quick else 3)
     ctx.tput_seconds = args.seconds or (4.0 if args.quick else 8.0)
     ctx.tput_warm = 0.5 if args.quick else 1.0
     ctx.results = {}
@@ -1030,6 +1046,7 @@ def main(argv=None):
             print(f"cargo build --release --bins: {time.time() - t:.1f}s")
     ctx.swarmcc = os.path.join(bdir, "swarmcc")
     swarmccd = os.path.join(bdir, "swarmccd")
+    ctx.swarmccd = swarmccd
     ctx.distcc = shutil.which("distcc")
     distccd = shutil.which("distccd")
     for what, path in (("swarmcc", ctx.swarmcc), ("swarmccd", swarmccd), ("distcc", ctx.distcc),
@@ -1094,7 +1111,7 @@ def main(argv=None):
             t = time.time()
             print(f"\n== {sec} ==")
             {"overhead": section_overhead, "throughput": section_throughput,
-             "build": section_build}[sec](ctx)
+             "build": section_build, "rust": section_rust}[sec](ctx)
             print(f"({sec}: {time.time() - t:.0f}s)")
         for t, s in ctx.servers.items():
             if s.proc.poll() is not None:
