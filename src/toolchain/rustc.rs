@@ -53,6 +53,8 @@ pub struct Toolchains {
     found: Vec<(String, PathBuf)>,
     /// Configured programs that could not be used, and why, for the start-up log.
     pub problems: Vec<String>,
+    /// Why rustup's toolchains could not be listed (a private home), if so.
+    pub rustup_unreadable: Option<String>,
 }
 
 impl Toolchains {

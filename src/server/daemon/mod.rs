@@ -19,6 +19,7 @@ mod log_setup;
 mod options;
 mod privileges;
 mod readiness;
+mod toolchains;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -174,6 +175,7 @@ fn start(mut cli: Cli) -> Result<(), StartError> {
     nice(cli.nice);
 
     if cli.inetd {
+        toolchains::share_roots_toolchains(&mut cfg);
         let user = drop_root(cli.user.as_deref(), None)?;
         check_recorder(&mut cfg, user.as_deref());
         return serve_inetd(cfg, allow_given, user.as_deref());
@@ -251,6 +253,7 @@ fn prepare_to_serve(
     pid_path: Option<&Path>,
 ) -> Result<Option<PidFile>, StartError> {
     let pid_file = pid_path.map(PidFile::write).transpose()?;
+    toolchains::share_roots_toolchains(cfg);
     let user = drop_root(cli.user.as_deref(), pid_file.as_ref())?;
     check_tmpdir(&cfg.tmpdir, user.as_deref())?;
     check_recorder(cfg, user.as_deref());

@@ -71,6 +71,12 @@ impl Service {
         for p in &toolchains.problems {
             log::warn!("rustc toolchains: {p}");
         }
+        if let (Some(why), true) = (
+            &toolchains.rustup_unreadable,
+            toolchains.identities().is_empty(),
+        ) {
+            log::warn!("rustc toolchains: {why}; give --rustc-toolchain");
+        }
         let (bytes, files) = blobs.usage();
         log::info!(
             "serving rustc jobs for {} (input cache {}: {files} files, {} MiB of {} MiB)",
