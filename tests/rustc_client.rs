@@ -142,3 +142,56 @@ fn a_server_dying_after_the_early_metadata_leaves_one_notice_and_local_outputs()
     let dep_info = fs::read_to_string(pkg.join("out/early.d")).unwrap();
     assert!(dep_info.contains("src/lib.rs"), "{dep_info}");
 }
+
+/// A real distccd in the host list: the rustc job's extension request is closed at
+/// once, so rustc runs here (even with `DISTCC_FALLBACK=0`: the host declined, it did
+/// not fail), and the host is not asked again for the next rustc job.
+#[test]
+fn a_real_distccd_is_asked_once_and_rustc_runs_here() {
+    let tmp = tempfile::tempdir().unwrap();
+    let distccd = start_distccd(tmp.path());
+    let (args, pkg) = package(tmp.path());
+    let ddir = tmp.path().join("distcc");
+    let _reaper = AgentReaper(ddir.clone());
+    let log = tmp.path().join("client.log");
+    let compile = || {
+        run(Command::new(SWARMCC)
+            .arg(client_rustc())
+            .args(&args)
+            .current_dir(&pkg)
+            .env("DISTCC_HOSTS", format!("127.0.0.1:{}/2", distccd.port))
+            .env("DISTCC_DIR", &ddir)
+            .env("DISTCC_FALLBACK", "0")
+            .env("DISTCC_LOG", &log)
+            .env("DISTCC_VERBOSE", "1")
+            .env("CARGO_MANIFEST_DIR", &pkg)
+            .env_remove("OUT_DIR"))
+    };
+    for round in 0..2 {
+        let out = compile();
+        assert_success(
+            &out,
+            &format!("rustc through swarmcc to a distccd, round {round}"),
+        );
+        assert!(pkg.join("out/libearly.rlib").is_file());
+    }
+    let client = fs::read_to_string(&log).unwrap();
+    let local: Vec<&str> = client
+        .lines()
+        .filter(|l| l.contains("job early: local ("))
+        .collect();
+    assert_eq!(local.len(), 2, "both rounds ran here:\n{client}");
+    assert!(
+        local[0].contains("closed the connection on a rustc job"),
+        "{client}"
+    );
+    assert!(
+        local[1].contains("no host serves rustc"),
+        "not asked again:\n{client}"
+    );
+    assert!(
+        !distccd.log_text().contains("COMPILE_OK"),
+        "distccd compiled nothing:\n{}",
+        distccd.log_text()
+    );
+}

@@ -44,6 +44,15 @@ pub(super) fn declines_all(why: &str) -> bool {
 /// A plain distccd (or an old swarmccd) closes at once on the extension's request.
 const CLOSED: &str = "the host closed the connection on a rustc job";
 
+fn closed_at_once(e: &ConnError) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionReset};
+    match e {
+        ConnError::Eof { mid_message } => !mid_message,
+        ConnError::Io(io) => matches!(io.kind(), ConnectionReset | BrokenPipe),
+        _ => false,
+    }
+}
+
 /// Runs the job on `host:port`.
 pub(super) fn attempt(
     run: &Run<'_>,
@@ -69,9 +78,9 @@ pub(super) fn attempt(
     match converse(run, &mut conn, &mut sent, &phase, early) {
         Ok(Ok(reply)) => Outcome::Done(reply, sent),
         Ok(Err(why)) => Outcome::Declined(why),
-        Err(ConnError::Eof { mid_message: false }) if !sent.answered => {
-            Outcome::Declined(CLOSED.to_string())
-        }
+        // distccd closes at once on the extension's version number (a reset, when our
+        // request is still unread): not a swarmccd, not a failure.
+        Err(e) if !sent.answered && closed_at_once(&e) => Outcome::Declined(CLOSED.to_string()),
         Err(e) => Outcome::Failed(e.to_string()),
     }
 }
