@@ -177,9 +177,13 @@ const LOCAL_CODEGEN: &[&str] = &[
 ];
 
 fn check_codegen(value: &str) -> Result<(), String> {
-    let key = value.split_once('=').map_or(value, |(k, _)| k);
+    let (key, setting) = value.split_once('=').unwrap_or((value, ""));
     if LOCAL_CODEGEN.contains(&key) {
         return Err(format!("-C {key}"));
+    }
+    // The server's CPU is not the client's: code for it may not run here.
+    if key == "target-cpu" && setting == "native" {
+        return Err("-C target-cpu=native".into());
     }
     Ok(())
 }
@@ -791,6 +795,9 @@ mod tests {
         refused("x.rs -l ssl", "-l");
         refused("x.rs -lstatic=z", "-l");
         refused("x.rs -L native=/usr/lib", "-L native=…");
+        refused("x.rs -C target-cpu=native", "-C target-cpu=native");
+        refused("x.rs -Ctarget-cpu=native", "-C target-cpu=native");
+        refused("x.rs --codegen target-cpu=native", "-C target-cpu=native");
         refused("x.rs -Lall=/usr/lib", "-L all=…");
         refused("x.rs -L crate=/c", "-L crate=…");
         refused("x.rs -L framework=/f", "-L framework=…");

@@ -1,6 +1,6 @@
 //! What a rustc job may read, found before it runs: the package's files (its
 //! `CARGO_MANIFEST_DIR`, without target directories, version control's and nested
-//! packages), the build script's `OUT_DIR`, the `--extern` files, and the crates in
+//! packages), a workspace root's own files, the build script's `OUT_DIR`, the `--extern` files, and the crates in
 //! the `-L dependency=` directories (metadata, proc-macros, and the rlibs when the job
 //! links). The server proves afterwards, by rustc's own dep-info, that nothing else
 //! was read (`results`).
@@ -98,6 +98,11 @@ pub(super) fn collect(cfg: &ClientConfig, job: &RustcJob, site: Site) -> Result<
     }
     let mut found = Found::default();
     found.walk(&manifest, true)?;
+    if cwd != manifest && manifest.starts_with(&cwd) {
+        // A workspace member (cargo runs rustc in the workspace's root): the root's own
+        // files, which members include (`include_str!("../../README.md")`).
+        found.files_of(&cwd)?;
+    }
     if let Some(dir) = &out_dir {
         found.walk(dir, false)?;
     }
@@ -190,6 +195,17 @@ impl Found {
                 } else if kind.is_file() || (kind.is_symlink() && path.is_file()) {
                     self.add(&path)?;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// The files directly in `dir`.
+    fn files_of(&mut self, dir: &Path) -> Result<(), String> {
+        let entries = fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                self.add(&entry.path())?;
             }
         }
         Ok(())
