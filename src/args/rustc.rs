@@ -172,6 +172,8 @@ const LOCAL_CODEGEN: &[&str] = &[
     "link-arg",
     "link-args",
     "link-self-contained",
+    "linker-plugin-lto",
+    "dlltool",
     "profile-generate",
     "profile-use",
 ];
@@ -796,6 +798,7 @@ mod tests {
         refused("x.rs -lstatic=z", "-l");
         refused("x.rs -L native=/usr/lib", "-L native=…");
         refused("x.rs -C target-cpu=native", "-C target-cpu=native");
+        refused("x.rs -C linker-plugin-lto=/p/LLVMgold.so", "-C linker-plugin-lto");
         refused("x.rs -Ctarget-cpu=native", "-C target-cpu=native");
         refused("x.rs --codegen target-cpu=native", "-C target-cpu=native");
         refused("x.rs -Lall=/usr/lib", "-L all=…");
