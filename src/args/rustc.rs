@@ -442,8 +442,17 @@ pub fn identity_from_vv(vv: &str) -> Option<String> {
 /// Whether the client sends this environment variable with a job: what cargo sets
 /// for `env!` and build scripts' results, and what changes rustc's output.
 pub fn forwarded_env(name: &str) -> bool {
-    (name.starts_with("CARGO_") && name != "CARGO_MAKEFLAGS")
+    (name.starts_with("CARGO_") && name != "CARGO_MAKEFLAGS" && !secret(name))
         || matches!(name, "OUT_DIR" | "RUSTC_BOOTSTRAP" | "SOURCE_DATE_EPOCH")
+}
+
+/// A variable that may hold a credential (a registry token): it never leaves the
+/// machine; a crate that reads it (which the dep-info would say) compiles here.
+fn secret(name: &str) -> bool {
+    const WORDS: [&str; 5] = ["TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "PRIVATE_KEY"];
+    name.starts_with("CARGO_REGISTRY_")
+        || name.starts_with("CARGO_REGISTRIES_")
+        || WORDS.iter().any(|w| name.contains(w))
 }
 
 /// Whether a server runs a job with this variable of the client's: anything but what
@@ -484,7 +493,7 @@ pub fn build_script_env(output: &str) -> Vec<String> {
                 .or_else(|| l.strip_prefix("cargo:rustc-env="))
         })
         .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_owned()))
-        .filter(|k| allowed_on_server(k))
+        .filter(|k| allowed_on_server(k) && !secret(k))
         .collect()
 }
 
