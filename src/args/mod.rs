@@ -28,6 +28,7 @@ mod passthrough;
 mod reason;
 mod response;
 pub mod rustc;
+mod rustc_env;
 mod scan;
 mod table;
 

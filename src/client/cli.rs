@@ -15,8 +15,10 @@ use clap::Parser;
 /// as a compiler wrapper: `swarmcc gcc -c file.c -o file.o`, `swarmcc -c file.c`
 /// (compiler `cc`), `CC="swarmcc gcc"`, or through a masquerade link named like the
 /// compiler (`gcc`, `cc`, `g++`...) placed first on PATH. Installed under the name
-/// `distcc` it behaves the same (`distcc gcc -c x.c`). Hosts come from DISTCC_HOSTS,
-/// else $DISTCC_DIR/hosts (default ~/.distcc/hosts), else /etc/distcc/hosts.
+/// `distcc` it behaves the same (`distcc gcc -c x.c`). As cargo's `RUSTC_WRAPPER` it
+/// sends crate compiles to swarmccds started with --rustc. Hosts come from
+/// DISTCC_HOSTS, else $DISTCC_DIR/hosts (default ~/.distcc/hosts), else
+/// /etc/distcc/hosts.
 #[derive(Debug, Parser)]
 #[command(
     name = "swarmcc",
@@ -38,7 +40,8 @@ pub struct Cli {
     /// Check every configured host: whether it answers (and how fast), which server it
     /// is, whether it accepts this machine's compilers, and whether it produces the same
     /// object as the local compiler for a probe source compiled at -O2 (preprocessed
-    /// here, as a real job). COMPILERS is a comma-separated list [default: gcc,g++].
+    /// here, as a real job). COMPILERS is a comma-separated list [default: gcc,g++];
+    /// `rustc` in it probes a rustc job too (outputs compared with a local build).
     /// Prints a verdict per host (OK, DIFFERENT COMPILER, REFUSED, UNREACHABLE,
     /// FAILED...) and a summary; exits 0 only when every usable host is OK.
     #[arg(

@@ -230,6 +230,26 @@ impl Found {
     }
 }
 
+const PRUNE_EVERY: u32 = 256;
+const PRUNE_AGE: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+fn prune(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > PRUNE_AGE);
+        if old {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// sha256 of files by identity (path, inode, size, times).
 struct HashCache {
     dir: PathBuf,
@@ -239,6 +259,11 @@ impl HashCache {
     fn new(cfg: &ClientConfig) -> HashCache {
         let dir = cfg.distcc_dir.join("rustc-hashes");
         let _ = fs::create_dir_all(&dir);
+        // One wrapper in PRUNE_EVERY clears out entries not written for PRUNE_AGE: the
+        // cache follows the builds of the last weeks, not every file ever built.
+        if std::process::id().is_multiple_of(PRUNE_EVERY) {
+            prune(&dir);
+        }
         HashCache { dir }
     }
 
