@@ -868,3 +868,47 @@ fn farm_outputs_are_byte_identical_to_local_ones() {
         differences.join("\n")
     );
 }
+
+/// `swarmcc --run cargo build`: the build's summary counts the rustc jobs, as many
+/// remote as the server logged COMPILE_OK for.
+#[test]
+fn run_summary_counts_rustc_jobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_rustc_server(tmp.path());
+    let proj = project(tmp.path(), "rust-outdir");
+    let farm = Farm::new(tmp.path(), &server);
+    let target = tmp.path().join("target");
+    let client_log = tmp.path().join("client.log");
+    let cargo_build = farm.cargo(&proj, &target, &client_log, &["build", "--locked"]);
+    let mut cmd = Command::new(SWARMCC);
+    cmd.arg("--run")
+        .arg(cargo_build.get_program())
+        .args(cargo_build.get_args())
+        .current_dir(&proj);
+    for (k, v) in cargo_build.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let out = run_cargo(&mut cmd, "swarmcc --run cargo build of rust-outdir");
+    assert_success(&out, "swarmcc --run cargo build of rust-outdir");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let summary = stderr
+        .lines()
+        .find(|l| l.contains("build finished in"))
+        .unwrap_or_else(|| panic!("no summary:\n{stderr}"));
+    let remote: usize = summary
+        .split(": ")
+        .nth(2)
+        .and_then(|counts| counts.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no remote count in {summary:?}"));
+    assert!(
+        remote >= 3,
+        "the lib, the bin and the build script's compile: {summary}"
+    );
+    let count = |log: &str| rustc_ok_lines(log).len();
+    let log = eventually(|| server.log_text(), |l| count(l) >= remote);
+    assert_eq!(count(&log), remote, "{summary}\nserver log:\n{log}");
+}
