@@ -248,6 +248,21 @@ fn apply(job: &mut RustcJob, name: &str, value: &str, test: &mut bool) -> Result
     Ok(())
 }
 
+/// The `--crate-name` of a command line, whether or not it can run remotely (for the
+/// log and the monitor).
+pub fn crate_name(args: &[String]) -> Option<&str> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--crate-name" {
+            return it.next().map(String::as_str);
+        }
+        if let Some(name) = a.strip_prefix("--crate-name=") {
+            return Some(name);
+        }
+    }
+    None
+}
+
 /// Whether the command can run on a server, and what it does; `Err` says why it
 /// must run locally, naming the flag.
 pub fn classify(args: &[String]) -> Result<RustcJob, String> {
@@ -590,6 +605,17 @@ mod tests {
 
     fn strs(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_crate_name_is_found_in_any_command() {
+        assert_eq!(
+            crate_name(&argv("--crate-name ring x.rs -L native=/o")),
+            Some("ring")
+        );
+        assert_eq!(crate_name(&argv("--crate-name=syn x.rs")), Some("syn"));
+        assert_eq!(crate_name(&argv("-vV")), None);
+        assert_eq!(crate_name(&argv("x.rs --crate-name")), None);
     }
 
     #[test]

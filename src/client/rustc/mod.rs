@@ -307,9 +307,7 @@ fn remember_refusal(cfg: &ClientConfig, host: &HostSpec, why: &str) {
 
 /// Runs rustc here without having asked a host: swarmcc steps aside (exec).
 fn local(program: &Path, argv: &[String], state: Option<StateFile>, reason: &str) -> i32 {
-    let name = rustc_args::classify(&argv[1..])
-        .map(|j| j.crate_name)
-        .unwrap_or_else(|_| "rustc".into());
+    let name = rustc_args::crate_name(&argv[1..]).unwrap_or("rustc");
     log::info!("job {name}: local ({reason})");
     drop(state);
     super::exec_untouched(program, argv)
@@ -331,9 +329,7 @@ fn local_after(
     printed: &Printed,
 ) -> i32 {
     let Why { reason, fallback } = why;
-    let name = rustc_args::classify(&argv[1..])
-        .map(|j| j.crate_name)
-        .unwrap_or_else(|_| "rustc".into());
+    let name = rustc_args::crate_name(&argv[1..]).unwrap_or("rustc");
     if fallback {
         log::info!("job {name}: fallback to local ({reason})");
     } else {
