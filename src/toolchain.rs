@@ -63,6 +63,16 @@ fn stamp(program: &Path) -> io::Result<String> {
 /// compiler that runs but names no version and target. Any cache trouble just means
 /// asking the compiler again.
 pub fn cached_identity(cache_dir: &Path, program: &Path) -> io::Result<String> {
+    cached_identity_with(cache_dir, program, identity)
+}
+
+/// [`cached_identity`] for another way of asking a program who it is (rustc's `-vV`:
+/// [`rustc::identity`]).
+pub fn cached_identity_with(
+    cache_dir: &Path,
+    program: &Path,
+    identity: impl Fn(&Path) -> io::Result<String>,
+) -> io::Result<String> {
     let canonical = fs::canonicalize(program)?;
     let stamp = stamp(&canonical)?;
     let mut h = std::collections::hash_map::DefaultHasher::new();

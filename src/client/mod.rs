@@ -321,24 +321,27 @@ fn tell_no_hosts(cfg: &ClientConfig, source: &HostsSource) {
     );
 }
 
-/// rustc (as `RUSTC_WRAPPER=swarmcc` passes it) and its drivers are not distributed
-/// yet: they run here, untouched.
+/// rustc (as `RUSTC_WRAPPER=swarmcc` passes it) or one of its drivers: never a C
+/// compiler job.
 fn is_rust_compiler(name: &str) -> bool {
-    let base = Path::new(name)
-        .file_name()
-        .map(|b| b.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let base = base.strip_suffix(".exe").unwrap_or(&base);
-    base == "rustc" || base.ends_with("-rustc") || base == "clippy-driver" || base == "rustdoc"
+    let base = rust_base_name(name);
+    is_rustc(name) || base == "clippy-driver" || base == "rustdoc"
 }
 
-/// rustc itself (not clippy-driver or rustdoc, which are not distributed).
+/// rustc itself, whose crate compiles are distributed (`client::rustc`); its drivers
+/// (clippy-driver, rustdoc) run here, untouched.
 fn is_rustc(name: &str) -> bool {
+    let base = rust_base_name(name);
+    base == "rustc" || base.ends_with("-rustc")
+}
+
+fn rust_base_name(name: &str) -> String {
     let base = Path::new(name)
         .file_name()
         .map(|b| b.to_string_lossy().into_owned())
         .unwrap_or_default();
-    base == "rustc" || base.ends_with("-rustc")
+    base.strip_suffix(".exe")
+        .map_or(base.clone(), str::to_owned)
 }
 
 /// Replaces this process with `program`: same arguments, environment, file descriptors

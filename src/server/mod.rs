@@ -255,7 +255,6 @@ pub(crate) struct Shared {
     pub(crate) rustc: Option<rustc::Service>,
     /// Compile slots lent to running rustc jobs as codegen tokens.
     pub(crate) lending: codegen::Lending,
-    rustc_no_views: AtomicBool,
     /// Open connections, so that shutdown can unblock their reads.
     open: Mutex<HashMap<u64, TcpStream>>,
     open_changed: Condvar,
@@ -281,7 +280,6 @@ impl Shared {
                         None
                     }
                 }),
-            rustc_no_views: AtomicBool::new(false),
             lending: codegen::Lending::default(),
             cfg,
             shutdown,
@@ -289,16 +287,6 @@ impl Shared {
             open_changed: Condvar::new(),
             next_id: AtomicU64::new(0),
         }
-    }
-
-    /// Whether rustc jobs can still run at their client's paths (see `namespace`).
-    pub(crate) fn rustc_views_work(&self) -> bool {
-        !self.rustc_no_views.load(Ordering::Relaxed)
-    }
-
-    /// A view could not be entered (no user namespaces here): no more are tried.
-    pub(crate) fn rustc_views_fail(&self) {
-        self.rustc_no_views.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn stopping(&self) -> bool {

@@ -116,6 +116,40 @@ impl Toolchains {
     }
 }
 
+/// Whether others may enter every directory from `/` down to `dir`: a toolchain there
+/// can be run by another user (swarmccd's, once root is dropped).
+pub fn reachable_by_others(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    dir.ancestors()
+        .all(|d| fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+}
+
+/// `from` recreated at `to` for another user to run: directories made (mode 0755),
+/// files hard-linked (the same files, so the same `rustc -vV`), symbolic links copied
+/// as links. Where a file cannot be linked (another file system) it is copied when
+/// `copy_across`, else that is the error.
+pub fn link_tree(from: &Path, to: &Path, copy_across: bool) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(to)?;
+    fs::set_permissions(to, fs::Permissions::from_mode(0o755))?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let dest = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            link_tree(&entry.path(), &dest, copy_across)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(entry.path())?, &dest)?;
+        } else if let Err(e) = fs::hard_link(entry.path(), &dest) {
+            if !copy_across {
+                return Err(e);
+            }
+            fs::copy(entry.path(), &dest)?;
+        }
+    }
+    Ok(())
+}
+
 /// Where rustup keeps its toolchains: `RUSTUP_HOME`, else `~/.rustup`.
 pub fn rustup_home() -> Option<PathBuf> {
     std::env::var_os("RUSTUP_HOME")

@@ -502,15 +502,14 @@ pub fn server_toolchain(dir: &Path) -> Option<PathBuf> {
     let out = run(Command::new(client_rustc()).args(["--print", "sysroot"]));
     assert_success(&out, "rustc --print sysroot");
     let sysroot = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-    let reachable = sysroot
-        .ancestors()
-        .all(|d| fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
-    if reachable {
+    if swarmcc::toolchain::rustc::reachable_by_others(&sysroot) {
         return None;
     }
     let copy = dir.join("rust-toolchain");
     for part in ["bin", "lib"] {
-        link_tree(&sysroot.join(part), &copy.join(part)).unwrap_or_else(|e| {
+        let linked =
+            swarmcc::toolchain::rustc::link_tree(&sysroot.join(part), &copy.join(part), true);
+        linked.unwrap_or_else(|e| {
             panic!(
                 "the server's user cannot reach {}, and linking it below {} failed: {e}",
                 sysroot.display(),
@@ -522,25 +521,4 @@ pub fn server_toolchain(dir: &Path) -> Option<PathBuf> {
         fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
     }
     Some(copy.join("bin/rustc"))
-}
-
-/// Recreates the tree `from` at `to`: directories made (mode 0755), files hard-linked
-/// (copied where that fails, across file systems), symbolic links copied as links.
-fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::create_dir_all(to)?;
-    fs::set_permissions(to, fs::Permissions::from_mode(0o755))?;
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let dest = to.join(entry.file_name());
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            link_tree(&entry.path(), &dest)?;
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(entry.path())?, &dest)?;
-        } else if fs::hard_link(entry.path(), &dest).is_err() {
-            fs::copy(entry.path(), &dest)?;
-        }
-    }
-    Ok(())
 }

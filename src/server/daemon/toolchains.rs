@@ -7,9 +7,9 @@
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::toolchain::rustc::{identity, rustup_home};
+use crate::toolchain::rustc::{identity, link_tree, reachable_by_others, rustup_home};
 
 use super::super::ServerConfig;
 
@@ -32,7 +32,7 @@ pub(super) fn share_roots_toolchains(cfg: &mut ServerConfig) {
     for entry in entries.flatten() {
         let dir = entry.path();
         let real = entry.file_type().is_ok_and(|t| t.is_dir());
-        if !real || reachable(&dir) || !dir.join("bin/rustc").is_file() {
+        if !real || reachable_by_others(&dir) || !dir.join("bin/rustc").is_file() {
             continue;
         }
         let dest = Path::new(SHARED).join(entry.file_name());
@@ -55,12 +55,6 @@ pub(super) fn share_roots_toolchains(cfg: &mut ServerConfig) {
     }
 }
 
-/// Whether every directory above and at `dir` lets others in.
-fn reachable(dir: &Path) -> bool {
-    dir.ancestors()
-        .all(|d| fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
-}
-
 /// Links `toolchain` at `dest`, unless a link of the same identity is there already.
 fn share(toolchain: &Path, dest: &Path) -> io::Result<()> {
     let rustc = |d: &Path| d.join("bin/rustc");
@@ -74,7 +68,8 @@ fn share(toolchain: &Path, dest: &Path) -> io::Result<()> {
     let staging = dest.with_extension(format!("new-{}", std::process::id()));
     let _ = fs::remove_dir_all(&staging);
     for part in ["bin", "lib"] {
-        link_tree(&toolchain.join(part), &staging.join(part))?;
+        // Copying a toolchain at start-up would take long: linked or not offered.
+        link_tree(&toolchain.join(part), &staging.join(part), false)?;
     }
     let mut d = Some(Path::new(SHARED));
     while let Some(p) = d.filter(|p| *p != Path::new("/")) {
@@ -89,23 +84,4 @@ fn share(toolchain: &Path, dest: &Path) -> io::Result<()> {
         }
         done => done,
     }
-}
-
-/// `from` recreated at `to`: directories made, files hard-linked, links copied.
-fn link_tree(from: &Path, to: &Path) -> io::Result<()> {
-    fs::create_dir_all(to)?;
-    fs::set_permissions(to, fs::Permissions::from_mode(0o755))?;
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let dest: PathBuf = to.join(entry.file_name());
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            link_tree(&entry.path(), &dest)?;
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(entry.path())?, &dest)?;
-        } else {
-            fs::hard_link(entry.path(), &dest)?;
-        }
-    }
-    Ok(())
 }

@@ -9,7 +9,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::args::rustc::{self as rustc_args, RustcJob};
-use crate::blobs::BlobStore;
 use crate::conn::Conn;
 use crate::exec::{self, End};
 use crate::exit::ExitCode;
@@ -22,7 +21,7 @@ use super::super::record::{RejectReason, Summary};
 use super::super::reply::{keep_alive, write_prelude};
 use super::super::{codegen, Permit, Shared};
 use super::early::Watch;
-use super::{inputs, outputs, Stop};
+use super::{inputs, outputs, Service, Stop};
 
 /// At most this many slots beyond its own go to one job's codegen threads: enough for
 /// a big crate's parallel codegen, without starving the jobs queued behind it.
@@ -33,7 +32,7 @@ pub(super) struct Job<'a> {
     pub(super) program: &'a Path,
     pub(super) request: &'a RustcRequest,
     pub(super) job: &'a RustcJob,
-    pub(super) store: &'a BlobStore,
+    pub(super) service: &'a Service,
     /// The client takes the early metadata part (see `early`).
     pub(super) early: bool,
 }
@@ -117,7 +116,7 @@ fn reply_of(
 ) -> Result<(RustcReply, Duration), Stop> {
     for hash in place.placed.damaged() {
         log::warn!("client {peer}: rustc job wrote to its input {hash}; dropped from the store");
-        job.store.remove(hash);
+        job.service.blobs.remove(hash);
     }
     let status = status_of(&finished)?;
     let limit = crate::protocol::rustc::Limits::default().max_blob;
@@ -180,7 +179,7 @@ impl Place {
             .map_err(|e| fault("creating the job directory", &e))?;
         let root = dir.path().join("root");
         fs::create_dir(&root).map_err(|e| fault("creating the job directory", &e))?;
-        let placed = inputs::place(job.store, job.request, &root)?;
+        let placed = inputs::place(&job.service.blobs, job.request, &root)?;
         let tmp = root.join(JOB_TMP.trim_start_matches('/'));
         fs::create_dir(&tmp).map_err(|e| fault("creating the job directory", &e))?;
         let out_dirs = rustc_args::output_dirs(job.job, &job.request.cwd);
@@ -228,7 +227,7 @@ fn start_somehow(
                 "client {peer}: rustc at the client's paths did not start ({e}); running \
                  rustc jobs below their job root, paths remapped, from now on"
             );
-            shared.rustc_views_fail();
+            job.service.views_fail();
             Ok((start(remapped(), false)?, false))
         }
     }
@@ -269,7 +268,7 @@ const JOB_TMP: &str = "/.swarmccd-tmp";
 /// rustc as the client would run it, in a view of the root at `/` (see `namespace`),
 /// or `None` where there can be no such view.
 fn view_command(shared: &Shared, job: &Job<'_>, root: &Path) -> Option<Command> {
-    if !shared.rustc_views_work() {
+    if !job.service.views_work() {
         return None;
     }
     // The toolchain's whole directory: rustc finds its libraries and sysroot there.

@@ -1,15 +1,18 @@
 //! rustc jobs (`protocol::rustc`, extension feature `rustc`), served when swarmccd was
 //! started with `--rustc`: the toolchain is found by the client's `rustc -vV`
 //! identity, the inputs the server lacks arrive once and stay in a content-addressed
-//! store (`blobs`), the job runs below a private root where each client path `P` is
-//! `ROOT/P`, with `--remap-path-prefix` so that nothing rustc writes names `ROOT`; every
-//! file rustc wrote in the job's output directories goes back at its client path.
+//! store (`blobs`), and the job runs on a private root that holds each client path `P`
+//! at `ROOT/P`: in a namespace where `ROOT` is `/` (`namespace`), so that rustc sees and
+//! records the client's own paths, or, where that is not allowed, below `ROOT` with
+//! `--remap-path-prefix`. Every file rustc wrote in the job's output directories goes
+//! back at its client path.
 //!
 //! Steps: `inputs` (the request, the files it needs, the job root) → `execute` (a
-//! compile slot and the codegen tokens beside it, the sandboxed run) → `outputs` (what
-//! rustc wrote) → the reply. Without `--rustc`, or for another toolchain, the job is
-//! refused in the extension's own terms — the features accepted (without `rustc`) and
-//! the reason — so that the client runs rustc locally at once.
+//! compile slot and the codegen tokens beside it, the sandboxed run; `early`, the
+//! metadata ahead of the reply) → `outputs` (what rustc wrote) → the reply. Without
+//! `--rustc`, or for another toolchain, the job is refused in the extension's own terms
+//! — the features accepted (without `rustc`) and the reason — so that the client runs
+//! rustc locally at once.
 
 mod early;
 mod execute;
@@ -17,6 +20,7 @@ mod inputs;
 mod outputs;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::args::rustc as rustc_args;
@@ -53,6 +57,9 @@ pub struct RustcConfig {
 pub(crate) struct Service {
     pub(crate) toolchains: Toolchains,
     pub(crate) blobs: BlobStore,
+    /// A view at the client's paths could not be entered (no user namespaces here):
+    /// no more are tried.
+    no_views: AtomicBool,
 }
 
 impl Service {
@@ -85,7 +92,11 @@ impl Service {
             bytes >> 20,
             cfg.cache_bytes >> 20
         );
-        Ok(Service { toolchains, blobs })
+        Ok(Service {
+            toolchains,
+            blobs,
+            no_views: AtomicBool::new(false),
+        })
     }
 }
 
@@ -101,6 +112,17 @@ fn own_private(dir: &std::path::Path) -> std::io::Result<()> {
         ));
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+impl Service {
+    /// Whether rustc jobs can still run at their client's paths (see `namespace`).
+    fn views_work(&self) -> bool {
+        !self.no_views.load(Ordering::Relaxed)
+    }
+
+    fn views_fail(&self) {
+        self.no_views.store(true, Ordering::Relaxed);
+    }
 }
 
 fn describe(t: &Toolchains) -> String {
@@ -178,7 +200,7 @@ pub(super) fn serve(
             program,
             request: &request,
             job: &job,
-            store: &service.blobs,
+            service,
             early,
         },
         &mut last_sign,
