@@ -73,7 +73,7 @@ impl Toolchains {
             Some(Ok(entries)) => Some(entries),
             Some(Err(e)) if e.kind() == io::ErrorKind::PermissionDenied => {
                 let dir = dir.as_deref().unwrap_or(Path::new("")).display();
-                t.problems.push(format!(
+                t.rustup_unreadable = Some(format!(
                     "{dir}: {e} (rustup's toolchains there cannot be run)"
                 ));
                 None
