@@ -22,7 +22,8 @@ reaped descendant), plus swarmcc's scheduling agent, a detached process whose CP
 from /proc/<agent>/stat (shown separately too); server CPU from /proc/<swarmccd>/stat
 before and after, its own utime+stime ("self": serving, hashing, the cache) and with its
 reaped children's cutime+cstime ("+rustc": the compilers it ran). The server is a
-separate process started before the build, never in cargo's tree.
+separate process started before the build, never in cargo's tree. Run as root, swarmccd
+offers root's rustup toolchain itself (linked below /var/lib/swarmccd/rust-toolchains).
 
 Runs are interleaved (local first in even rounds, swarmcc first in odd ones) and medians
 shown with [min-max]. The bytes sent are the sums of the client's
@@ -50,6 +51,10 @@ import subprocess
 import sys
 import tempfile
 import time
+
+# The suite's own helpers: one implementation of each.
+from bench_sched import find_agents, free_port, stop_agents, tail
+from bench_suite import read_stat
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(ROOT, "integration", "bench-rust")
@@ -85,16 +90,6 @@ def base_env(target):
 
 # ----------------------------------------------------------------------------- /proc
 
-def read_stat(pid):
-    """Fields 3.. of /proc/PID/stat (index 0 = state), or None if the process is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            s = f.read()
-    except OSError:
-        return None
-    return s[s.rindex(")") + 2:].split()
-
-
 def proc_cpu(pid):
     """(utime+stime, cutime+cstime) of PID in seconds, or None if it is gone."""
     r = read_stat(pid)
@@ -103,99 +98,12 @@ def proc_cpu(pid):
     return (int(r[11]) + int(r[12])) / CLK, (int(r[13]) + int(r[14])) / CLK
 
 
-def find_agents(distcc_dir):
-    """swarmcc's scheduling agents serving DISTCC_DIR (`… --agent-serve <dir>`), by pid."""
-    want = os.fsencode(distcc_dir)
-    pids = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open(f"/proc/{p}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if any(a == b"--agent-serve" and b == want for a, b in zip(argv, argv[1:])):
-            pids.append(int(p))
-    return pids
-
-
-def stop_pids(pids):
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    end = time.time() + 3
-    while time.time() < end and any(os.path.exists(f"/proc/{p}") for p in pids):
-        time.sleep(0.05)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def tail(path, n=25):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError:
-        return ""
-
-
-# ----------------------------------------------------------------------------- toolchain
-
-def client_rustc():
-    beside = os.path.join(os.path.dirname(shutil.which(cargo()) or cargo()), "rustc")
-    return beside if os.path.isfile(beside) else "rustc"
-
-
-def server_toolchain(work):
-    """The rustc to give swarmccd with --rustc-toolchain, or None if it finds it itself.
-    Started as root, swarmccd drops to an unprivileged user, who cannot enter a rustup
-    home under /root (mode 0700): then the toolchain's bin/ and lib/ are hard-linked
-    into the work dir (the same files, so the same `rustc -vV`)."""
-    if os.geteuid() != 0:
-        return None
-    sysroot = subprocess.run([client_rustc(), "--print", "sysroot"], check=True,
-                             capture_output=True, text=True).stdout.strip()
-    d, reachable = sysroot, True
-    while True:
-        if not os.stat(d).st_mode & 0o001:
-            reachable = False
-        parent = os.path.dirname(d)
-        if parent == d:
-            break
-        d = parent
-    if reachable:
-        return None
-    copy = os.path.join(work, "rust-toolchain")
-    for part in ("bin", "lib"):
-        link_tree(os.path.join(sysroot, part), os.path.join(copy, part))
-    os.chmod(copy, 0o755)
-    return os.path.join(copy, "bin", "rustc")
-
-
-def link_tree(src, dst):
-    os.makedirs(dst, exist_ok=True)
-    os.chmod(dst, 0o755)
-    for e in os.scandir(src):
-        to = os.path.join(dst, e.name)
-        if e.is_symlink():
-            os.symlink(os.readlink(e.path), to)
-        elif e.is_dir():
-            link_tree(e.path, to)
-        else:
-            os.link(e.path, to)
-
-
 # ----------------------------------------------------------------------------- server
 
 class Server:
     """A swarmccd --rustc on loopback with its own cache, its own process group."""
 
-    def __init__(self, binary, work, name, toolchain):
+    def __init__(self, binary, work, name):
         self.dir = os.path.join(work, name)
         os.mkdir(self.dir)
         os.chmod(self.dir, 0o1777)  # swarmccd started as root runs as user distccd
@@ -207,8 +115,6 @@ class Server:
             cmd = [binary, "--no-detach", "--log-level", "info", "--listen", "127.0.0.1",
                    "--port", str(self.port), "--allow", "127.0.0.1", "--log-file", self.log,
                    "--rustc", "--rustc-cache", self.cache]
-            if toolchain:
-                cmd += ["--rustc-toolchain", toolchain]
             env = dict(os.environ, TMPDIR=self.dir)
             self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -260,14 +166,6 @@ class Server:
                 return
             except subprocess.TimeoutExpired:
                 continue
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # ----------------------------------------------------------------------------- builds
@@ -351,7 +249,7 @@ def farm_build(ctx, server, i, kind):
         agents = find_agents(ddir)
         agent = sum(sum(c) for c in (proc_cpu(p) for p in agents) if c is not None)
     finally:
-        stop_pids(find_agents(ddir))
+        stop_agents(ddir)
     return dict(wall=wall, client=cpu + agent, agent=agent,
                 server_self=after[0] - before[0], server_all=sum(after) - sum(before),
                 jobs=jobs, remote=remote, sent=sent, total=total)
@@ -454,7 +352,7 @@ def main(argv=None):
     ctx = Ctx()
     ctx.args = args
     ctx.work = tempfile.mkdtemp(prefix="bench-rustc-")
-    os.chmod(ctx.work, 0o755)  # the server's user reaches its dirs and the toolchain
+    os.chmod(ctx.work, 0o755)  # the server's user reaches its dirs
     servers = []
     try:
         ctx.proj = os.path.join(ctx.work, "bench-rust")
@@ -467,7 +365,6 @@ def main(argv=None):
                               env=base_env(os.path.join(ctx.work, "target-fetch"))).stdout
         ctx.crates = len({line.replace(" (*)", "").strip() for line in tree.splitlines()
                           if line.strip()})
-        ctx.toolchain = server_toolchain(ctx.work)
         ctx.seen_jobs = {}
         with open("/proc/loadavg") as f:
             ctx.load = " ".join(f.read().split()[:3])
@@ -475,7 +372,7 @@ def main(argv=None):
         results = {"local": [], "cold": [], "warm": []}
         for i in range(args.runs):
             def farm():
-                server = Server(args.swarmccd, ctx.work, f"server-{i}", ctx.toolchain)
+                server = Server(args.swarmccd, ctx.work, f"server-{i}")
                 servers.append(server)
                 ctx.seen_jobs[server] = 0
                 try:
