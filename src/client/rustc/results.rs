@@ -61,16 +61,15 @@ pub(super) fn apply(
     if !echo {
         return Ok(0);
     }
-    let unroot = |data: &[u8]| replace(data, format!("{root}/").as_bytes(), b"/");
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(&unroot(&reply.stdout));
+    let _ = out.write_all(&unroot(&reply.stdout, &root));
     let _ = out.flush();
     let rest = reply
         .stderr
         .strip_prefix(printed.raw.as_slice())
         .unwrap_or(&reply.stderr);
     let mut err = std::io::stderr().lock();
-    let _ = err.write_all(&unroot(rest));
+    let _ = err.write_all(&unroot(rest, &root));
     let _ = err.flush();
     Ok(0)
 }
@@ -97,7 +96,7 @@ pub(super) fn apply_early(
     for o in &outputs {
         write_output(o)?;
     }
-    let text = replace(&part.stderr, format!("{root}/").as_bytes(), b"/");
+    let text = unroot(&part.stderr, &root);
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(&text);
     let _ = err.flush();
@@ -126,7 +125,7 @@ fn checked_outputs(
             ));
         }
         if name.ends_with(".d") {
-            o.data = replace(&o.data, format!("{root}/").as_bytes(), b"/");
+            o.data = unroot(&o.data, root);
         }
         if !root.is_empty() && find(&o.data, root.as_bytes()).is_some() {
             return Err(format!("{} names the server's job directory", o.path));
@@ -184,6 +183,15 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
         return None;
     }
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Text from the server with its job root (`root`, without its trailing `/`) taken out
+/// of the paths in it; as it is when rustc ran at the client's paths (root `/`).
+fn unroot(data: &[u8], root: &str) -> Vec<u8> {
+    if root.is_empty() {
+        return data.to_vec();
+    }
+    replace(data, format!("{root}/").as_bytes(), b"/")
 }
 
 /// `data` with every `from` replaced by `to`.
