@@ -33,8 +33,12 @@ Sections
               swarmccd --rustc (distcc has no rustc column: it does not distribute rustc),
               cold and warm input cache; wall, client CPU, server CPU, bytes sent, and the
               client CPU per remote crate compile against a local one's.
+  cache       (f) caches (integration/bench_cache.py): lzo 2.10 built again after `make
+              clean`, served by swarmccd's farm cache, by the client's local cache and by
+              a REAPI engine's action cache (buildbox-casd, integration/reapi-engine.sh),
+              against the first (cold) build, plain gcc and distcc, in the same run.
 
-Usage: integration/bench [--quick] [--strict] [--only overhead,throughput,build,rust]
+Usage: integration/bench [--quick] [--strict] [--only overhead,throughput,build,rust,cache]
                          [--runs N] [--rounds N] [--lzo] [--jobs J] [--nice N]
                          [--bin-dir DIR | --no-build] [--keep]
 About 10 minutes on 2 cores (--quick: about 3). On a shared, busy machine the wall-time
@@ -254,13 +258,14 @@ def run_rusage(cmd, env, cwd, errpath, new_session=False):
 
 
 class Server:
-    def __init__(self, tool, work, binary, jobs):
+    def __init__(self, tool, work, binary, jobs, name=None, extra=()):
         self.tool, self.binary, self.jobs = tool, os.path.realpath(binary), jobs
         self.port = free_port()
-        self.tmp = os.path.join(work, f"srvtmp-{tool}")
+        name = name or tool
+        self.tmp = os.path.join(work, f"srvtmp-{name}")
         os.mkdir(self.tmp)
         os.chmod(self.tmp, 0o1777)  # both servers drop root to user distccd/nobody
-        self.log = os.path.join(work, "log", f"{tool}d.log")
+        self.log = os.path.join(work, "log", f"{name}d.log")
         env = clean_env()
         # as a daemon started by init would have it (not this shell's PATH: the servers'
         # user cannot read /root, and gcc looks for `as` along PATH)
@@ -269,7 +274,7 @@ class Server:
         if tool == "swarmcc":
             cmd = [binary, "--no-detach", "--listen", "127.0.0.1", "--port", str(self.port),
                    "--allow", "127.0.0.1", "-j", str(jobs), "--nice", "0",
-                   "--log-level", "warning", "--log-file", self.log]
+                   "--log-level", "warning", "--log-file", self.log] + list(extra)
         else:
             cmd = [binary, "--no-detach", "--daemon", "--listen", "127.0.0.1",
                    "-p", str(self.port), "--allow", "127.0.0.1", "-j", str(jobs), "-N", "0",
@@ -959,8 +964,9 @@ def targets(ctx):
 # ----------------------------------------------------------------------------- main
 
 SECTION_ALIASES = {"a": "overhead", "b": "overhead", "c": "throughput", "d": "build",
-                   "e": "rust", "overhead": "overhead", "cpu": "overhead",
-                   "throughput": "throughput", "build": "build", "rust": "rust"}
+                   "e": "rust", "f": "cache", "overhead": "overhead", "cpu": "overhead",
+                   "throughput": "throughput", "build": "build", "rust": "rust",
+                   "cache": "cache"}
 
 
 def section_rust(ctx):
@@ -973,15 +979,21 @@ def section_rust(ctx):
     subprocess.run(cmd, check=False)
 
 
+def section_cache(ctx):
+    """(f) caches: integration/bench_cache.py."""
+    import bench_cache
+    bench_cache.section_cache(ctx)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         prog="integration/bench", description=__doc__.split("\n")[0],
-        epilog="Sections: overhead (a, b), throughput (c), build (d), rust (e). See the header of "
+        epilog="Sections: overhead (a, b), throughput (c), build (d), rust (e), cache (f). See the header of "
                "integration/bench_suite.py for what each measures.")
     ap.add_argument("--quick", action="store_true", help="smoke run, about 2 minutes")
     ap.add_argument("--strict", action="store_true", help="exit 1 if a target fails")
-    ap.add_argument("--only", default="overhead,throughput,build,rust",
-                    help="sections: overhead,throughput,build,rust (or a,b,c,d,e)")
+    ap.add_argument("--only", default="overhead,throughput,build,rust,cache",
+                    help="sections: overhead,throughput,build,rust,cache (or a,b,c,d,e,f)")
     ap.add_argument("--runs", type=int,
                     help="rounds per file in (a)/(b): tiny and medium N, heavy max(3, N/3) "
                          "(default 41/15/7; --quick 15/5/3)")
@@ -1111,7 +1123,7 @@ def main(argv=None):
             t = time.time()
             print(f"\n== {sec} ==")
             {"overhead": section_overhead, "throughput": section_throughput,
-             "build": section_build, "rust": section_rust}[sec](ctx)
+             "build": section_build, "rust": section_rust, "cache": section_cache}[sec](ctx)
             print(f"({sec}: {time.time() - t:.0f}s)")
         for t, s in ctx.servers.items():
             if s.proc.poll() is not None:
