@@ -57,7 +57,14 @@ struct Index {
     clock: u64,
     /// Entries removed to stay within the size, since the store was opened.
     evicted: u64,
+    /// The directory has been read into the index (a lazy store reads it only
+    /// when it first needs its size).
+    scanned: bool,
 }
+
+/// How old a temporary file must be to be taken for the leftover of an interrupted
+/// write rather than one in progress.
+const LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The length of a keyed entry's trailer: the sha256 of the content before it.
 const TRAILER: usize = 32;
@@ -84,32 +91,64 @@ impl BlobStore {
     /// Opens a keyed store: entries under names of the form of a sha256 chosen by the
     /// caller, each checked against the sha256 it ends with.
     pub fn open_keyed(dir: &Path, max_bytes: u64) -> io::Result<BlobStore> {
-        Self::open_as(dir, max_bytes, true)
+        let store = Self::unscanned(dir, max_bytes, true)?;
+        store.scan()?;
+        Ok(store)
+    }
+
+    /// [`open_keyed`](Self::open_keyed) for a short-lived process: the directory is
+    /// read only when something is stored, so that a lookup costs one file read however
+    /// many entries the store holds.
+    pub fn open_keyed_lazy(dir: &Path, max_bytes: u64) -> io::Result<BlobStore> {
+        Self::unscanned(dir, max_bytes, true)
     }
 
     fn open_as(dir: &Path, max_bytes: u64, keyed: bool) -> io::Result<BlobStore> {
+        let store = Self::unscanned(dir, max_bytes, keyed)?;
+        store.scan()?;
+        Ok(store)
+    }
+
+    fn unscanned(dir: &Path, max_bytes: u64, keyed: bool) -> io::Result<BlobStore> {
         fs::create_dir_all(dir).map_err(|e| named(e, "creating the store", dir))?;
+        Ok(BlobStore {
+            dir: dir.to_owned(),
+            max_bytes,
+            index: Mutex::new(Index::default()),
+            keyed,
+        })
+    }
+
+    /// Indexes what the directory holds, oldest first (leftovers of interrupted writes
+    /// are removed), and trims it to its size.
+    fn scan(&self) -> io::Result<()> {
+        let dir = &self.dir;
         let mut found = Vec::new();
         for item in fs::read_dir(dir).map_err(|e| named(e, "reading the store", dir))? {
             let item = item?;
             let name = item.file_name().to_string_lossy().into_owned();
-            let meta = item.metadata()?;
+            // Removed meanwhile by another process sharing the directory.
+            let Ok(meta) = item.metadata() else {
+                continue;
+            };
             if !is_hash(&name) || !meta.is_file() {
-                let _ = fs::remove_file(item.path());
+                // A write in progress in another process is left alone; one this old
+                // was interrupted.
+                let age = meta.modified().ok().and_then(|t| t.elapsed().ok());
+                if age.is_none_or(|a| a > LEFTOVER_AGE) {
+                    let _ = fs::remove_file(item.path());
+                }
                 continue;
             }
             let when = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
             found.push((when, name, meta.len()));
         }
         found.sort();
-        let store = BlobStore {
-            dir: dir.to_owned(),
-            max_bytes,
-            index: Mutex::new(Index::default()),
-            keyed,
-        };
         {
-            let mut index = store.lock();
+            let mut index = self.lock();
+            index.entries.clear();
+            index.total = 0;
+            index.scanned = true;
             for (_, name, size) in found {
                 index.clock += 1;
                 let used = index.clock;
@@ -117,8 +156,15 @@ impl BlobStore {
                 index.entries.insert(name, Entry { size, used });
             }
         }
-        store.evict();
-        Ok(store)
+        self.evict();
+        Ok(())
+    }
+
+    fn ensure_scanned(&self) -> io::Result<()> {
+        if self.lock().scanned {
+            return Ok(());
+        }
+        self.scan()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -146,6 +192,7 @@ impl BlobStore {
 
     /// The bytes held and the number of entries.
     pub fn usage(&self) -> (u64, usize) {
+        let _ = self.ensure_scanned();
         let index = self.lock();
         (index.total, index.entries.len())
     }
@@ -166,6 +213,7 @@ impl BlobStore {
                 format!("content does not match its hash {hash}"),
             ));
         }
+        self.ensure_scanned()?;
         if self.contains(hash) {
             return Ok(());
         }
@@ -486,12 +534,23 @@ mod tests {
             let store = BlobStore::open(dir.path(), 1 << 20).unwrap();
             store.put(&h, &d).unwrap();
         }
-        // An interrupted write of another process.
-        fs::write(dir.path().join(format!(".{h}.123.ThreadId(1)")), b"par").unwrap();
+        // An interrupted write of another process, and one still in progress.
+        let old = dir.path().join(format!(".{h}.123.ThreadId(1)"));
+        fs::write(&old, b"par").unwrap();
+        let an_hour_ago = SystemTime::now() - std::time::Duration::from_secs(3600);
+        fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+        let writing = dir.path().join(format!(".{h}.456.ThreadId(1)"));
+        fs::write(&writing, b"par").unwrap();
         let store = BlobStore::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(store.usage(), (500, 1));
         assert_eq!(store.get(&h).unwrap(), d);
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(!old.exists() && writing.exists());
+        fs::remove_file(&writing).unwrap();
         // Reopened smaller than what it holds: trimmed at once.
         drop(store);
         let store = BlobStore::open(dir.path(), 100).unwrap();

@@ -79,6 +79,34 @@ pub struct ClientConfig {
     /// `DISTCC_SSH` (the ssh command for `user@host` hosts) and `DISTCC_SOCKS_PROXY`
     /// (the SOCKSv5 proxy TCP hosts are reached through: Gentoo's network-sandbox).
     pub dialer: Dialer,
+    /// The compile cache: `SWARMCC_CACHE` (`1`, the default: the local cache and the
+    /// hosts' farm caches; `farm`: only the hosts'; `0`: neither).
+    pub cache: CacheMode,
+    /// `SWARMCC_CACHE_DIR`, default `$DISTCC_DIR/cache`: the local cache.
+    pub cache_dir: PathBuf,
+    /// `SWARMCC_CACHE_SIZE` in MiB (default 1024): the local cache's bound.
+    pub cache_bytes: u64,
+}
+
+/// Which compile caches a client uses (`SWARMCC_CACHE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheMode {
+    /// The local cache, then the farm caches of hosts that offer one.
+    All,
+    /// Only the hosts' farm caches.
+    Farm,
+    /// No cache: every job is compiled.
+    Off,
+}
+
+impl CacheMode {
+    pub fn local(self) -> bool {
+        self == CacheMode::All
+    }
+
+    pub fn farm(self) -> bool {
+        self != CacheMode::Off
+    }
 }
 
 /// A configuration value that cannot be used.
@@ -179,7 +207,6 @@ impl ClientConfig {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             uncached_err_fd,
-            distcc_dir,
             hosts_env: text("DISTCC_HOSTS"),
             io_timeout: seconds(&text, "DISTCC_IO_TIMEOUT", 300, false)?,
             connect_timeout: seconds(&text, "SWARMCC_CONNECT_TIMEOUT", 4, false)?,
@@ -197,6 +224,12 @@ impl ClientConfig {
             path: get("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin")),
             build_id: text("SWARMCC_BUILD_ID").filter(|v| !v.trim().is_empty()),
             load_limit: load_limit(&text)?,
+            cache: cache_mode(&text)?,
+            cache_dir: get("SWARMCC_CACHE_DIR")
+                .filter(|v| !v.is_empty())
+                .map_or_else(|| distcc_dir.join("cache"), PathBuf::from),
+            cache_bytes: cache_mib(&text)? << 20,
+            distcc_dir,
         })
     }
 
@@ -327,6 +360,35 @@ fn is_writable_tmpfs(dir: &Path) -> bool {
 }
 
 /// `DISTCC_DIR`, else `$HOME/.distcc` (distcc's default; `/` when `HOME` is unset).
+/// `SWARMCC_CACHE`: `1` (or unset), `farm`, or `0`.
+fn cache_mode(text: &dyn Fn(&str) -> Option<String>) -> Result<CacheMode, ConfigError> {
+    match text("SWARMCC_CACHE").as_deref().map(str::trim) {
+        None | Some("") | Some("1") => Ok(CacheMode::All),
+        Some("farm") => Ok(CacheMode::Farm),
+        Some("0") => Ok(CacheMode::Off),
+        Some(other) => Err(ConfigError {
+            variable: "SWARMCC_CACHE",
+            value: other.to_owned(),
+            expected: "1 (local and farm caches), farm (the hosts' only) or 0 (none)",
+        }),
+    }
+}
+
+/// `SWARMCC_CACHE_SIZE`: the local cache's bound in MiB, default 1024.
+fn cache_mib(text: &dyn Fn(&str) -> Option<String>) -> Result<u64, ConfigError> {
+    let Some(value) = text("SWARMCC_CACHE_SIZE").filter(|v| !v.trim().is_empty()) else {
+        return Ok(1024);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(n) if (1..1 << 40).contains(&n) => Ok(n),
+        _ => Err(ConfigError {
+            variable: "SWARMCC_CACHE_SIZE",
+            value,
+            expected: "a size in MiB, at least 1",
+        }),
+    }
+}
+
 fn distcc_dir(get: &dyn Fn(&str) -> Option<OsString>) -> PathBuf {
     match get("DISTCC_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d),

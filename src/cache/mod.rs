@@ -58,9 +58,19 @@ pub struct Cache {
 impl Cache {
     /// Opens (creating it) the cache in `dir`, at most `max_bytes` in size.
     pub fn open(dir: &Path, max_bytes: u64) -> io::Result<Cache> {
+        Self::with_store(dir, max_bytes, BlobStore::open_keyed(dir, max_bytes)?)
+    }
+
+    /// [`open`](Self::open) for one job of a short-lived process sharing the directory
+    /// with others (the client): the directory is read only if something is stored.
+    pub fn open_lazy(dir: &Path, max_bytes: u64) -> io::Result<Cache> {
+        Self::with_store(dir, max_bytes, BlobStore::open_keyed_lazy(dir, max_bytes)?)
+    }
+
+    fn with_store(dir: &Path, max_bytes: u64, store: BlobStore) -> io::Result<Cache> {
         Ok(Cache {
             dir: dir.to_owned(),
-            store: BlobStore::open_keyed(dir, max_bytes)?,
+            store,
             max_bytes,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),

@@ -26,7 +26,7 @@ impl Dialect {
         self.ext.as_ref().is_some_and(|e| e.keepalive)
     }
 
-    /// The client sent a key that missed: the result is stored if the compile works.
+    /// The result is stored if the compile works.
     pub(super) fn caching(&self) -> bool {
         self.ext.as_ref().is_some_and(|e| e.cache)
     }
@@ -44,7 +44,8 @@ pub(super) struct ExtJob {
     /// This connection may use the farm cache: it is listed in the features we answer,
     /// asked or not, so that swarmcc learns it.
     pub(super) offer_cache: bool,
-    /// The key was sent and missed: store the result.
+    /// Store the result if the compile works (the key was sent and missed, or the
+    /// client named its compiler without asking for the cache).
     pub(super) cache: bool,
     /// The accepted features have been sent already (at once, when the cache was
     /// asked for).

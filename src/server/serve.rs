@@ -162,6 +162,10 @@ fn read_request_header(
         // nor in authenticated sessions: their MACs cover one request and one reply.
         e.offer_cache =
             shared.cache.is_some() && matches!(auth, AuthState::Off | AuthState::Exempt);
+        // A client that has not learnt of the cache yet (its first jobs here) still
+        // fills it, under our key of what it sent, for its next build and everyone's.
+        // The compiler's identity must have been checked: it is the key's anchor.
+        e.cache = e.offer_cache && !e.identity.is_empty();
         if e.asked_cache {
             farm::answer_key(conn, peer, shared, e)?;
         }
