@@ -56,6 +56,12 @@ impl JobCache {
         self.local.is_some()
     }
 
+    /// Whether the job was looked up in a cache (it has a key, and the local cache or
+    /// a farm cache was asked): a result compiled after that is a miss.
+    pub(in crate::client) fn looked_up(&self, farm_asked: bool) -> bool {
+        matches!(self.key.get(), Some(Some(_))) && (self.local.is_some() || farm_asked)
+    }
+
     /// The job's key, made the first time from the finished preprocessor's output
     /// (the preprocessor is waited for); `None` if the job has none (the reason is
     /// logged with `DISTCC_VERBOSE=1`).

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use tempfile::TempPath;
 
-use crate::agent::{JobReport, LocalKind};
+use crate::agent::{CacheOutcome, JobReport, LocalKind};
 use crate::args::RemoteJob;
 use crate::backoff;
 use crate::client::cache::JobCache;
@@ -166,6 +166,11 @@ impl Ctx<'_> {
         emit(&reply.stdout, &pre_err, &reply.stderr);
         done.cache.store_local(&reply);
         done.report_remote();
+        if done.farm == FarmCache::Hit {
+            self.sched.report_cache(CacheOutcome::FarmHit);
+        } else if done.cache.looked_up(done.farm == FarmCache::Miss) {
+            self.sched.report_cache(CacheOutcome::Miss);
+        }
         let how = if done.farm == FarmCache::Hit {
             "farm cache hit on"
         } else {
@@ -220,6 +225,7 @@ impl Ctx<'_> {
         if let Some(st) = self.state() {
             st.phase(Phase::Done);
         }
+        self.sched.report_cache(CacheOutcome::LocalHit);
         log::info!("job {}: local cache hit ({key})", job.input);
         Some(local::exit_code_from_wait(reply.status))
     }
