@@ -420,3 +420,31 @@ fn a_server_with_no_cache_never_stores_nor_offers_it() {
         }
     }
 }
+
+#[test]
+fn a_host_remembered_with_a_cache_that_no_longer_answers_is_not_asked_again() {
+    let lab = Lab::new();
+    // Silent after the preamble, as a swarmccd of before the cache would be.
+    let stall = StallServer::start();
+    let memory = lab
+        .ddir
+        .join("ext")
+        .join(format!("tcp_127.0.0.1_{}", stall.port));
+    fs::create_dir_all(memory.parent().unwrap()).unwrap();
+    fs::write(&memory, "cache\n").unwrap();
+    let src = lab.path().join("one.c");
+    fs::write(&src, "int one(void) { return 1; }\n").unwrap();
+    let hosts = format!("127.0.0.1:{}/2", stall.port);
+    let out = run(swarmcc(&lab.ddir, &hosts)
+        .current_dir(lab.path())
+        .env("SWARMCC_CACHE", "farm")
+        .env("SWARMCC_CONNECT_TIMEOUT", "1")
+        .args(["gcc", "-c", "one.c", "-o", "one.o"]));
+    assert_success(&out, "compile with a stalled host");
+    assert!(lab.path().join("one.o").exists());
+    assert_eq!(
+        fs::read(&memory).unwrap(),
+        b"",
+        "cache forgotten, extension kept"
+    );
+}

@@ -4,6 +4,7 @@
 //! build with no network at all; and storing there what a host sent back.
 
 use std::cell::{Cell, OnceCell};
+use std::path::PathBuf;
 
 use crate::cache::{self, Cache, Entry, Key, Lookup};
 use crate::config::{CacheMode, ClientConfig};
@@ -15,8 +16,10 @@ use super::preprocess::Preprocessor;
 /// The caches one job may use, and its key once made.
 pub(in crate::client) struct JobCache {
     mode: CacheMode,
-    /// The local cache, if it is on and could be opened.
-    local: Option<Cache>,
+    /// The local cache's directory and bound, if it is on.
+    local_dir: Option<(PathBuf, u64)>,
+    /// The local cache, opened on first use (`None`: it could not be).
+    local: OnceCell<Option<Cache>>,
     key: OnceCell<Option<Key>>,
     /// The result came from a host that did not check its compiler is ours.
     unchecked: Cell<bool>,
@@ -24,24 +27,13 @@ pub(in crate::client) struct JobCache {
 
 impl JobCache {
     pub(in crate::client) fn new(cfg: &ClientConfig) -> JobCache {
-        let local = cfg
-            .cache
-            .local()
-            .then(|| Cache::open_lazy(&cfg.cache_dir, cfg.cache_bytes));
-        let local = match local {
-            Some(Ok(c)) => Some(c),
-            Some(Err(e)) => {
-                log::warn!(
-                    "local compile cache {} cannot be used: {e}",
-                    cfg.cache_dir.display()
-                );
-                None
-            }
-            None => None,
-        };
         JobCache {
             mode: cfg.cache,
-            local,
+            local_dir: cfg
+                .cache
+                .local()
+                .then(|| (cfg.cache_dir.clone(), cfg.cache_bytes)),
+            local: OnceCell::new(),
             key: OnceCell::new(),
             unchecked: Cell::new(false),
         }
@@ -52,14 +44,34 @@ impl JobCache {
         self.mode.farm()
     }
 
+    /// Whether the local cache is worth a lookup: it is on and holds something. It
+    /// holds only results of hosts that checked our compiler, so until one has, no
+    /// job waits for its preprocessor (or asks the compiler who it is) to look.
     pub(in crate::client) fn has_local(&self) -> bool {
-        self.local.is_some()
+        self.local_dir.as_ref().is_some_and(|(dir, _)| {
+            std::fs::read_dir(dir).is_ok_and(|mut items| items.next().is_some())
+        })
+    }
+
+    fn local(&self) -> Option<&Cache> {
+        self.local
+            .get_or_init(|| {
+                let (dir, bytes) = self.local_dir.as_ref()?;
+                match Cache::open_lazy(dir, *bytes) {
+                    Ok(cache) => Some(cache),
+                    Err(e) => {
+                        log::warn!("local compile cache {} cannot be used: {e}", dir.display());
+                        None
+                    }
+                }
+            })
+            .as_ref()
     }
 
     /// Whether the job was looked up in a cache (it has a key, and the local cache or
     /// a farm cache was asked): a result compiled after that is a miss.
     pub(in crate::client) fn looked_up(&self, farm_asked: bool) -> bool {
-        matches!(self.key.get(), Some(Some(_))) && (self.local.is_some() || farm_asked)
+        matches!(self.key.get(), Some(Some(_))) && (self.local_dir.is_some() || farm_asked)
     }
 
     /// The job's key, made the first time from the finished preprocessor's output
@@ -92,7 +104,7 @@ impl JobCache {
     /// Looks the key up in the local cache. A damaged entry is removed and reported,
     /// and the job goes on as a miss.
     pub(in crate::client) fn local_hit(&self, key: &Key) -> Option<Entry> {
-        let local = self.local.as_ref()?;
+        let local = self.local()?;
         match local.lookup(key) {
             Lookup::Hit(entry) => {
                 log::debug!("local cache hit for {key}");
@@ -116,14 +128,24 @@ impl JobCache {
     }
 
     /// Keeps a host's successful reply (checked on the way: whole, its MAC if any,
-    /// unpacked) in the local cache, for the next build.
-    pub(in crate::client) fn store_local(&self, reply: &Reply) {
-        let (Some(local), Some(Some(key))) = (&self.local, self.key.get()) else {
-            return;
-        };
-        if self.unchecked.get() {
+    /// unpacked) in the local cache, for the next build; the key is made now if no
+    /// lookup needed it.
+    pub(in crate::client) fn store_local(
+        &self,
+        reply: &Reply,
+        identity: &LazyIdentity<'_>,
+        remote_argv: &[String],
+        cpp: &mut Preprocessor<'_>,
+    ) {
+        if self.unchecked.get() || self.local_dir.is_none() || reply.status != 0 {
             return;
         }
+        let Some(key) = self.key(identity, remote_argv, cpp) else {
+            return;
+        };
+        let Some(local) = self.local() else {
+            return;
+        };
         let entry = Entry {
             status: reply.status,
             stdout: reply.stdout.clone(),

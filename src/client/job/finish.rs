@@ -12,7 +12,6 @@ use tempfile::TempPath;
 use crate::agent::{CacheOutcome, JobReport, LocalKind};
 use crate::args::RemoteJob;
 use crate::backoff;
-use crate::client::cache::JobCache;
 use crate::client::lease::Held;
 use crate::client::local;
 use crate::client::output;
@@ -33,8 +32,9 @@ pub(super) struct Answered<'j> {
     pub started: Instant,
     /// Whether the host's farm cache answered.
     pub farm: FarmCache,
-    /// Where a success is kept for the next build.
-    pub cache: &'j JobCache,
+    /// What every attempt shares: the caches (where a success is kept for the next
+    /// build), the command and the compiler's identity the key is made of.
+    pub kit: &'j Kit<'j>,
 }
 
 impl Answered<'_> {
@@ -164,11 +164,14 @@ impl Ctx<'_> {
         backoff::clear(&self.cfg.lock_dir(), &done.host.lock_name());
         let pre_err = std::mem::take(&mut pre.stderr);
         emit(&reply.stdout, &pre_err, &reply.stderr);
-        done.cache.store_local(&reply);
+        let kit = done.kit;
+        let looked_up = kit.cache.looked_up(done.farm == FarmCache::Miss);
+        kit.cache
+            .store_local(&reply, kit.identity, kit.remote_argv, cpp);
         done.report_remote();
         if done.farm == FarmCache::Hit {
             self.sched.report_cache(CacheOutcome::FarmHit);
-        } else if done.cache.looked_up(done.farm == FarmCache::Miss) {
+        } else if looked_up {
             self.sched.report_cache(CacheOutcome::Miss);
         }
         let how = if done.farm == FarmCache::Hit {

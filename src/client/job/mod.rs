@@ -170,7 +170,7 @@ impl Ctx<'_> {
                         slot,
                         started,
                         farm,
-                        cache: &cache,
+                        kit: &kit,
                     };
                     return self.finish_remote(done, reply, &mut cpp);
                 }
@@ -332,6 +332,10 @@ impl Ctx<'_> {
         if let Some(answer) = outcome.as_ref().ok().filter(|a| a.offers_ext) {
             kit.dialects
                 .remember(&host.lock_name(), answer.offers_cache);
+        } else if outcome.is_err() && cache_key.is_some() {
+            // Perhaps no longer a swarmccd with a cache (one that does not answer a
+            // preamble alone would stall every job): not asked again until it offers.
+            kit.dialects.remember(&host.lock_name(), false);
         }
         let checked = outcome.as_ref().is_ok_and(|a| a.compiler_checked);
         let attempted = verdict::judge(outcome.map(|a| (a.reply, a.farm)), host, job);

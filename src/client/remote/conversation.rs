@@ -146,8 +146,8 @@ fn ask_farm_cache(
 ) -> Result<Asked, AttemptError> {
     target.phase(Phase::Send);
     send::cache_preamble(conn, target, dialect)?;
-    let wait = Some(timeouts.stall.min(timeouts.compile));
-    let accepted = match conn.next_event(&mut PreludeDecoder, wait) {
+    // A swarmccd answers a preamble alone at once, as it answers a connection.
+    let accepted = match conn.next_event(&mut PreludeDecoder, Some(timeouts.connect)) {
         Ok(ReplyPrelude::Accepted(features)) => features,
         Ok(other) => {
             return Err(AttemptError::Conn(ConnError::Protocol(
@@ -168,6 +168,7 @@ fn ask_farm_cache(
         return Ok(Asked::NotOffered);
     }
     send::cache_key(conn, key.as_str())?;
+    let wait = Some(timeouts.stall.min(timeouts.compile));
     match conn.next_event(&mut AnswerDecoder, wait) {
         Ok(CacheAnswer::Miss) => {
             log::debug!("farm cache miss on {} for {key}", target.route.host());
