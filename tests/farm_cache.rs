@@ -287,7 +287,7 @@ fn the_local_cache_answers_a_repeat_build_with_no_network() {
     let hosts = format!("127.0.0.1:{port}/4");
     let local_cache = lab.path().join("client-cache");
     let env = [("SWARMCC_CACHE_DIR", local_cache.to_str().unwrap())];
-    let (first, _, _) = lab.build("first", &hosts, &env);
+    let (first, _, cold) = lab.build("first", &hosts, &env);
     server.log_when(|l| count(l, "COMPILE_OK") >= 6);
     assert_same_outputs(&lab.local, &first, true);
     assert_eq!(cache_files(&local_cache).0, 6, "every result kept locally");
@@ -296,13 +296,15 @@ fn the_local_cache_answers_a_repeat_build_with_no_network() {
     // The host's port now belongs to a listener that counts connections.
     let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     listener.set_nonblocking(true).unwrap();
-    let (second, client_log, _) = lab.build("second", &hosts, &env);
+    let (second, client_log, warm) = lab.build("second", &hosts, &env);
     assert_same_outputs(&lab.local, &second, true);
     assert_eq!(count(&client_log, "local cache hit ("), 6, "{client_log}");
+    eprintln!("local cache: first build {cold:.2}s, repeat build {warm:.2}s");
     match listener.accept() {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
         other => panic!("the repeat build connected to the host: {other:?}"),
     }
+    drop(listener);
     // Off with SWARMCC_CACHE=0: the dead host is tried, and the build compiles here
     // (fallback allowed for this one).
     let (third, client_log, _) = lab.build(

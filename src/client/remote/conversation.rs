@@ -179,6 +179,11 @@ fn ask_farm_cache(
             if dialect.zstd && reply.status == 0 {
                 reply.object = receive::unpack(&reply.object)?;
             }
+            if let Some(st) = target.state {
+                // Monitors show the job on `HOST+cache`: answered, not compiled, there.
+                let shown = format!("{}+cache", target.route.host());
+                st.phase_on(Phase::Receive, &shown, target.slot);
+            }
             log::debug!("farm cache hit on {} for {key}", target.route.host());
             Ok(Asked::Hit(reply))
         }
