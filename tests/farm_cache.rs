@@ -12,6 +12,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn count(haystack: &str, needle: &str) -> usize {
@@ -449,4 +450,49 @@ fn a_host_remembered_with_a_cache_that_no_longer_answers_is_not_asked_again() {
         b"",
         "cache forgotten, extension kept"
     );
+}
+
+#[test]
+fn the_run_summary_counts_local_and_farm_hits() {
+    let lab = Lab::new();
+    let cache_dir = cache_box(lab.path());
+    let (server, _) = farm_server(&lab, &cache_dir, &[]);
+    let hosts = format!("127.0.0.1:{}/4", server.port);
+    let launch = |name: &str, env: &[(&str, &str)]| {
+        let dir = lab.path().join(name);
+        copy_tree(&fixture("proj"), &dir);
+        let out = run(Command::new(SWARMCC)
+            .args(["--run", "make", "-C", dir.to_str().unwrap(), "prog"])
+            .env("DISTCC_DIR", &lab.ddir)
+            .env("DISTCC_HOSTS", &hosts)
+            .env_remove("DISTCC_VERBOSE")
+            .env_remove("DISTCC_LOG")
+            .env_remove("SWARMCC_BUILD_ID")
+            .env_remove("MAKEFLAGS")
+            .env_remove("MAKELEVEL")
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null()));
+        assert_success(&out, &format!("swarmcc --run make ({name})"));
+        assert_same_outputs(&lab.local, &dir, true);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // The first jobs find nothing to look up; later ones of the same build may look
+    // (and miss), once the first results are kept.
+    let first = launch("first", &[]);
+    assert!(
+        !first.contains("cache:") || first.contains("cache: 0 local hits, 0 farm hits, "),
+        "{first}"
+    );
+    let second = launch("second", &[]);
+    assert!(
+        second.contains("swarmcc:   cache: 6 local hits, 0 farm hits, 0 misses"),
+        "{second}"
+    );
+    let third = launch("third", &[("SWARMCC_CACHE", "farm")]);
+    assert!(
+        third.contains("swarmcc:   cache: 0 local hits, 6 farm hits, 0 misses"),
+        "{third}"
+    );
+    let log = server.log_when(|l| count(l, "CACHE_HIT") >= 6);
+    assert_eq!(count(&log, "COMPILE_OK"), 6, "{log}");
 }
