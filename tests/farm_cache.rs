@@ -7,6 +7,7 @@
 mod common;
 
 use common::project::*;
+use common::wire;
 use common::*;
 use std::fs;
 use std::io::{Read, Write};
@@ -495,4 +496,122 @@ fn the_run_summary_counts_local_and_farm_hits() {
     );
     let log = server.log_when(|l| count(l, "CACHE_HIT") >= 6);
     assert_eq!(count(&log, "COMPILE_OK"), 6, "{log}");
+}
+
+/// Everything a raw connection receives until the server closes it.
+fn read_all(s: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    got
+}
+
+#[test]
+fn a_hit_is_answered_while_the_only_compile_slot_is_busy() {
+    use swarmcc::protocol::cache::{encode_key, Answer, AnswerDecoder};
+    use swarmcc::protocol::ext::{decode_reply_prelude, encode_preamble, Preamble, ReplyPrelude};
+    use swarmcc::protocol::{encode_request_header, encode_source, Version};
+
+    let lab = Lab::new();
+    let bin = lab.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    write_exe(&bin.join("slowcc"), "#!/bin/sh\nsleep 60\n");
+    let cache_dir = cache_box(lab.path());
+    let stats = free_port();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let server = start_swarmccd_env(
+        lab.path(),
+        &[
+            "--allow",
+            "127.0.0.1",
+            "--jobs",
+            "1",
+            "--enable-tcp-insecure",
+            "--stats",
+            "--stats-port",
+            &stats.to_string(),
+            "--cache-dir",
+            cache_dir.to_str().unwrap(),
+        ],
+        &[("DISTCCD_PATH", path.as_str())],
+    );
+    server.log_when(|l| l.contains(&format!("statistics on 127.0.0.1:{stats}")));
+    // One result in the cache, by a real compile.
+    let src = lab.path().join("one.c");
+    fs::write(&src, "int one(int x) { return x + 1; }\n").unwrap();
+    let hosts = format!("127.0.0.1:{}/1", server.port);
+    let out = run(swarmcc(&lab.ddir, &hosts)
+        .current_dir(lab.path())
+        .env("SWARMCC_CACHE", "farm")
+        .env("DISTCC_FALLBACK", "0")
+        .args(["gcc", "-O2", "-c", "one.c", "-o", "one.o"]));
+    assert_success(&out, "compile one.c");
+    wait_for(
+        "one stored result",
+        || metrics(stats),
+        |m| sample(m, "swarmccd_cache_stored_total") == Some(1),
+    );
+    let key = fs::read_dir(&cache_dir).unwrap().next().unwrap().unwrap();
+    let key = key.file_name().to_string_lossy().into_owned();
+
+    // The only slot taken by a compile that sleeps.
+    let mut busy = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let mut slow = Vec::new();
+    let argv: Vec<String> = ["slowcc", "-c", "x.c", "-o", "x.o"]
+        .map(String::from)
+        .into();
+    encode_request_header(Version::V1, None, &argv, &mut slow).unwrap();
+    encode_source(Version::V1, b"int x;\n", &mut slow).unwrap();
+    busy.write_all(&slow).unwrap();
+    wait_for(
+        "the slow compile to hold the slot",
+        || metrics(stats),
+        |m| sample(m, "swarmccd_jobs_running") == Some(1),
+    );
+
+    let started = Instant::now();
+    let mut ask = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    ask.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut bytes = Vec::new();
+    let preamble = Preamble {
+        features: vec!["keepalive".into(), "cache".into()],
+        identity: String::new(),
+    };
+    encode_preamble(&preamble, &mut bytes).unwrap();
+    ask.write_all(&bytes).unwrap();
+    let mut head = [0u8; 12];
+    ask.read_exact(&mut head).unwrap();
+    let len = usize::from_str_radix(std::str::from_utf8(&head[4..]).unwrap(), 16).unwrap();
+    let mut features = vec![0u8; len];
+    ask.read_exact(&mut features).unwrap();
+    let mut opening = head.to_vec();
+    opening.extend_from_slice(&features);
+    match decode_reply_prelude(&opening).unwrap() {
+        Some((ReplyPrelude::Accepted(f), _)) => assert!(f.contains(&"cache".into()), "{f:?}"),
+        other => panic!("{other:?}"),
+    }
+    bytes.clear();
+    encode_key(&key, &mut bytes).unwrap();
+    ask.write_all(&bytes).unwrap();
+    let answer = read_all(&mut ask);
+    let elapsed = started.elapsed();
+    let (hit, used) = AnswerDecoder.decode(&answer).unwrap().unwrap();
+    assert_eq!(hit, Answer::Hit);
+    let reply = wire::decode_reply(Version::V1, &answer[used..]);
+    assert_eq!(reply.status, 0);
+    assert_eq!(reply.object, fs::read(lab.path().join("one.o")).unwrap());
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
+    let m = metrics(stats);
+    assert_eq!(
+        sample(&m, "swarmccd_jobs_running"),
+        Some(1),
+        "still busy:\n{m}"
+    );
+    assert_eq!(sample(&m, "swarmccd_cache_hits_total"), Some(1), "{m}");
+    // Gone, its client gone: the server kills the sleeping compiler.
+    drop(busy);
+    wait_for(
+        "the slow compile to be killed",
+        || metrics(stats),
+        |m| sample(m, "swarmccd_jobs_running") == Some(0),
+    );
 }
