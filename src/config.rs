@@ -486,6 +486,35 @@ mod tests {
     }
 
     #[test]
+    fn the_compile_cache_settings() {
+        let c = cfg(&[("DISTCC_DIR", "/d")]).unwrap();
+        assert_eq!(c.cache, CacheMode::All);
+        assert!(c.cache.local() && c.cache.farm());
+        assert_eq!(c.cache_dir, PathBuf::from("/d/cache"));
+        assert_eq!(c.cache_bytes, 1024 << 20);
+        let c = cfg(&[
+            ("SWARMCC_CACHE", "farm"),
+            ("SWARMCC_CACHE_DIR", "/c"),
+            ("SWARMCC_CACHE_SIZE", "10"),
+        ])
+        .unwrap();
+        assert!(!c.cache.local() && c.cache.farm());
+        assert_eq!(
+            (c.cache_dir, c.cache_bytes),
+            (PathBuf::from("/c"), 10 << 20)
+        );
+        let c = cfg(&[("SWARMCC_CACHE", "0")]).unwrap();
+        assert!(!c.cache.local() && !c.cache.farm());
+        let e = cfg(&[("SWARMCC_CACHE", "yes")]).unwrap_err();
+        assert_eq!(e.variable, "SWARMCC_CACHE");
+        assert!(e.to_string().contains("expected 1"), "{e}");
+        for bad in ["0", "-1", "lots"] {
+            let e = cfg(&[("SWARMCC_CACHE_SIZE", bad)]).unwrap_err();
+            assert_eq!(e.variable, "SWARMCC_CACHE_SIZE", "{bad}");
+        }
+    }
+
+    #[test]
     fn auth_key_file_follows_distcc_dir_unless_set() {
         let c = cfg(&[("DISTCC_DIR", "/d")]).unwrap();
         assert_eq!(c.auth_key_file, PathBuf::from("/d/auth.key"));

@@ -115,7 +115,7 @@ impl JobCache {
                 None
             }
             Lookup::Damaged(why) => {
-                log::warn!("local cache entry {key} is damaged: {why}; compiling it again");
+                log::warn!("local cache: {why}; compiling it again");
                 None
             }
         }

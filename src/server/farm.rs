@@ -107,9 +107,7 @@ pub(super) fn answer_key(
         Lookup::Hit(entry) => entry,
         Lookup::Miss => return miss(conn, peer, &key, ext, "miss"),
         Lookup::Damaged(why) => {
-            log::warn!(
-                "client {peer}: farm cache entry {key} is damaged: {why}; compiling it again"
-            );
+            log::warn!("client {peer}: farm cache: {why}; compiling it again");
             return miss(conn, peer, &key, ext, "damaged entry");
         }
     };
