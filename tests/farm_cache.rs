@@ -498,6 +498,32 @@ fn the_run_summary_counts_local_and_farm_hits() {
     assert_eq!(count(&log, "COMPILE_OK"), 6, "{log}");
 }
 
+/// A raw connection that asked for the farm cache and heard it accepted.
+fn ask_for_the_cache(port: u16) -> TcpStream {
+    use swarmcc::protocol::ext::{decode_reply_prelude, encode_preamble, Preamble, ReplyPrelude};
+    let mut ask = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    ask.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut bytes = Vec::new();
+    let preamble = Preamble {
+        features: vec!["keepalive".into(), "cache".into()],
+        identity: String::new(),
+    };
+    encode_preamble(&preamble, &mut bytes).unwrap();
+    ask.write_all(&bytes).unwrap();
+    let mut head = [0u8; 12];
+    ask.read_exact(&mut head).unwrap();
+    let len = usize::from_str_radix(std::str::from_utf8(&head[4..]).unwrap(), 16).unwrap();
+    let mut features = vec![0u8; len];
+    ask.read_exact(&mut features).unwrap();
+    let mut opening = head.to_vec();
+    opening.extend_from_slice(&features);
+    match decode_reply_prelude(&opening).unwrap() {
+        Some((ReplyPrelude::Accepted(f), _)) => assert!(f.contains(&"cache".into()), "{f:?}"),
+        other => panic!("{other:?}"),
+    }
+    ask
+}
+
 /// Everything a raw connection receives until the server closes it.
 fn read_all(s: &mut TcpStream) -> Vec<u8> {
     let mut got = Vec::new();
@@ -508,7 +534,6 @@ fn read_all(s: &mut TcpStream) -> Vec<u8> {
 #[test]
 fn a_hit_is_answered_while_the_only_compile_slot_is_busy() {
     use swarmcc::protocol::cache::{encode_key, Answer, AnswerDecoder};
-    use swarmcc::protocol::ext::{decode_reply_prelude, encode_preamble, Preamble, ReplyPrelude};
     use swarmcc::protocol::{encode_request_header, encode_source, Version};
 
     let lab = Lab::new();
@@ -569,27 +594,8 @@ fn a_hit_is_answered_while_the_only_compile_slot_is_busy() {
     );
 
     let started = Instant::now();
-    let mut ask = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    ask.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut ask = ask_for_the_cache(server.port);
     let mut bytes = Vec::new();
-    let preamble = Preamble {
-        features: vec!["keepalive".into(), "cache".into()],
-        identity: String::new(),
-    };
-    encode_preamble(&preamble, &mut bytes).unwrap();
-    ask.write_all(&bytes).unwrap();
-    let mut head = [0u8; 12];
-    ask.read_exact(&mut head).unwrap();
-    let len = usize::from_str_radix(std::str::from_utf8(&head[4..]).unwrap(), 16).unwrap();
-    let mut features = vec![0u8; len];
-    ask.read_exact(&mut features).unwrap();
-    let mut opening = head.to_vec();
-    opening.extend_from_slice(&features);
-    match decode_reply_prelude(&opening).unwrap() {
-        Some((ReplyPrelude::Accepted(f), _)) => assert!(f.contains(&"cache".into()), "{f:?}"),
-        other => panic!("{other:?}"),
-    }
-    bytes.clear();
     encode_key(&key, &mut bytes).unwrap();
     ask.write_all(&bytes).unwrap();
     let answer = read_all(&mut ask);
@@ -614,4 +620,37 @@ fn a_hit_is_answered_while_the_only_compile_slot_is_busy() {
         || metrics(stats),
         |m| sample(m, "swarmccd_jobs_running") == Some(0),
     );
+}
+
+#[test]
+fn hostile_keys_are_refused_and_the_server_goes_on() {
+    let lab = Lab::new();
+    let cache_dir = cache_box(lab.path());
+    let (server, stats) = farm_server(&lab, &cache_dir, &[]);
+    let mut path_key = b"SWCK00000040".to_vec();
+    path_key.extend_from_slice(format!("{:/<64}", "../../../../etc/passwd").as_bytes());
+    for hostile in [
+        &b"SWCKffffffff"[..],
+        b"SWCK00000010abcdefabcdefabcd",
+        &path_key,
+        b"DIST00000001",
+    ] {
+        let mut ask = ask_for_the_cache(server.port);
+        ask.write_all(hostile).unwrap();
+        assert!(
+            read_all(&mut ask).is_empty(),
+            "{:?}",
+            String::from_utf8_lossy(hostile)
+        );
+    }
+    let log = server.log_when(|l| count(l, "no cache key") >= 4);
+    assert_eq!(count(&log, "CACHE_HIT"), 0, "{log}");
+    let m = metrics(stats);
+    assert_eq!(sample(&m, "swarmccd_cache_hits_total"), Some(0), "{m}");
+    assert_eq!(sample(&m, "swarmccd_cache_misses_total"), Some(0), "{m}");
+    assert_eq!(cache_files(&cache_dir).0, 0);
+    // Still serving.
+    let hosts = format!("127.0.0.1:{}/4", server.port);
+    let (dir, _, _) = lab.build("after", &hosts, &[("SWARMCC_CACHE", "farm")]);
+    assert_same_outputs(&lab.local, &dir, true);
 }

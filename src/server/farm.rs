@@ -93,15 +93,12 @@ pub(super) fn answer_key(
     let Some(cache) = shared.cache.as_ref().filter(|_| ext.offer_cache) else {
         return Ok(());
     };
-    let key = match conn.next_event(&mut KeyDecoder, Some(shared.cfg.io_timeout)) {
-        Ok(text) => Key::parse(&text).expect("the decoder checks the form"),
-        Err(e) => {
-            return Err(
-                Summary::new(JobResult::RejBadReq, 0, ExitCode::ProtocolError.code())
-                    .because(format!("bad request: no cache key: {e}"))
-                    .rejected(RejectReason::BadRequest),
-            )
-        }
+    let read = conn.next_event(&mut KeyDecoder, Some(shared.cfg.io_timeout));
+    // The decoder already checks the key's form; a file name is made of it, so again.
+    let key = match read.map(|text| Key::parse(&text).ok_or(text)) {
+        Ok(Ok(key)) => key,
+        Ok(Err(text)) => return Err(bad_key(format!("{text:?} is not a key"))),
+        Err(e) => return Err(bad_key(e.to_string())),
     };
     let entry = match cache.lookup(&key) {
         Lookup::Hit(entry) => entry,
@@ -112,6 +109,12 @@ pub(super) fn answer_key(
         }
     };
     Err(answer_hit(conn, shared, ext, &key, entry))
+}
+
+fn bad_key(why: String) -> Summary {
+    Summary::new(JobResult::RejBadReq, 0, ExitCode::ProtocolError.code())
+        .because(format!("bad request: no cache key: {why}"))
+        .rejected(RejectReason::BadRequest)
 }
 
 fn miss(
