@@ -79,6 +79,34 @@ pub struct ClientConfig {
     /// `DISTCC_SSH` (the ssh command for `user@host` hosts) and `DISTCC_SOCKS_PROXY`
     /// (the SOCKSv5 proxy TCP hosts are reached through: Gentoo's network-sandbox).
     pub dialer: Dialer,
+    /// The compile cache: `SWARMCC_CACHE` (`1`, the default: the local cache and the
+    /// hosts' farm caches; `farm`: only the hosts'; `0`: neither).
+    pub cache: CacheMode,
+    /// `SWARMCC_CACHE_DIR`, default `$DISTCC_DIR/cache`: the local cache.
+    pub cache_dir: PathBuf,
+    /// `SWARMCC_CACHE_SIZE` in MiB (default 1024): the local cache's bound.
+    pub cache_bytes: u64,
+}
+
+/// Which compile caches a client uses (`SWARMCC_CACHE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheMode {
+    /// The local cache, then the farm caches of hosts that offer one.
+    All,
+    /// Only the hosts' farm caches.
+    Farm,
+    /// No cache: every job is compiled.
+    Off,
+}
+
+impl CacheMode {
+    pub fn local(self) -> bool {
+        self == CacheMode::All
+    }
+
+    pub fn farm(self) -> bool {
+        self != CacheMode::Off
+    }
 }
 
 /// A configuration value that cannot be used.
@@ -179,7 +207,6 @@ impl ClientConfig {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             uncached_err_fd,
-            distcc_dir,
             hosts_env: text("DISTCC_HOSTS"),
             io_timeout: seconds(&text, "DISTCC_IO_TIMEOUT", 300, false)?,
             connect_timeout: seconds(&text, "SWARMCC_CONNECT_TIMEOUT", 4, false)?,
@@ -197,6 +224,12 @@ impl ClientConfig {
             path: get("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin")),
             build_id: text("SWARMCC_BUILD_ID").filter(|v| !v.trim().is_empty()),
             load_limit: load_limit(&text)?,
+            cache: cache_mode(&text)?,
+            cache_dir: get("SWARMCC_CACHE_DIR")
+                .filter(|v| !v.is_empty())
+                .map_or_else(|| distcc_dir.join("cache"), PathBuf::from),
+            cache_bytes: cache_mib(&text)? << 20,
+            distcc_dir,
         })
     }
 
@@ -327,6 +360,35 @@ fn is_writable_tmpfs(dir: &Path) -> bool {
 }
 
 /// `DISTCC_DIR`, else `$HOME/.distcc` (distcc's default; `/` when `HOME` is unset).
+/// `SWARMCC_CACHE`: `1` (or unset), `farm`, or `0`.
+fn cache_mode(text: &dyn Fn(&str) -> Option<String>) -> Result<CacheMode, ConfigError> {
+    match text("SWARMCC_CACHE").as_deref().map(str::trim) {
+        None | Some("") | Some("1") => Ok(CacheMode::All),
+        Some("farm") => Ok(CacheMode::Farm),
+        Some("0") => Ok(CacheMode::Off),
+        Some(other) => Err(ConfigError {
+            variable: "SWARMCC_CACHE",
+            value: other.to_owned(),
+            expected: "1 (local and farm caches), farm (the hosts' only) or 0 (none)",
+        }),
+    }
+}
+
+/// `SWARMCC_CACHE_SIZE`: the local cache's bound in MiB, default 1024.
+fn cache_mib(text: &dyn Fn(&str) -> Option<String>) -> Result<u64, ConfigError> {
+    let Some(value) = text("SWARMCC_CACHE_SIZE").filter(|v| !v.trim().is_empty()) else {
+        return Ok(1024);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(n) if (1..1 << 40).contains(&n) => Ok(n),
+        _ => Err(ConfigError {
+            variable: "SWARMCC_CACHE_SIZE",
+            value,
+            expected: "a size in MiB, at least 1",
+        }),
+    }
+}
+
 fn distcc_dir(get: &dyn Fn(&str) -> Option<OsString>) -> PathBuf {
     match get("DISTCC_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
@@ -421,6 +483,35 @@ mod tests {
         assert!(!is_writable_tmpfs(Path::new("/proc")));
         assert_eq!(c.hosts_env, None);
         assert_eq!(c.auth_key_file, PathBuf::from("/home/u/.distcc/auth.key"));
+    }
+
+    #[test]
+    fn the_compile_cache_settings() {
+        let c = cfg(&[("DISTCC_DIR", "/d")]).unwrap();
+        assert_eq!(c.cache, CacheMode::All);
+        assert!(c.cache.local() && c.cache.farm());
+        assert_eq!(c.cache_dir, PathBuf::from("/d/cache"));
+        assert_eq!(c.cache_bytes, 1024 << 20);
+        let c = cfg(&[
+            ("SWARMCC_CACHE", "farm"),
+            ("SWARMCC_CACHE_DIR", "/c"),
+            ("SWARMCC_CACHE_SIZE", "10"),
+        ])
+        .unwrap();
+        assert!(!c.cache.local() && c.cache.farm());
+        assert_eq!(
+            (c.cache_dir, c.cache_bytes),
+            (PathBuf::from("/c"), 10 << 20)
+        );
+        let c = cfg(&[("SWARMCC_CACHE", "0")]).unwrap();
+        assert!(!c.cache.local() && !c.cache.farm());
+        let e = cfg(&[("SWARMCC_CACHE", "yes")]).unwrap_err();
+        assert_eq!(e.variable, "SWARMCC_CACHE");
+        assert!(e.to_string().contains("expected 1"), "{e}");
+        for bad in ["0", "-1", "lots"] {
+            let e = cfg(&[("SWARMCC_CACHE_SIZE", bad)]).unwrap_err();
+            assert_eq!(e.variable, "SWARMCC_CACHE_SIZE", "{bad}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::Transcript;
 use crate::protocol::auth::{AuthDecoder, AuthMessage};
+use crate::protocol::cache::{Answer as CacheAnswer, AnswerDecoder, KeyDecoder};
 use crate::protocol::ext::{AdvertDecoder, Opening, OpeningDecoder, PreludeDecoder, ReplyPrelude};
 use crate::protocol::rustc::{
     BlobDecoder, RustcRequest, RustcRequestDecoder, ServerMsg, ServerMsgDecoder,
@@ -79,6 +80,20 @@ impl Decode for PreludeDecoder {
         &mut self,
         buf: &[u8],
     ) -> Result<Option<(ReplyPrelude, usize)>, protocol::Error> {
+        self.decode(buf)
+    }
+}
+
+impl Decode for KeyDecoder {
+    type Event = String;
+    fn decode_next(&mut self, buf: &[u8]) -> Result<Option<(String, usize)>, protocol::Error> {
+        self.decode(buf)
+    }
+}
+
+impl Decode for AnswerDecoder {
+    type Event = CacheAnswer;
+    fn decode_next(&mut self, buf: &[u8]) -> Result<Option<(CacheAnswer, usize)>, protocol::Error> {
         self.decode(buf)
     }
 }

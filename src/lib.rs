@@ -14,12 +14,12 @@
 //! * `hosts` — the host-list grammar (`hosts::spec`, `hosts::number`), warnings, no decisions. Calls: nothing.
 //! * `args` — classifies a compiler command line (`args::scan`, `args::job`) and a rustc one (`args::rustc`); derives the preprocessing and remote commands; no I/O. Calls: nothing.
 //! * `compiler` — invocation mode, masquerade `PATH`, recursion guard, cross-compile names, swarmcc's own options. Calls: nothing.
-//! * `protocol` — the distcc wire protocol (`protocol::message`), LZO1X, the authentication and extension messages, a rustc job's messages (`protocol::rustc`), SOCKSv5 `CONNECT`; sans-IO. Calls: `auth`.
+//! * `protocol` — the distcc wire protocol (`protocol::message`), LZO1X, the authentication and extension messages, a rustc job's messages (`protocol::rustc`), the farm cache's key and answer (`protocol::cache`), SOCKSv5 `CONNECT`; sans-IO. Calls: `auth`.
 //! * `auth` — pre-shared keys, the HMAC-SHA256 handshake, session and transcript MACs; no sockets. Calls: nothing.
 //! * `transport` — what a connection is (TCP, UNIX socket, pipes) and how a client opens one (TCP, SOCKSv5, ssh). Calls: `protocol`.
 //! * `conn` — the only code that reads protocol connections; timeouts; the MAC tap. Calls: `auth`, `protocol`, `transport`.
-//! * `client` — runs a job: `client::job` (host choice, attempt, verdict, finish), `client::remote` (one conversation), `client::preprocess`, `client::local`, `client::own` (swarmcc's own options), `client::rustc` (a rustc job: inputs, conversation, checked results). Calls: `agent`, `args`, `auth`, `backoff`, `blobs`, `check`, `compiler`, `config`, `conn`, `exit`, `hosts`, `install`, `launcher`, `logging`, `monitor`, `protocol`, `shims`, `slots`, `stages`, `state`, `toolchain`, `transport`, `version`, `zeroconf`.
-//! * `server` — swarmccd: `server::daemon` (start-up), the job pipeline in `server::serve` (`request` → `decide` → `jobdir` → `run` → `reply` → `record`), `server::authn`, `server::stats`, `server::rustc` (rustc jobs: inputs by content, the run at the client's paths, outputs), `server::codegen` (slots lent to rustc as codegen tokens). Calls: `args`, `auth`, `blobs`, `compiler`, `conn`, `exec`, `exit`, `logging`, `namespace`, `protocol`, `sandbox`, `stages`, `toolchain`, `transport`, `version`, `zeroconf`.
+//! * `client` — runs a job: `client::job` (host choice, attempt, verdict, finish), `client::remote` (one conversation), `client::preprocess`, `client::local`, `client::own` (swarmcc's own options), `client::rustc` (a rustc job: inputs, conversation, checked results), `client::cache` (a job's key, the local cache). Calls: `agent`, `args`, `auth`, `backoff`, `blobs`, `cache`, `check`, `compiler`, `config`, `conn`, `exit`, `hosts`, `install`, `launcher`, `logging`, `monitor`, `protocol`, `shims`, `slots`, `stages`, `state`, `toolchain`, `transport`, `version`, `zeroconf`.
+//! * `server` — swarmccd: `server::daemon` (start-up), the job pipeline in `server::serve` (`request` → `decide` → `jobdir` → `run` → `reply` → `record`), `server::authn`, `server::stats`, `server::farm` (the farm cache: a key answered before the request, results stored under the server's own key), `server::rustc` (rustc jobs: inputs by content, the run at the client's paths, outputs), `server::codegen` (slots lent to rustc as codegen tokens). Calls: `args`, `auth`, `blobs`, `cache`, `compiler`, `conn`, `exec`, `exit`, `logging`, `namespace`, `protocol`, `sandbox`, `stages`, `toolchain`, `transport`, `version`, `zeroconf`.
 //! * `agent` — the per-user scheduling agent: pure scheduling state (`agent::sched`), its line protocol, its socket loop. Calls: nothing.
 //! * `jobserver` — the GNU make jobserver: MAKEFLAGS, descriptor checks, tokens. Calls: nothing.
 //! * `launcher` — `swarmcc --run`: shims, jobserver, embedded server, status line, summary. Calls: `agent`, `client`, `config`, `exit`, `hosts`, `jobserver`, `server`, `shims`.
@@ -31,6 +31,7 @@
 //! * `slots` — distcc-compatible lock files (the agent's fallback). Calls: nothing.
 //! * `backoff` — distcc-compatible backoff timefiles and once-per-period notices. Calls: nothing.
 //! * `blobs` — a bounded, crash-safe store of files by sha256 (written, synced, renamed; checked on every read; least recently used removed first), for the inputs rustc jobs send once and for results by content. Calls: nothing.
+//! * `cache` — the compile cache: a C job's key from everything that determines its result (`cache::key`, the same on client and server), the entry a result is kept as (`cache::entry`), the bounded, checked store of entries by key with its counters. Calls: `args`, `blobs`.
 //! * `namespace` — running a process at its client's paths: a job root as `/` in a private user and mount namespace, the system directories bound read-only. Calls: nothing.
 //! * `sandbox` — Landlock confinement of the compilers swarmccd runs. Calls: nothing.
 //! * `toolchain` — which compiler a program is (version, target), cached; which rust toolchains a server has, by `rustc -vV` identity (`toolchain::rustc`). Calls: `args`.
@@ -46,6 +47,7 @@ pub mod args;
 pub mod auth;
 pub mod backoff;
 pub mod blobs;
+pub mod cache;
 pub mod check;
 pub mod client;
 pub mod compiler;

@@ -40,7 +40,9 @@ impl Farm {
             .current_dir(dir)
             .env("DISTCC_VERBOSE", "1")
             .env("DISTCC_LOG", &log)
-            .env("SWARMCC_DIRECT_CPP", if direct { "1" } else { "0" });
+            .env("SWARMCC_DIRECT_CPP", if direct { "1" } else { "0" })
+            // Each job must be compiled: the same job again would come from a cache.
+            .env("SWARMCC_CACHE", "0");
         let out = run(&mut cmd);
         Job {
             log: fs::read_to_string(&log).unwrap_or_default(),

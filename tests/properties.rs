@@ -1,6 +1,7 @@
 //! Property tests (proptest) for the parsers that face untrusted or hand-written input:
 //! the protocol encoders and incremental decoders, LZO1X, the host-list grammar, the
-//! argument analyser and the server's argument check.
+//! argument analyser, the server's argument check, and the farm cache's key and
+//! messages.
 //!
 //! The fuzz targets in `fuzz/` explore the same code with coverage guidance; these run
 //! with every `cargo test` and keep to a few seconds. The bugs fuzzing found are pinned
@@ -1019,4 +1020,82 @@ fn empty_output_is_not_distributed() {
         "{:?}",
         classify(&argv)
     );
+}
+
+// The farm cache: its key and the messages that carry it.
+
+const GCC_ID: &str = "gcc version 12.2.0 (Debian 12.2.0-14); target x86_64-linux-gnu";
+
+/// A compile command of random options around one source and output.
+fn compile_argv() -> impl Strategy<Value = (Vec<String>, String, String)> {
+    let option = select(vec![
+        "-O2",
+        "-O0",
+        "-g",
+        "-Wall",
+        "-fPIC",
+        "-DX=1",
+        "-march=x86-64",
+    ]);
+    (
+        vec(option, 0..5),
+        "[a-z]{1,6}(/[a-z]{1,6}){0,2}",
+        "[a-z]{1,6}(/[a-z]{1,6}){0,2}",
+    )
+        .prop_map(|(opts, src_dir, out_dir)| {
+            let mut argv: Vec<String> = vec!["gcc".into()];
+            argv.extend(opts.iter().map(|s| s.to_string()));
+            argv.push("-c".into());
+            (argv, src_dir, out_dir)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn cache_keys_ignore_only_the_directories(
+        (argv, src_dir, out_dir) in compile_argv(),
+        source in content(200),
+        flip in any::<prop::sample::Index>(),
+    ) {
+        use swarmcc::cache::job_key;
+        let job = |src: &str, out: &str| {
+            let mut a = argv.clone();
+            a.extend([format!("{src}/a.c"), "-o".into(), format!("{out}/a.o")]);
+            a
+        };
+        let key = job_key(GCC_ID, &job(&src_dir, &out_dir), &source).unwrap();
+        // Elsewhere on disk: the same key.
+        prop_assert_eq!(&key, &job_key(GCC_ID, &job("x", "y/z"), &source).unwrap());
+        // Another source, another option, another output kind: another key.
+        let mut other = source.clone();
+        if other.is_empty() {
+            other.push(b'\n');
+        } else {
+            let i = flip.index(other.len());
+            other[i] ^= 1;
+        }
+        prop_assert_ne!(&key, &job_key(GCC_ID, &job(&src_dir, &out_dir), &other).unwrap());
+        let mut more = job(&src_dir, &out_dir);
+        more.insert(1, "-DEXTRA".into());
+        prop_assert_ne!(&key, &job_key(GCC_ID, &more, &source).unwrap());
+        let mut asm = job(&src_dir, &out_dir);
+        let c = asm.iter().position(|a| a == "-c").unwrap();
+        asm[c] = "-S".into();
+        prop_assert_ne!(&key, &job_key(GCC_ID, &asm, &source).unwrap());
+    }
+
+    #[test]
+    fn cache_messages_survive_arbitrary_bytes(bytes in content(200)) {
+        use swarmcc::protocol::cache::{AnswerDecoder, KeyDecoder};
+        if let Ok(Some((key, used))) = KeyDecoder.decode(&bytes) {
+            prop_assert!(swarmcc::blobs::is_hash(&key));
+            prop_assert_eq!(used, 76);
+        }
+        let _ = AnswerDecoder.decode(&bytes);
+        if let Ok(entry) = swarmcc::cache::Entry::decode(&bytes) {
+            prop_assert_eq!(entry.encode(), bytes);
+        }
+    }
 }

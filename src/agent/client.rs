@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::stream::{is_timeout, protocol_error, send_all, LineReader};
-use super::{socket_path, spawn, wire, BuildStats, FarmInfo, HostOffer, JobReport, LocalKind};
+use super::{
+    socket_path, spawn, wire, BuildStats, CacheOutcome, FarmInfo, HostOffer, JobReport, LocalKind,
+};
 
 /// Longest wait for a short answer (PONG, STATS) or for a write to the agent.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -104,6 +106,23 @@ impl Agent {
         let deadline = Instant::now() + ANSWER_TIMEOUT;
         let line = LineReader::new(&stream, Some(deadline)).next_line()?;
         wire::parse_pong(&line).map_err(protocol_error)
+    }
+
+    /// Tells the agent what the compile cache did for a job of this build (nothing
+    /// without a build id: only the launcher's summary counts it).
+    pub fn report_cache(&self, outcome: CacheOutcome) -> io::Result<()> {
+        let Some(build) = &self.build else {
+            return Ok(());
+        };
+        let stream = self.open()?;
+        send_all(&stream, wire::format_cache(build, outcome).as_bytes())?;
+        let deadline = Instant::now() + ANSWER_TIMEOUT;
+        let line = LineReader::new(&stream, Some(deadline)).next_line()?;
+        if line == "OK" {
+            Ok(())
+        } else {
+            Err(protocol_error(format!("unexpected answer {line:?}")))
+        }
     }
 
     /// Starts an agent and waits until it answers.

@@ -90,6 +90,18 @@ pub enum JobReport {
     Local { fallback: bool, reason: String },
 }
 
+/// What the compile cache did for a job, reported to the agent for the launcher's
+/// summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Answered by the client's local cache.
+    LocalHit,
+    /// Answered by a host's farm cache.
+    FarmHit,
+    /// Looked up, not found, compiled on a host.
+    Miss,
+}
+
 /// Counters of one build (as tagged by `SWARMCC_BUILD_ID`), for the launcher's summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BuildStats {
@@ -106,6 +118,10 @@ pub struct BuildStats {
     /// part of a remote job, not a job of its own).
     pub running_remote: u64,
     pub running_local: u64,
+    /// Jobs answered by the local cache, by a farm cache, and looked up in vain.
+    pub cache_local: u64,
+    pub cache_farm: u64,
+    pub cache_miss: u64,
 }
 
 /// One host as the agent knows it (answer to FARM), for monitors.

@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 use super::pool::Pool;
 use super::rank::{pick_host, Host, Rng};
 use super::tally::{BuildEntry, Builds};
-use super::{BuildStats, FarmHost, FarmInfo, FarmPool, HostOffer, JobReport, LocalKind};
+use super::{
+    BuildStats, CacheOutcome, FarmHost, FarmInfo, FarmPool, HostOffer, JobReport, LocalKind,
+};
 
 /// Identifies one client connection (one request).
 pub type ConnId = u64;
@@ -425,6 +427,11 @@ impl Sched {
     }
 
     /// The counters of `build` (all zero for an unknown build).
+    /// What the compile cache did for one job of `build`.
+    pub fn record_cache(&mut self, build: &str, outcome: CacheOutcome) {
+        self.builds.touch(build).record_cache(outcome);
+    }
+
     pub fn stats(&self, build: &str) -> BuildStats {
         self.builds.stats(build)
     }

@@ -413,6 +413,10 @@ impl Server {
             Header::Ping => format!("PONG {}\n", std::process::id()),
             Header::Stats { build } => wire::format_stats(&self.sched.stats(&build)),
             Header::Farm => wire::format_farm(&self.sched.farm(now)),
+            Header::Cache { build, outcome } => {
+                self.sched.record_cache(&build, outcome);
+                "OK\n".to_owned()
+            }
             Header::Remote {
                 build,
                 randomize,

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::BuildStats;
+use super::{BuildStats, CacheOutcome};
 
 /// Builds whose counters are kept; the least recently active one is forgotten.
 pub const MAX_BUILDS: usize = 64;
@@ -23,6 +23,7 @@ pub(super) struct BuildEntry {
     failed_hosts: BTreeMap<String, String>,
     pub(super) running_remote: u64,
     pub(super) running_local: u64,
+    cache: [u64; 3],
     touched: u64,
 }
 
@@ -60,6 +61,11 @@ impl BuildEntry {
         self.count_reason(reason);
     }
 
+    /// What the compile cache did for one job.
+    pub(super) fn record_cache(&mut self, outcome: CacheOutcome) {
+        self.cache[outcome as usize] += 1;
+    }
+
     /// The reasons with their counts, most frequent first.
     pub(super) fn sorted_reasons(&self) -> Vec<(String, u64)> {
         let mut reasons: Vec<(String, u64)> =
@@ -82,6 +88,9 @@ impl BuildEntry {
                 .collect(),
             running_remote: self.running_remote,
             running_local: self.running_local,
+            cache_local: self.cache[CacheOutcome::LocalHit as usize],
+            cache_farm: self.cache[CacheOutcome::FarmHit as usize],
+            cache_miss: self.cache[CacheOutcome::Miss as usize],
         }
     }
 }

@@ -11,6 +11,7 @@
 //!   LOCAL build=<id|-> kind=<compile|cpp> limit=<n> load=<x|->
 //!   STATS build=<id>
 //!   FARM                      the whole farm, for monitors (see `format_farm`)
+//!   CACHE build=<id> outcome=<local|farm|miss>   what the compile cache did for a job
 //!   PING
 //!   (the key=value fields may come in any order; each exactly once)
 //!
@@ -18,6 +19,7 @@
 //!   GRANT <index> <slot>      the slot is held until the client closes the connection;
 //!                             <index> indexes the offered hosts (0 for LOCAL)
 //!   PONG <pid>                answer to PING
+//!   OK                        answer to CACHE
 //!   <key> <value…>… END       answer to STATS (see `format_stats`) and to FARM
 //!                             (see `format_farm`)
 //!   ERR <reason>              malformed or misplaced line; the agent then closes
@@ -31,12 +33,15 @@
 //! ```
 //!
 //! A waiting client gives up by closing its connection; a line sent before GRANT is an
-//! error. STATS, FARM and PING connections are closed by the agent after the answer.
+//! error. STATS, FARM, CACHE and PING connections are closed by the agent after the
+//! answer.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{BuildStats, FarmHost, FarmInfo, FarmPool, HostOffer, JobReport, LocalKind};
+use super::{
+    BuildStats, CacheOutcome, FarmHost, FarmInfo, FarmPool, HostOffer, JobReport, LocalKind,
+};
 
 /// Longest line either side accepts, newline excluded.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -65,6 +70,12 @@ pub enum Header {
     },
     Stats {
         build: String,
+    },
+    /// `CACHE build=<id> outcome=local|farm|miss`: what the compile cache did for a
+    /// job, answered `OK`.
+    Cache {
+        build: String,
+        outcome: CacheOutcome,
     },
     Farm,
     Ping,
@@ -179,6 +190,19 @@ pub fn parse_header(line: &str) -> Result<Header, String> {
             match build_field(f[0])? {
                 Some(build) => Ok(Header::Stats { build }),
                 None => Err("STATS needs a build id".into()),
+            }
+        }
+        Some("CACHE") => {
+            let f = fields(&words[1..], &["build", "outcome"])?;
+            let outcome = match f[1] {
+                "local" => CacheOutcome::LocalHit,
+                "farm" => CacheOutcome::FarmHit,
+                "miss" => CacheOutcome::Miss,
+                other => return Err(format!("bad outcome {:?}", truncate(other, 64))),
+            };
+            match build_field(f[0])? {
+                Some(build) => Ok(Header::Cache { build, outcome }),
+                None => Err("CACHE needs a build id".into()),
             }
         }
         Some("PING") if words.len() == 1 => Ok(Header::Ping),
@@ -324,6 +348,16 @@ pub fn format_local(build: Option<&str>, kind: LocalKind, limit: u32, load: Opti
     )
 }
 
+/// A CACHE request.
+pub fn format_cache(build: &str, outcome: CacheOutcome) -> String {
+    let outcome = match outcome {
+        CacheOutcome::LocalHit => "local",
+        CacheOutcome::FarmHit => "farm",
+        CacheOutcome::Miss => "miss",
+    };
+    format!("CACHE build={build} outcome={outcome}\n")
+}
+
 /// A REPORT line.
 pub fn format_report(r: &JobReport) -> String {
     match r {
@@ -356,6 +390,9 @@ pub fn format_stats(st: &BuildStats) -> String {
     let _ = writeln!(s, "fallbacks {}", st.fallbacks);
     let _ = writeln!(s, "running_remote {}", st.running_remote);
     let _ = writeln!(s, "running_local {}", st.running_local);
+    let _ = writeln!(s, "cache_local {}", st.cache_local);
+    let _ = writeln!(s, "cache_farm {}", st.cache_farm);
+    let _ = writeln!(s, "cache_miss {}", st.cache_miss);
     for (reason, n) in &st.reasons {
         let _ = writeln!(s, "reason {n} {}", sanitize_reason(reason));
     }
@@ -386,6 +423,9 @@ pub fn parse_stats_line(line: &str, st: &mut BuildStats) -> Result<bool, String>
         "fallbacks" => st.fallbacks = number(rest)?,
         "running_remote" => st.running_remote = number(rest)?,
         "running_local" => st.running_local = number(rest)?,
+        "cache_local" => st.cache_local = number(rest)?,
+        "cache_farm" => st.cache_farm = number(rest)?,
+        "cache_miss" => st.cache_miss = number(rest)?,
         "reason" | "host" => {
             let (n, text) = rest.split_once(' ').unwrap_or((rest, ""));
             let entry = (text.to_string(), number(n)?);
@@ -654,6 +694,9 @@ mod tests {
             failed_hosts: vec![("tcp_c_3632".into(), "timeout after 4 s".into())],
             running_remote: 1,
             running_local: 0,
+            cache_local: 7,
+            cache_farm: 8,
+            cache_miss: 9,
         };
         let text = format_stats(&st);
         let mut back = BuildStats::default();
@@ -716,6 +759,23 @@ mod tests {
         assert!(ended);
         assert_eq!(back, f);
         assert_eq!(parse_header("FARM"), Ok(Header::Farm));
+        for (outcome, word) in [
+            (CacheOutcome::LocalHit, "local"),
+            (CacheOutcome::FarmHit, "farm"),
+            (CacheOutcome::Miss, "miss"),
+        ] {
+            let line = format_cache("b1", outcome);
+            assert_eq!(line, format!("CACHE build=b1 outcome={word}\n"));
+            assert_eq!(
+                parse_header(line.trim_end()),
+                Ok(Header::Cache {
+                    build: "b1".into(),
+                    outcome
+                })
+            );
+        }
+        assert!(parse_header("CACHE build=- outcome=local").is_err());
+        assert!(parse_header("CACHE build=b outcome=maybe").is_err());
         assert!(parse_header("FARM x").is_err());
         assert!(parse_farm_line("host a 1", &mut back).is_err());
         assert!(parse_farm_line("ERR busy", &mut back).is_err());

@@ -89,7 +89,9 @@ pub(super) fn check_host(
     }
     let version = describe_protocol(&mut report, host, cfg);
     let session = Session {
+        // No cache: a probe is about what the host's compiler makes.
         target: remote::Target {
+            cache_key: None,
             route,
             dialer: &cfg.dialer,
             version,

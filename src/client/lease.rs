@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::agent::{Agent, HostOffer, JobReport, LocalKind, LocalLease, RemoteLease};
+use crate::agent::{Agent, CacheOutcome, HostOffer, JobReport, LocalKind, LocalLease, RemoteLease};
 use crate::slots::{self, Pool, SlotLease};
 use crate::state::StateFile;
 
@@ -85,6 +85,16 @@ impl Scheduler {
             agent: None,
             lock_dir,
             state: None,
+        }
+    }
+
+    /// Tells the agent what the compile cache did for a job (for `--run`'s summary);
+    /// without an agent there is no one to tell.
+    pub fn report_cache(&self, outcome: CacheOutcome) {
+        if let Some(agent) = &self.agent {
+            if let Err(e) = agent.report_cache(outcome) {
+                log::debug!("cannot report to the agent: {e}");
+            }
         }
     }
 

@@ -9,6 +9,7 @@
 //! Every compile keeps a distcc-format state file (`state::StateFile`) from start to
 //! end, so `distccmon-text` and `swarmcc --monitor` can list it with its phase.
 
+pub(crate) mod cache;
 pub mod cli;
 pub mod direct_cpp;
 pub mod host_warnings;

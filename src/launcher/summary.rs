@@ -31,6 +31,13 @@ pub(super) fn format_summary(r: &Report, farm: &HostList) -> String {
                 "swarmcc: build finished in {wall:.1} s: {} remote, {} local, {} fallbacks (exit {})",
                 s.remote_ok, s.local, s.fallbacks, r.exit_code
             );
+            if s.cache_local + s.cache_farm + s.cache_miss > 0 {
+                let _ = writeln!(
+                    out,
+                    "swarmcc:   cache: {} local hits, {} farm hits, {} misses",
+                    s.cache_local, s.cache_farm, s.cache_miss
+                );
+            }
             if !s.per_host.is_empty() {
                 let mut hosts = s.per_host.clone();
                 hosts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -89,6 +96,9 @@ mod tests {
             failed_hosts: vec![("tcp_::1_5000".into(), "connection refused".into())],
             running_remote: 0,
             running_local: 0,
+            cache_local: 3,
+            cache_farm: 2,
+            cache_miss: 4,
         };
         let r = Report {
             exit_code: 0,
@@ -106,6 +116,10 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("per host: 127.0.0.1:4000 5"), "{s}");
+        assert!(
+            s.contains("swarmcc:   cache: 3 local hits, 2 farm hits, 4 misses\n"),
+            "{s}"
+        );
         assert!(s.contains("swarmcc:   local (1): linking\n"), "{s}");
         assert!(
             s.contains("failed host [::1]:5000: connection refused"),

@@ -33,6 +33,9 @@ pub const ADVERTISED: u32 = 1;
 /// Features this code implements.
 pub const ZSTD: &str = "zstd";
 pub const KEEPALIVE: &str = "keepalive";
+/// The farm cache (`protocol::cache`): answered by a server with a cache whether
+/// asked or not, so that clients learn it; asked by a client that has learnt it.
+pub const CACHE: &str = "cache";
 /// Longest feature list or identity accepted.
 pub const MAX_TEXT: u32 = 4096;
 

@@ -13,6 +13,8 @@
 //!   which wrap a distcc request and reply between swarmcc and swarmccd;
 //! * [`ext`]: swarmcc's negotiated extension (zstd bodies, compiler identity,
 //!   keep-alives), announced by swarmccd after a plain reply;
+//! * [`cache`]: the farm cache's key and answer (`SWCK`, `SWCH`, `SWCM`), negotiated
+//!   with the extension's feature `cache`;
 //! * [`rustc`]: the messages of a rustc job (request, blobs, reply), negotiated with
 //!   the extension's feature `rustc`;
 //! * [`socks`]: the SOCKSv5 `CONNECT` a client sends to a proxy (Gentoo's
@@ -24,6 +26,7 @@
 //! bytes of `buf`, and `Err` when the bytes can never form a valid message.
 
 pub mod auth;
+pub mod cache;
 pub mod error;
 pub mod ext;
 pub mod frame;

@@ -258,6 +258,24 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(64..))]
     pub rustc_cache_size: u64,
 
+    /// Where the farm cache keeps the results of successful compiles, shared by every
+    /// client: a swarmcc client sends a job's key before its source, and a job seen
+    /// before is answered from here without compiling [default: ~/.cache/swarmccd of
+    /// the user the server runs as, if $HOME is theirs, else $TMPDIR/swarmccd-cache-UID].
+    /// Removing the directory while the server is stopped clears it.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Bound of the farm cache in MiB; the least recently used results go first.
+    #[arg(long, value_name = "MIB", default_value_t = 4096,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub cache_size: u64,
+
+    /// No farm cache: every job is compiled, nothing is stored, and clients are not
+    /// offered the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+
     /// Debug mode: --no-detach --log-stderr --log-level debug.
     #[arg(short = 'W', long)]
     pub wizard: bool,

@@ -25,6 +25,11 @@ impl Dialect {
     pub(super) fn keepalive(&self) -> bool {
         self.ext.as_ref().is_some_and(|e| e.keepalive)
     }
+
+    /// The result is stored if the compile works.
+    pub(super) fn caching(&self) -> bool {
+        self.ext.as_ref().is_some_and(|e| e.cache)
+    }
 }
 
 /// What an extension request asked for, as far as this server speaks it.
@@ -34,6 +39,17 @@ pub(super) struct ExtJob {
     pub(super) keepalive: bool,
     /// The client's compiler identity; empty if it did not say.
     pub(super) identity: String,
+    /// The client asked for the farm cache (its key comes before the request).
+    pub(super) asked_cache: bool,
+    /// This connection may use the farm cache: it is listed in the features we answer,
+    /// asked or not, so that swarmcc learns it.
+    pub(super) offer_cache: bool,
+    /// Store the result if the compile works (the key was sent and missed, or the
+    /// client named its compiler without asking for the cache).
+    pub(super) cache: bool,
+    /// The accepted features have been sent already (at once, when the cache was
+    /// asked for).
+    pub(super) prelude_sent: bool,
 }
 
 impl ExtJob {
@@ -42,6 +58,10 @@ impl ExtJob {
             zstd: p.has(ext::ZSTD),
             keepalive: p.has(ext::KEEPALIVE),
             identity: p.identity.clone(),
+            asked_cache: p.has(ext::CACHE),
+            offer_cache: false,
+            cache: false,
+            prelude_sent: false,
         }
     }
 
@@ -52,6 +72,9 @@ impl ExtJob {
         }
         if self.keepalive {
             f.push(ext::KEEPALIVE);
+        }
+        if self.offer_cache {
+            f.push(ext::CACHE);
         }
         f
     }

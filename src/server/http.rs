@@ -92,7 +92,8 @@ pub(crate) fn serve_stats(listener: TcpListener, shared: Arc<Shared>) {
 fn answer(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     let request = read_request(&mut stream)?;
-    let snapshot = shared.stats.snapshot();
+    let mut snapshot = shared.stats.snapshot();
+    snapshot.cache = shared.cache.as_ref().map(|c| c.counts());
     let reply = if is_metrics_request(&request) {
         let body = render_prometheus(&snapshot);
         format!(

@@ -54,6 +54,8 @@ pub(super) struct Workspace {
     pub(super) env: Vec<(OsString, OsString)>,
     /// Set when the source goes to the compiler's standard input, in this language.
     pub(super) stdin_language: Option<&'static str>,
+    /// The sha256 of the source, when the result is to be cached under its key.
+    pub(super) source_sha256: Option<String>,
 }
 
 impl Workspace {
@@ -96,10 +98,10 @@ pub(super) fn prepare<'a>(
         None => return Err(Summary::new(JobResult::Other, 0, 0)),
     };
     let job = &admitted.job;
-    let input_name = temp_input_name(&job.input, job.preprocessed_ext);
+    let input_name = filename::temp_input_name(&job.input, job.preprocessed_ext);
     // Named relative to the job directory (the compiler's cwd), so that the stages a
     // gcc driver runs for this command line mention nothing of this job in particular.
-    let output_name = temp_output_name(&job.output);
+    let output_name = filename::temp_output_name(&job.output);
     let source = match feed {
         Feed::Ready(packed) => match unpack_source(shared, dialect, packed) {
             Ok(source) => Source::Ready(source),
@@ -114,6 +116,10 @@ pub(super) fn prepare<'a>(
             }
         },
         Feed::Pending(pending, early) => Source::Pending(pending, early),
+    };
+    let source_sha256 = match &source {
+        Source::Ready(text) if dialect.caching() => Some(crate::blobs::sha256_hex(text)),
+        _ => None,
     };
     let stdin_language = stdin_language(&input_name, &source);
     let input = dir.join(&input_name);
@@ -145,6 +151,7 @@ pub(super) fn prepare<'a>(
         argv,
         env,
         stdin_language,
+        source_sha256,
     };
     Ok((workspace, source))
 }
@@ -164,73 +171,4 @@ fn stdin_language(input_name: &str, source: &Source<'_>) -> Option<&'static str>
 
 fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
-}
-
-/// The temp input's name: the client's base name (so that a source without line
-/// markers compiles to the same object and assembly as it would locally) with the
-/// preprocessed extension of its source name, as distccd's `dcc_preproc_exten`
-/// (`.c`→`.i`, C++ sources→`.ii`, `.m`→`.mi`, `.mm`/`.M`→`.mii`), falling back to the
-/// job's language. Unusual names become `input`.
-pub fn temp_input_name(client_input: &str, fallback_ext: &'static str) -> String {
-    let ext = filename::preprocessed_ext(client_input).unwrap_or(fallback_ext);
-    let base = filename::basename(client_input);
-    let stem = match base.rfind('.') {
-        Some(dot) if dot > 0 => &base[..dot],
-        _ => base,
-    };
-    let plain = !stem.is_empty()
-        && stem.len() <= 100
-        && stem != "output"
-        && !stem.starts_with('-')
-        && stem
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b));
-    format!("{}{ext}", if plain { stem } else { "input" })
-}
-
-/// The temp output's name: `output` with the extension of the client's output name
-/// (`.o`, `.s`…), `.o` when it has none or an unusual one.
-pub fn temp_output_name(client_output: &str) -> String {
-    match filename::extension(client_output) {
-        Some(ext)
-            if !ext.is_empty()
-                && ext.len() <= 8
-                && ext.bytes().all(|b| b.is_ascii_alphanumeric()) =>
-        {
-            format!("output.{ext}")
-        }
-        _ => "output.o".to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn input_names_follow_dcc_preproc_exten() {
-        assert_eq!(temp_input_name("src/hello.c", ".i"), "hello.i");
-        assert_eq!(temp_input_name("a.i", ".i"), "a.i");
-        for cxx in ["a.cc", "a.cpp", "a.cxx", "a.cp", "a.c++", "a.C", "a.ii"] {
-            assert_eq!(temp_input_name(cxx, ".i"), "a.ii", "{cxx}");
-        }
-        assert_eq!(temp_input_name("a.m", ".i"), "a.mi");
-        assert_eq!(temp_input_name("a.mi", ".i"), "a.mi");
-        for objcxx in ["a.mm", "a.M", "a.mii"] {
-            assert_eq!(temp_input_name(objcxx, ".i"), "a.mii", "{objcxx}");
-        }
-        // -x c++ on an odd name: the job's language decides.
-        assert_eq!(temp_input_name("weird.txt", ".ii"), "weird.ii");
-        assert_eq!(temp_input_name("sp ace.c", ".i"), "input.i");
-        assert_eq!(temp_input_name("output.c", ".i"), "input.i");
-        assert_eq!(temp_input_name("-rf.c", ".i"), "input.i");
-    }
-
-    #[test]
-    fn output_names_keep_the_extension() {
-        assert_eq!(temp_output_name("obj/x.o"), "output.o");
-        assert_eq!(temp_output_name("x.s"), "output.s");
-        assert_eq!(temp_output_name("x"), "output.o");
-        assert_eq!(temp_output_name("x.o;rm"), "output.o");
-    }
 }

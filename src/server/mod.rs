@@ -7,6 +7,7 @@
 //! compiler and option policy is `whitelist`; command-line flags, detaching, pid file and
 //! privileges are `daemon` and `cli`. Spawning the compiler is `crate::exec`. The
 //! counters every job updates are `stats`; the `--stats` port that shows them is `http`.
+//! The farm cache's steps (answering a key, storing a result) are `farm`.
 
 pub mod access;
 mod authn;
@@ -15,6 +16,7 @@ pub(crate) mod codegen;
 pub mod daemon;
 mod decide;
 mod dialect;
+mod farm;
 pub mod http;
 mod jobdir;
 mod record;
@@ -95,6 +97,17 @@ pub struct ServerConfig {
     pub stage_recorder: Option<PathBuf>,
     /// `--rustc`: serve rustc jobs (see [`rustc`]); `None` refuses them.
     pub rustc: Option<RustcConfig>,
+    /// The farm cache (`--cache-dir`, `--cache-size`; see [`farm`]); `None`
+    /// (`--no-cache`): every job is compiled.
+    pub cache: Option<CacheConfig>,
+}
+
+/// Where the farm cache lives and how large it may grow.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// `None`: [`farm::default_dir`], for the user the server runs as.
+    pub dir: Option<PathBuf>,
+    pub bytes: u64,
 }
 
 impl ServerConfig {
@@ -118,6 +131,7 @@ impl ServerConfig {
             auth: None,
             stage_recorder: None,
             rustc: None,
+            cache: None,
         }
     }
 }
@@ -255,6 +269,8 @@ pub(crate) struct Shared {
     pub(crate) rustc: Option<rustc::Service>,
     /// Compile slots lent to running rustc jobs as codegen tokens.
     pub(crate) lending: codegen::Lending,
+    /// The farm cache, when there is one.
+    pub(crate) cache: Option<crate::cache::Cache>,
     /// Open connections, so that shutdown can unblock their reads.
     open: Mutex<HashMap<u64, TcpStream>>,
     open_changed: Condvar,
@@ -281,6 +297,7 @@ impl Shared {
                     }
                 }),
             lending: codegen::Lending::default(),
+            cache: cfg.cache.as_ref().and_then(|c| farm::open(c, &cfg.tmpdir)),
             cfg,
             shutdown,
             open: Mutex::new(HashMap::new()),

@@ -19,6 +19,8 @@ pub enum JobResult {
     CliDisconn,
     RejBadReq,
     Other,
+    /// Answered from the farm cache: no compiler ran, no slot was taken.
+    CacheHit,
 }
 
 impl fmt::Display for JobResult {
@@ -30,6 +32,7 @@ impl fmt::Display for JobResult {
             JobResult::CliDisconn => "CLI_DISCONN",
             JobResult::RejBadReq => "REJ_BAD_REQ",
             JobResult::Other => "OTHER",
+            JobResult::CacheHit => "CACHE_HIT",
         })
     }
 }
@@ -103,14 +106,15 @@ impl RejectReason {
 
 impl JobResult {
     /// Every result, in distccd's stats order (`REJ_OVERLOAD` is counted as the
-    /// `Busy` rejection instead).
-    pub const ALL: [JobResult; 6] = [
+    /// `Busy` rejection instead), then swarmccd's own.
+    pub const ALL: [JobResult; 7] = [
         JobResult::RejBadReq,
         JobResult::CompileOk,
         JobResult::CompileError,
         JobResult::CompileTimeout,
         JobResult::CliDisconn,
         JobResult::Other,
+        JobResult::CacheHit,
     ];
 
     /// The `result` label value: distccd's name in lower case.
@@ -122,6 +126,7 @@ impl JobResult {
             JobResult::CliDisconn => "cli_disconn",
             JobResult::RejBadReq => "rej_bad_req",
             JobResult::Other => "other",
+            JobResult::CacheHit => "cache_hit",
         }
     }
 
@@ -133,6 +138,7 @@ impl JobResult {
             JobResult::CompileTimeout => 3,
             JobResult::CliDisconn => 4,
             JobResult::Other => 5,
+            JobResult::CacheHit => 6,
         }
     }
 }

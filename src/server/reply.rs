@@ -119,7 +119,7 @@ pub(super) fn write_prelude(stream: &Stream, bytes: &[u8]) -> bool {
 /// Sends the extension's accepted features, before anything else of the answer; false
 /// if the client has gone. Plain distcc connections have no prelude.
 pub(super) fn send_accepted(conn: &Conn, dialect: &Dialect) -> bool {
-    let Some(e) = &dialect.ext else {
+    let Some(e) = dialect.ext.as_ref().filter(|e| !e.prelude_sent) else {
         return true;
     };
     // The prelude (features, keep-alives) is written straight to the socket: it is

@@ -39,6 +39,7 @@ use crate::transport::{Peer, Stream};
 use super::authn::{self, AuthState, AUTH_REQUIRED};
 use super::decide::{decide, Admitted};
 use super::dialect::{Dialect, ExtJob};
+use super::farm;
 use super::jobdir::{self, Source, Workspace};
 use super::record::{self, JobRecord, JobResult, Names, RejectReason, Summary};
 use super::reply::{self, answer_refusal, send_reply};
@@ -94,7 +95,7 @@ fn serve(
         // The request MAC covers exactly the bytes the request decoder consumes.
         conn.start_tap(TapDirection::Received, session.transcript());
     }
-    let header = match read_request_header(conn, peer, shared, names) {
+    let header = match read_request_header(conn, peer, shared, names, auth) {
         Ok(header) => header,
         Err(summary) => return warn_bad_request(peer, summary),
     };
@@ -111,9 +112,12 @@ fn serve(
     };
     // The compiler can start while the client still preprocesses, if nothing has to be
     // checked against the source first and a slot is free right now.
+    // Nor when the result is to be cached: its key needs the whole source (and the
+    // client, which sent the key first, has finished preprocessing anyway).
     let early = matches!(auth, AuthState::Off | AuthState::Exempt)
         && req.version != Version::V3
-        && !shared.cfg.save_temps;
+        && !shared.cfg.save_temps
+        && !dialect.caching();
     let mut pending = Some(pending);
     if !early {
         let read = read_source(conn, shared, pending.take().expect("unread"));
@@ -139,19 +143,34 @@ fn serve(
     compile(conn, peer, shared, &dialect, &admitted, feed)
 }
 
-/// Reads the extension preamble, if any, and the request's header.
+/// Reads the extension preamble, if any (and the farm cache's key, when the client
+/// sends one: a hit ends the job here), and the request's header.
 fn read_request_header(
     conn: &mut Conn,
     peer: Peer,
     shared: &Shared,
     names: &mut Names,
+    auth: &AuthState,
 ) -> Result<Header, Summary> {
     let ext = request::read_opening(conn, shared)?;
     if let Some(p) = ext.as_ref().filter(|p| rustc::wanted(p)) {
         return Err(rustc::serve(conn, peer, shared, p, names));
     }
+    let mut ext = ext.map(|p: Preamble| ExtJob::from_preamble(&p));
+    if let Some(e) = ext.as_mut() {
+        // Not to a client that must authenticate first (a hit would skip the check),
+        // nor in authenticated sessions: their MACs cover one request and one reply.
+        e.offer_cache =
+            shared.cache.is_some() && matches!(auth, AuthState::Off | AuthState::Exempt);
+        // A client that has not learnt of the cache yet (its first jobs here) still
+        // fills it, under our key of what it sent, for its next build and everyone's.
+        // The compiler's identity must have been checked: it is the key's anchor.
+        e.cache = e.offer_cache && !e.identity.is_empty();
+        if e.asked_cache {
+            farm::answer_key(conn, peer, shared, e)?;
+        }
+    }
     let (pending, argv) = request::read_header(conn, shared)?;
-    let ext = ext.map(|p: Preamble| ExtJob::from_preamble(&p));
     if ext.is_some() && pending.version != Version::V1 {
         conn.set_deadline(None);
         return Err(
@@ -274,6 +293,11 @@ fn compile(
     } = ran;
     let (answer, summary) = reply::compiled(peer, shared, dialect, finished, &ws.output);
     let summary = summary.compiled_for(took);
+    let to_store = ws
+        .source_sha256
+        .as_ref()
+        .filter(|_| summary.result == JobResult::CompileOk)
+        .and_then(|hash| Some((hash.clone(), std::fs::read(&ws.output).ok()?)));
     // Everything is in memory now: clean up before answering, so that a client that
     // has its reply never finds our files still there; and free the compile slot, so
     // that a client slow to take its reply does not hold it.
@@ -283,7 +307,13 @@ fn compile(
     let Some(answer) = answer else {
         return summary;
     };
-    match send_reply(conn, &shared.stats, dialect, &answer) {
+    let sent = send_reply(conn, &shared.stats, dialect, &answer);
+    // After the reply: the client does not wait for the store's sync.
+    if let Some((hash, object)) = to_store {
+        let job = &admitted.job;
+        farm::store(shared, peer, job, &admitted.program, &hash, &answer, object);
+    }
+    match sent {
         Ok(()) => summary,
         Err(e) => Summary::disconnected(ExitCode::IoError, format!("sending the reply: {e}"))
             .compiled_for(took),

@@ -79,7 +79,7 @@ pub struct Stats {
     start: Instant,
     max_jobs: usize,
     connections: AtomicU64,
-    results: [AtomicU64; 6],
+    results: [AtomicU64; JobResult::ALL.len()],
     rejects: [AtomicU64; RejectReason::ALL.len()],
     running: AtomicU64,
     queued: AtomicU64,
@@ -235,6 +235,7 @@ impl Stats {
             longest: slow.longest.clone(),
             num_compiles: windows.map(|w| w.0),
             avg_kids: windows.map(|w| w.1),
+            cache: None,
         }
     }
 }
@@ -244,7 +245,9 @@ impl Stats {
 pub struct Snapshot {
     pub max_jobs: u64,
     pub connections: u64,
-    pub results: [(JobResult, u64); 6],
+    pub results: [(JobResult, u64); JobResult::ALL.len()],
+    /// The farm cache's counters, when the server has one (filled in by `http`).
+    pub cache: Option<crate::cache::Counts>,
     pub rejects: [(RejectReason, u64); RejectReason::ALL.len()],
     pub running: u64,
     pub queued: u64,
@@ -407,7 +410,52 @@ pub fn render_prometheus(s: &Snapshot) -> String {
         "Reply bytes sent to clients on the compile port.",
     );
     let _ = writeln!(o, "swarmccd_bytes_sent_total {}", s.bytes_out);
+    if let Some(c) = &s.cache {
+        render_cache(&mut o, c);
+    }
     o
+}
+
+/// The farm cache's counters (`--cache-dir`), since the server started.
+fn render_cache(o: &mut String, c: &crate::cache::Counts) {
+    for (name, kind, help, value) in [
+        (
+            "hits_total",
+            "counter",
+            "Jobs answered from the farm cache (no compiler ran).",
+            c.hits,
+        ),
+        (
+            "misses_total",
+            "counter",
+            "Cache lookups that found nothing usable (damaged entries included).",
+            c.misses,
+        ),
+        (
+            "stored_total",
+            "counter",
+            "Successful compiles stored in the cache.",
+            c.stored,
+        ),
+        (
+            "evicted_total",
+            "counter",
+            "Entries removed, least recently used first, to stay within --cache-size.",
+            c.evicted,
+        ),
+        (
+            "corrupt_total",
+            "counter",
+            "Entries found damaged on read (removed, recompiled, never served).",
+            c.corrupt,
+        ),
+        ("bytes", "gauge", "Bytes the cache holds.", c.bytes),
+        ("entries", "gauge", "Entries the cache holds.", c.entries),
+    ] {
+        let name = format!("swarmccd_cache_{name}");
+        head(o, &name, kind, help);
+        let _ = writeln!(o, "{name} {value}");
+    }
 }
 
 /// A Prometheus metric's `HELP` and `TYPE` lines.

@@ -19,6 +19,9 @@ pub(super) struct ExtHosts {
 /// (a swarmccd that replaces it is noticed sooner: it advertises after a plain reply).
 const PLAIN_MEMORY: Duration = Duration::from_secs(3600);
 
+/// What the memory of a host with a farm cache holds.
+const CACHE_MARK: &[u8] = b"cache\n";
+
 impl ExtHosts {
     pub fn new(distcc_dir: &Path) -> Self {
         ExtHosts {
@@ -39,12 +42,27 @@ impl ExtHosts {
         !matches!(plain_since, Some(age) if age < PLAIN_MEMORY)
     }
 
-    /// The host offered the extension: speak it from now on.
-    pub fn remember(&self, lock_name: &str) {
+    /// Whether the host offered its farm cache (it listed `cache` in its features):
+    /// only then is it sent a key before the request.
+    pub fn offers_cache(&self, lock_name: &str) -> bool {
+        std::fs::read(self.ext.join(lock_name)).is_ok_and(|t| t == CACHE_MARK)
+    }
+
+    /// The host offered the extension (and its farm cache, or not): speak it from now
+    /// on. The file holds `cache` for a host with a farm cache.
+    pub fn remember(&self, lock_name: &str, cache: bool) {
         let _ = std::fs::remove_file(self.plain.join(lock_name));
-        if !self.ext.join(lock_name).exists() {
+        let path = self.ext.join(lock_name);
+        let mark: &[u8] = if cache { CACHE_MARK } else { b"" };
+        if std::fs::read(&path).ok().as_deref() != Some(mark) {
             let _ = std::fs::create_dir_all(&self.ext);
-            let _ = std::fs::write(self.ext.join(lock_name), b"");
+            // Written whole under another name and renamed: a reader never sees half.
+            let tmp = self
+                .ext
+                .join(format!(".{lock_name}.{}", std::process::id()));
+            if std::fs::write(&tmp, mark).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
         }
     }
 

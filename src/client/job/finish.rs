@@ -9,19 +9,19 @@ use std::time::Instant;
 
 use tempfile::TempPath;
 
-use crate::agent::{JobReport, LocalKind};
+use crate::agent::{CacheOutcome, JobReport, LocalKind};
 use crate::args::RemoteJob;
 use crate::backoff;
 use crate::client::lease::Held;
 use crate::client::local;
 use crate::client::output;
-use crate::client::remote::Preprocessor;
+use crate::client::remote::{FarmCache, Preprocessor};
 use crate::exit::ExitCode;
 use crate::hosts::HostSpec;
 use crate::protocol::Reply;
 use crate::state::Phase;
 
-use super::{host_label, report_to, Ctx, Fallback};
+use super::{host_label, report_to, Ctx, Fallback, Kit};
 
 /// A job a host answered, and what the answer is reported against.
 pub(super) struct Answered<'j> {
@@ -30,6 +30,11 @@ pub(super) struct Answered<'j> {
     /// The slot held on the host, which hears how the job went.
     pub slot: Option<Held>,
     pub started: Instant,
+    /// Whether the host's farm cache answered.
+    pub farm: FarmCache,
+    /// What every attempt shares: the caches (where a success is kept for the next
+    /// build), the command and the compiler's identity the key is made of.
+    pub kit: &'j Kit<'j>,
 }
 
 impl Answered<'_> {
@@ -159,9 +164,23 @@ impl Ctx<'_> {
         backoff::clear(&self.cfg.lock_dir(), &done.host.lock_name());
         let pre_err = std::mem::take(&mut pre.stderr);
         emit(&reply.stdout, &pre_err, &reply.stderr);
+        let kit = done.kit;
+        let looked_up = kit.cache.looked_up(done.farm == FarmCache::Miss);
+        kit.cache
+            .store_local(&reply, kit.identity, kit.remote_argv, cpp);
         done.report_remote();
+        if done.farm == FarmCache::Hit {
+            self.sched.report_cache(CacheOutcome::FarmHit);
+        } else if looked_up {
+            self.sched.report_cache(CacheOutcome::Miss);
+        }
+        let how = if done.farm == FarmCache::Hit {
+            "farm cache hit on"
+        } else {
+            "remote on"
+        };
         log::info!(
-            "job {}: remote on {} ok in {:.2}s",
+            "job {}: {how} {} ok in {:.2}s",
             job.input,
             done.place(),
             done.started.elapsed().as_secs_f64()
@@ -174,6 +193,50 @@ impl Ctx<'_> {
         local::exit_code_from_wait(reply.status)
     }
 }
+
+impl Ctx<'_> {
+    /// Answers the job from the local cache, if it holds the job's key: the object
+    /// and the dependency file written, the diagnostics shown, as a compile would, with
+    /// no host asked. `None`: not cached here (or no local cache, or no key).
+    pub(super) fn answer_from_local_cache(
+        &self,
+        job: &RemoteJob,
+        cpp: &mut Preprocessor<'_>,
+        kit: &Kit<'_>,
+    ) -> Option<i32> {
+        if !kit.cache.has_local() {
+            return None;
+        }
+        let key = kit.cache.key(kit.identity, kit.remote_argv, cpp)?;
+        let entry = kit.cache.local_hit(key)?;
+        let pre = cpp.wait().ok()?;
+        if let Some(st) = self.state() {
+            st.phase_on(Phase::Receive, CACHE_HOST, 0);
+        }
+        let reply = Reply {
+            status: entry.status,
+            stdout: entry.stdout,
+            stderr: entry.stderr,
+            object: entry.object,
+            deps: None,
+        };
+        if let Err(code) = write_outputs(job, pre.deps.take(), &reply) {
+            return Some(code);
+        }
+        let pre_err = std::mem::take(&mut pre.stderr);
+        emit(&reply.stdout, &pre_err, &reply.stderr);
+        if let Some(st) = self.state() {
+            st.phase(Phase::Done);
+        }
+        self.sched.report_cache(CacheOutcome::LocalHit);
+        log::info!("job {}: local cache hit ({key})", job.input);
+        Some(local::exit_code_from_wait(reply.status))
+    }
+}
+
+/// The host a job answered from the local cache is shown on in the monitor's state
+/// files (distccmon-text prints it as any host name).
+pub const CACHE_HOST: &str = "cache";
 
 /// Moves the dependency file into place and writes the object; on failure, says why
 /// and returns the exit code.

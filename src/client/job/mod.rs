@@ -27,6 +27,7 @@ use crate::state::{Phase, StateFile};
 use crate::toolchain::{self, LazyIdentity};
 use crate::transport::Route;
 
+use super::cache::JobCache;
 use super::direct_cpp::CppPlans;
 use super::lease::{Held, Scheduler};
 use super::local::{self, CompilerCommand};
@@ -54,6 +55,8 @@ struct Kit<'a> {
     dialects: &'a ExtHosts,
     /// Our compiler's identity, sent to hosts that speak swarmcc's extension.
     identity: &'a LazyIdentity<'a>,
+    /// The compile caches, and the job's key.
+    cache: &'a JobCache,
 }
 
 /// What the attempts on the hosts came to, when none produced the result.
@@ -132,12 +135,17 @@ impl Ctx<'_> {
         let dialects = ExtHosts::new(&self.cfg.distcc_dir);
         let compilers = self.cfg.distcc_dir.join("compilers");
         let identity = toolchain::LazyIdentity::new(&compilers, self.cmd.program);
+        let cache = JobCache::new(self.cfg);
         let kit = Kit {
             remote_argv: &remote_argv,
             timeouts,
             dialects: &dialects,
             identity: &identity,
+            cache: &cache,
         };
+        if let Some(code) = self.answer_from_local_cache(job, &mut cpp, &kit) {
+            return code;
+        }
         let lock_dir = self.cfg.lock_dir();
         let mut choice = HostChoice::new(&self.hosts);
         // The hosts that failed this job and why, for the user's notice at the end.
@@ -154,13 +162,15 @@ impl Ctx<'_> {
                 return self.run_on_localhost(job, slot);
             };
             match self.attempt_on(job, host, route, slot_no, &mut cpp, &kit) {
-                Attempted::Answered(reply) => {
+                Attempted::Answered(reply, farm) => {
                     self.tell_failed_hosts(job, &failed, Some(host));
                     let done = Answered {
                         job,
                         host,
                         slot,
                         started,
+                        farm,
+                        kit: &kit,
                     };
                     return self.finish_remote(done, reply, &mut cpp);
                 }
@@ -290,7 +300,19 @@ impl Ctx<'_> {
             st.phase_on(Phase::Connect, route.host(), slot);
         }
         let speaks_ext = kit.dialects.try_ext(&host.lock_name());
+        // The farm cache only with a host that offered it, outside authenticated
+        // sessions (whose MACs cover one request and one reply).
+        let ask_cache = kit.cache.farm()
+            && speaks_ext
+            && !host.wants_auth()
+            && kit.dialects.offers_cache(&host.lock_name());
+        let cache_key = if ask_cache {
+            kit.cache.key(kit.identity, kit.remote_argv, cpp)
+        } else {
+            None
+        };
         let target = remote::Target {
+            cache_key,
             route,
             dialer: &cfg.dialer,
             version,
@@ -307,10 +329,20 @@ impl Ctx<'_> {
         );
         log::debug!("remote command: {}", shell_words::join(kit.remote_argv));
         let outcome = remote::attempt(&target, kit.remote_argv, cpp, kit.timeouts);
-        if matches!(&outcome, Ok(answer) if answer.offers_ext) {
-            kit.dialects.remember(&host.lock_name());
+        if let Some(answer) = outcome.as_ref().ok().filter(|a| a.offers_ext) {
+            kit.dialects
+                .remember(&host.lock_name(), answer.offers_cache);
+        } else if outcome.is_err() && cache_key.is_some() {
+            // Perhaps no longer a swarmccd with a cache (one that does not answer a
+            // preamble alone would stall every job): not asked again until it offers.
+            kit.dialects.remember(&host.lock_name(), false);
         }
-        let attempted = verdict::judge(outcome.map(|a| a.reply), host, job);
+        let checked = outcome.as_ref().is_ok_and(|a| a.compiler_checked);
+        let attempted = verdict::judge(outcome.map(|a| (a.reply, a.farm)), host, job);
+        if matches!(attempted, Attempted::Answered(..)) && !checked {
+            // Another compiler may have made it: not kept under our compiler's key.
+            kit.cache.forget_key();
+        }
         if matches!(attempted, Attempted::NotExtended) {
             // Not (or no longer) a swarmccd: speak plain distcc to it from now on.
             kit.dialects.forget(&host.lock_name());

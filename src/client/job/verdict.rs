@@ -4,15 +4,16 @@
 
 use crate::args::RemoteJob;
 use crate::client::local;
-use crate::client::remote::AttemptError;
+use crate::client::remote::{AttemptError, FarmCache};
 use crate::exit::ExitCode;
 use crate::hosts::HostSpec;
 use crate::protocol::Reply;
 
 /// What the job does after an attempt on one host.
 pub(super) enum Attempted {
-    /// The host compiled the job, or the compile failed there: the reply is the result.
-    Answered(Reply),
+    /// The host compiled the job, or the compile failed there (or its farm cache had
+    /// the result): the reply is the result.
+    Answered(Reply, FarmCache),
     /// The host produced no result: try the next one. `back_off`: the host is at fault
     /// and is skipped by other jobs for the backoff period.
     Failed { reason: String, back_off: bool },
@@ -24,12 +25,12 @@ pub(super) enum Attempted {
 
 /// Judges the outcome of an attempt of `job` on `host`.
 pub(super) fn judge(
-    outcome: Result<Reply, AttemptError>,
+    outcome: Result<(Reply, FarmCache), AttemptError>,
     host: &HostSpec,
     job: &RemoteJob,
 ) -> Attempted {
     match outcome {
-        Ok(reply) if is_refusal(&reply) => {
+        Ok((reply, _)) if is_refusal(&reply) => {
             // A policy answer, not a failure of the host: no backoff, try the next
             // host (whose whitelist may differ), then compile here.
             let reason = String::from_utf8_lossy(&reply.stderr).trim().to_string();
@@ -39,7 +40,7 @@ pub(super) fn judge(
                 back_off: false,
             }
         }
-        Ok(reply) if is_server_fault(&reply) => {
+        Ok((reply, _)) if is_server_fault(&reply) => {
             // The server cannot do the job: try elsewhere, and back it off so that
             // other jobs do not upload their sources to it first.
             let reason = String::from_utf8_lossy(&reply.stderr).trim().to_string();
@@ -49,7 +50,7 @@ pub(super) fn judge(
                 back_off: true,
             }
         }
-        Ok(reply) => Attempted::Answered(reply),
+        Ok((reply, farm)) => Attempted::Answered(reply, farm),
         Err(AttemptError::NoExtension(e)) => {
             log::info!(
                 "{}: closed on swarmcc's extension ({e}): not a swarmccd; using plain distcc",

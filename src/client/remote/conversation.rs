@@ -6,14 +6,17 @@
 //! swarmcc's extension (a preamble, then a protocol-1 request, keep-alives while the
 //! server compiles, zstd bodies on `,lzo` hosts).
 
-use crate::auth::Key;
+use crate::auth::Key as AuthKey;
+use crate::cache::Key;
 use crate::client::preprocess::Preprocessor;
 use crate::conn::{Conn, ConnError, TapDirection};
-use crate::protocol::Version;
+use crate::protocol::cache::{Answer as CacheAnswer, AnswerDecoder};
+use crate::protocol::ext::{self, PreludeDecoder, ReplyPrelude};
+use crate::protocol::{Error as ProtocolError, Reply, Version};
 use crate::state::Phase;
 
 use super::error::AttemptError;
-use super::{handshake, receive, send, Answer, Target, Timeouts};
+use super::{handshake, receive, send, Answer, FarmCache, Target, Timeouts};
 
 /// How this conversation speaks, settled before its first byte.
 #[derive(Debug, Clone, Copy)]
@@ -57,14 +60,37 @@ impl Dialect {
 pub(super) fn converse(
     target: &Target<'_>,
     conn: &mut Conn,
-    key: Option<&Key>,
+    key: Option<&AuthKey>,
     remote_argv: &[String],
     cpp: &mut Preprocessor<'_>,
     timeouts: Timeouts,
 ) -> Result<Answer, AttemptError> {
     let session = handshake::open_session(conn, key, timeouts.connect)?;
     let dialect = Dialect::of(target);
-    send::request_header(conn, target, dialect, remote_argv)?;
+    let mut farm = FarmCache::NotAsked;
+    let mut offers_cache = false;
+    let cache_key = target
+        .cache_key
+        .filter(|_| dialect.ext && session.is_none());
+    if let Some(cache_key) = cache_key {
+        match ask_farm_cache(conn, target, dialect, cache_key, timeouts)? {
+            Asked::Hit(reply) => {
+                return Ok(Answer {
+                    reply,
+                    offers_ext: true,
+                    offers_cache: true,
+                    farm: FarmCache::Hit,
+                    compiler_checked: true,
+                })
+            }
+            Asked::Miss => {
+                farm = FarmCache::Miss;
+                offers_cache = true;
+            }
+            Asked::NotOffered => {}
+        }
+    }
+    send::request_header(conn, target, dialect, remote_argv, cache_key.is_some())?;
     let pre = match cpp.wait() {
         Ok(pre) => pre,
         Err(e) => {
@@ -77,7 +103,9 @@ pub(super) fn converse(
     send::request_mac(conn)?;
     // The request is out: the server compiles, we wait.
     target.phase(Phase::Compile);
-    let first_wait = receive::await_reply(conn, dialect, session.is_some(), timeouts)?;
+    let mut offered = offers_cache;
+    let authenticated = session.is_some();
+    let first_wait = receive::await_reply(conn, dialect, authenticated, timeouts, &mut offered)?;
     if let Some(session) = &session {
         conn.start_tap(TapDirection::Received, session.transcript());
     }
@@ -88,5 +116,77 @@ pub(super) fn converse(
         reply.object = receive::unpack(&reply.object)?;
     }
     let offers_ext = dialect.ext || receive::advertised(conn);
-    Ok(Answer { reply, offers_ext })
+    let compiler_checked = dialect.ext && target.ext.is_some_and(|i| !i.get().is_empty());
+    Ok(Answer {
+        reply,
+        offers_ext,
+        offers_cache: offered,
+        farm,
+        compiler_checked,
+    })
+}
+
+/// What a farm cache said before the request.
+enum Asked {
+    Hit(Reply),
+    Miss,
+    /// The server did not accept the cache (turned off since we learnt it): the
+    /// request follows as without it.
+    NotOffered,
+}
+
+/// The farm cache's exchange: the preamble alone, the server's features at once, the
+/// key, and a hit's reply or a miss.
+fn ask_farm_cache(
+    conn: &mut Conn,
+    target: &Target<'_>,
+    dialect: Dialect,
+    key: &Key,
+    timeouts: Timeouts,
+) -> Result<Asked, AttemptError> {
+    target.phase(Phase::Send);
+    send::cache_preamble(conn, target, dialect)?;
+    // A swarmccd answers a preamble alone at once, as it answers a connection.
+    let accepted = match conn.next_event(&mut PreludeDecoder, Some(timeouts.connect)) {
+        Ok(ReplyPrelude::Accepted(features)) => features,
+        Ok(other) => {
+            return Err(AttemptError::Conn(ConnError::Protocol(
+                ProtocolError::UnexpectedToken {
+                    expected: "SWOP (the features, before the cache key)",
+                    got: if other == ReplyPrelude::KeepAlive {
+                        *b"SWKA"
+                    } else {
+                        *b"DONE"
+                    },
+                },
+            )))
+        }
+        Err(e) => return Err(dialect.failed(e)),
+    };
+    if !accepted.iter().any(|f| f == ext::CACHE) {
+        log::debug!("{}: farm cache no longer offered", target.route.host());
+        return Ok(Asked::NotOffered);
+    }
+    send::cache_key(conn, key.as_str())?;
+    let wait = Some(timeouts.stall.min(timeouts.compile));
+    match conn.next_event(&mut AnswerDecoder, wait) {
+        Ok(CacheAnswer::Miss) => {
+            log::debug!("farm cache miss on {} for {key}", target.route.host());
+            Ok(Asked::Miss)
+        }
+        Ok(CacheAnswer::Hit) => {
+            let mut reply = receive::reply(conn, target, Version::V1, timeouts.io)?;
+            if dialect.zstd && reply.status == 0 {
+                reply.object = receive::unpack(&reply.object)?;
+            }
+            if let Some(st) = target.state {
+                // Monitors show the job on `HOST+cache`: answered, not compiled, there.
+                let shown = format!("{}+cache", target.route.host());
+                st.phase_on(Phase::Receive, &shown, target.slot);
+            }
+            log::debug!("farm cache hit on {} for {key}", target.route.host());
+            Ok(Asked::Hit(reply))
+        }
+        Err(e) => Err(AttemptError::Conn(e)),
+    }
 }

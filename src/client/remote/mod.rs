@@ -24,6 +24,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::auth;
+use crate::cache::Key;
 use crate::conn::Conn;
 use crate::hosts::{HostKind, HostSpec};
 use crate::protocol::{Reply, Version};
@@ -60,6 +61,8 @@ pub struct Target<'a> {
     /// Hosts that speak (or may speak) swarmcc's extension: our compiler's identity,
     /// sent so that the server refuses a different compiler. `None`: plain distcc.
     pub ext: Option<&'a LazyIdentity<'a>>,
+    /// A host that offered its farm cache: the job's key, asked before the request.
+    pub cache_key: Option<&'a Key>,
 }
 
 impl Target<'_> {
@@ -96,6 +99,24 @@ pub struct Answer {
     /// The host is a swarmccd that speaks the extension (it advertised it, or just
     /// answered in it).
     pub offers_ext: bool,
+    /// It listed its farm cache among its features.
+    pub offers_cache: bool,
+    /// What its farm cache said of the job's key.
+    pub farm: FarmCache,
+    /// The host checked that its compiler is ours (the extension, with our compiler's
+    /// identity): only such a result may be kept in the local cache under our key.
+    pub compiler_checked: bool,
+}
+
+/// What a host's farm cache said of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FarmCache {
+    /// No key was sent (no key, not offered, or an authenticated session).
+    NotAsked,
+    /// The reply is the stored result: nothing was compiled.
+    Hit,
+    /// The host compiled the job (and stored the result, if it worked).
+    Miss,
 }
 
 /// Runs one remote compile on `target`. The preprocessor is started before connecting,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::conn::{Conn, ConnError};
 use crate::protocol::auth::{AuthDecoder, AuthMessage, Expect};
-use crate::protocol::ext::{AdvertDecoder, PreludeDecoder, ReplyPrelude};
+use crate::protocol::ext::{self, AdvertDecoder, PreludeDecoder, ReplyPrelude};
 use crate::protocol::{Limits, Reply, ReplyDecoder, ReplyEvent, Version};
 use crate::state::Phase;
 
@@ -19,11 +19,13 @@ const MAX_OBJECT: usize = 2 * 1024 * 1024 * 1024 - 1;
 
 /// Waits until the reply begins, and returns how long its first bytes may then take:
 /// with the extension, keep-alives bound the silence instead of the compile timeout.
+/// `offers_cache` is set if the server lists its farm cache among its features.
 pub(super) fn await_reply(
     conn: &mut Conn,
     dialect: Dialect,
     authenticated: bool,
     timeouts: Timeouts,
+    offers_cache: &mut bool,
 ) -> Result<Duration, AttemptError> {
     let mut first_wait = timeouts.compile;
     if authenticated {
@@ -44,7 +46,10 @@ pub(super) fn await_reply(
         let silence = timeouts.stall.min(timeouts.compile);
         loop {
             match conn.next_event(&mut PreludeDecoder, Some(silence)) {
-                Ok(ReplyPrelude::KeepAlive) | Ok(ReplyPrelude::Accepted(_)) => {}
+                Ok(ReplyPrelude::KeepAlive) => {}
+                Ok(ReplyPrelude::Accepted(features)) => {
+                    *offers_cache = features.iter().any(|f| f == ext::CACHE);
+                }
                 Ok(ReplyPrelude::Reply) => break,
                 Err(e) => return Err(dialect.failed(e)),
             }

@@ -22,28 +22,61 @@ fn unencodable(e: protocol::Error) -> AttemptError {
 }
 
 /// Sends the extension's preamble (features and our compiler's identity, so that the
-/// server refuses a different compiler) if we speak it, then the request header.
+/// server refuses a different compiler) if we speak it and it has not gone out
+/// already (before a farm cache's key), then the request header.
 pub(super) fn request_header(
     conn: &mut Conn,
     target: &Target<'_>,
     dialect: Dialect,
     remote_argv: &[String],
+    preamble_sent: bool,
 ) -> Result<(), AttemptError> {
     let mut out = Vec::with_capacity(1024);
-    if dialect.ext {
-        let mut features = vec![ext::KEEPALIVE.to_owned()];
-        if dialect.zstd {
-            features.push(ext::ZSTD.into());
-        }
-        let preamble = Preamble {
-            features,
-            identity: target.ext.map(|i| i.get().to_owned()).unwrap_or_default(),
-        };
-        ext::encode_preamble(&preamble, &mut out).map_err(unencodable)?;
+    if dialect.ext && !preamble_sent {
+        encode_preamble(target, dialect, false, &mut out)?;
     }
     protocol::encode_request_header(dialect.wire, None, remote_argv, &mut out)
         .map_err(unencodable)?;
     conn.send(&out).map_err(|e| dialect.failed(e))
+}
+
+/// Sends the preamble asking for the farm cache alone: the server answers it before
+/// anything else is sent.
+pub(super) fn cache_preamble(
+    conn: &mut Conn,
+    target: &Target<'_>,
+    dialect: Dialect,
+) -> Result<(), AttemptError> {
+    let mut out = Vec::with_capacity(256);
+    encode_preamble(target, dialect, true, &mut out)?;
+    conn.send(&out).map_err(|e| dialect.failed(e))
+}
+
+/// Sends the job's key, once the server accepted the farm cache.
+pub(super) fn cache_key(conn: &mut Conn, key: &str) -> Result<(), AttemptError> {
+    let mut out = Vec::with_capacity(76);
+    crate::protocol::cache::encode_key(key, &mut out).map_err(unencodable)?;
+    conn.send(&out).map_err(AttemptError::Conn)
+}
+
+fn encode_preamble(
+    target: &Target<'_>,
+    dialect: Dialect,
+    cache: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), AttemptError> {
+    let mut features = vec![ext::KEEPALIVE.to_owned()];
+    if dialect.zstd {
+        features.push(ext::ZSTD.into());
+    }
+    if cache {
+        features.push(ext::CACHE.into());
+    }
+    let preamble = Preamble {
+        features,
+        identity: target.ext.map(|i| i.get().to_owned()).unwrap_or_default(),
+    };
+    ext::encode_preamble(&preamble, out).map_err(unencodable)
 }
 
 /// Sends the preprocessed source: a plain protocol-1 body straight from its file to the

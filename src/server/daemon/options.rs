@@ -126,6 +126,10 @@ pub fn config(cli: &Cli, env: &ServerEnv, allow: AllowList) -> Result<ServerConf
             toolchains: cli.rustc_toolchain.clone(),
         });
     }
+    cfg.cache = (!cli.no_cache).then(|| crate::server::CacheConfig {
+        dir: cli.cache_dir.clone(),
+        bytes: cli.cache_size << 20,
+    });
     Ok(cfg)
 }
 
