@@ -79,6 +79,9 @@ pub struct ClientConfig {
     /// `DISTCC_SSH` (the ssh command for `user@host` hosts) and `DISTCC_SOCKS_PROXY`
     /// (the SOCKSv5 proxy TCP hosts are reached through: Gentoo's network-sandbox).
     pub dialer: Dialer,
+    /// `SWARMCC_REAPI_TOKEN_FILE`: the bearer token's file for REAPI hosts listed
+    /// without `,token=FILE`. Read only when such a host is tried.
+    pub reapi_token_file: Option<PathBuf>,
 }
 
 /// A configuration value that cannot be used.
@@ -197,6 +200,9 @@ impl ClientConfig {
             path: get("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin")),
             build_id: text("SWARMCC_BUILD_ID").filter(|v| !v.trim().is_empty()),
             load_limit: load_limit(&text)?,
+            reapi_token_file: get("SWARMCC_REAPI_TOKEN_FILE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
         })
     }
 

@@ -171,6 +171,43 @@ pub fn preprocessed_ext(path: &str) -> Option<&'static str> {
     Language::from_path(path)?.preprocessed_ext()
 }
 
+/// The input's name where a server or an engine compiles it: the client's base name (so that a source without line
+/// markers compiles to the same object and assembly as it would locally) with the
+/// preprocessed extension of its source name, as distccd's `dcc_preproc_exten`
+/// (`.c`→`.i`, C++ sources→`.ii`, `.m`→`.mi`, `.mm`/`.M`→`.mii`), falling back to the
+/// job's language. Unusual names become `input`.
+pub fn job_input_name(client_input: &str, fallback_ext: &'static str) -> String {
+    let ext = preprocessed_ext(client_input).unwrap_or(fallback_ext);
+    let base = basename(client_input);
+    let stem = match base.rfind('.') {
+        Some(dot) if dot > 0 => &base[..dot],
+        _ => base,
+    };
+    let plain = !stem.is_empty()
+        && stem.len() <= 100
+        && stem != "output"
+        && !stem.starts_with('-')
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b));
+    format!("{}{ext}", if plain { stem } else { "input" })
+}
+
+/// The output's name where a server or an engine compiles it: `output` with the extension of the client's output name
+/// (`.o`, `.s`…), `.o` when it has none or an unusual one.
+pub fn job_output_name(client_output: &str) -> String {
+    match extension(client_output) {
+        Some(ext)
+            if !ext.is_empty()
+                && ext.len() <= 8
+                && ext.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            format!("output.{ext}")
+        }
+        _ => "output.o".to_owned(),
+    }
+}
+
 /// The output gcc writes when there is no `-o`: the input's base name with its last
 /// suffix replaced by `suffix`, in the current directory (`sub/a.b.c` → `a.b.o`).
 pub fn default_output(input: &str, suffix: &str) -> String {

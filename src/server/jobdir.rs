@@ -7,7 +7,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::args::filename;
+use crate::args::filename::{
+    self, job_input_name as temp_input_name, job_output_name as temp_output_name,
+};
 use crate::conn::Conn;
 use crate::exit::ExitCode;
 use crate::transport::Peer;
@@ -164,43 +166,6 @@ fn stdin_language(input_name: &str, source: &Source<'_>) -> Option<&'static str>
 
 fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
-}
-
-/// The temp input's name: the client's base name (so that a source without line
-/// markers compiles to the same object and assembly as it would locally) with the
-/// preprocessed extension of its source name, as distccd's `dcc_preproc_exten`
-/// (`.c`→`.i`, C++ sources→`.ii`, `.m`→`.mi`, `.mm`/`.M`→`.mii`), falling back to the
-/// job's language. Unusual names become `input`.
-pub fn temp_input_name(client_input: &str, fallback_ext: &'static str) -> String {
-    let ext = filename::preprocessed_ext(client_input).unwrap_or(fallback_ext);
-    let base = filename::basename(client_input);
-    let stem = match base.rfind('.') {
-        Some(dot) if dot > 0 => &base[..dot],
-        _ => base,
-    };
-    let plain = !stem.is_empty()
-        && stem.len() <= 100
-        && stem != "output"
-        && !stem.starts_with('-')
-        && stem
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b));
-    format!("{}{ext}", if plain { stem } else { "input" })
-}
-
-/// The temp output's name: `output` with the extension of the client's output name
-/// (`.o`, `.s`…), `.o` when it has none or an unusual one.
-pub fn temp_output_name(client_output: &str) -> String {
-    match filename::extension(client_output) {
-        Some(ext)
-            if !ext.is_empty()
-                && ext.len() <= 8
-                && ext.bytes().all(|b| b.is_ascii_alphanumeric()) =>
-        {
-            format!("output.{ext}")
-        }
-        _ => "output.o".to_owned(),
-    }
 }
 
 #[cfg(test)]

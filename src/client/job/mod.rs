@@ -21,7 +21,7 @@ use crate::backoff;
 use crate::compiler;
 use crate::config::ClientConfig;
 use crate::exit::ExitCode;
-use crate::hosts::{HostKind, HostList, HostSpec};
+use crate::hosts::{HostKind, HostList, HostSpec, ReapiHost};
 use crate::protocol::Version;
 use crate::state::{Phase, StateFile};
 use crate::toolchain::{self, LazyIdentity};
@@ -30,6 +30,7 @@ use crate::transport::Route;
 use super::direct_cpp::CppPlans;
 use super::lease::{Held, Scheduler};
 use super::local::{self, CompilerCommand};
+use super::reapi as engine_job;
 use super::remote::{self, Preprocessor, Timeouts};
 pub(in crate::client) use choice::{HostChoice, Pick};
 use dialect::ExtHosts;
@@ -149,11 +150,15 @@ impl Ctx<'_> {
                 mut slot,
             } = pick;
             let slot_no = slot.as_ref().map_or(0, |l| l.slot);
-            let Some(route) = remote::route_of(host) else {
+            let attempted = if let HostKind::Reapi(engine) = &host.kind {
+                self.attempt_engine(job, host, engine, slot_no, &mut cpp, &kit)
+            } else if let Some(route) = remote::route_of(host) {
+                self.attempt_on(job, host, route, slot_no, &mut cpp, &kit)
+            } else {
                 drop(cpp);
                 return self.run_on_localhost(job, slot);
             };
-            match self.attempt_on(job, host, route, slot_no, &mut cpp, &kit) {
+            match attempted {
                 Attempted::Answered(reply) => {
                     self.tell_failed_hosts(job, &failed, Some(host));
                     let done = Answered {
@@ -318,6 +323,40 @@ impl Ctx<'_> {
         attempted
     }
 
+    /// One attempt on a REAPI engine, judged as an attempt on a distcc host is.
+    fn attempt_engine(
+        &self,
+        job: &RemoteJob,
+        host: &HostSpec,
+        engine: &ReapiHost,
+        slot: u32,
+        cpp: &mut Preprocessor<'_>,
+        kit: &Kit<'_>,
+    ) -> Attempted {
+        let label = host_label(host);
+        let place = engine_job::Place {
+            state: self.state(),
+            label: &label,
+            slot,
+        };
+        log::debug!("compiling {} on REAPI engine {}", job.input, host.spec);
+        let outcome = engine_job::attempt(
+            engine,
+            self.cfg,
+            job,
+            kit.remote_argv,
+            cpp,
+            kit.identity,
+            &place,
+        )
+        .map(|(reply, _)| reply)
+        .map_err(|e| match e {
+            engine_job::Failure::Preprocess(e) => remote::AttemptError::Preprocess(e),
+            engine_job::Failure::Engine(e) => remote::AttemptError::Connect(e),
+        });
+        verdict::judge(outcome, host, job)
+    }
+
     /// Tells the user, on stderr (or `DISTCC_LOG`), why hosts did not compile this job:
     /// once per host and backoff period across all processes, so that a dead farm is
     /// reported without a line per job. The wording keeps distcc's "failed to
@@ -396,6 +435,15 @@ fn host_label(h: &HostSpec) -> String {
         HostKind::Tcp { host, port } => format!("{host}:{port}"),
         HostKind::Localhost => "localhost".into(),
         HostKind::Ssh { user, host, .. } => format!("{}@{host}", user.as_deref().unwrap_or("")),
+        HostKind::Reapi(r) => {
+            let scheme = if r.tls { "reapis" } else { "reapi" };
+            let host = if r.host.contains(':') {
+                format!("[{}]", r.host)
+            } else {
+                r.host.clone()
+            };
+            format!("{scheme}://{host}:{}/{}", r.port, r.instance)
+        }
     }
 }
 
