@@ -31,6 +31,8 @@ pub enum Failure {
     Preprocess(String),
     /// The engine (or what swarmcc needs to reach it) failed; the text says which step.
     Engine(String),
+    /// A cache-only engine had no result: try elsewhere, without blaming it.
+    Miss(String),
 }
 
 /// Where the attempt reports to: the state file, as `label[slot]`.
@@ -89,8 +91,13 @@ pub fn attempt(
             st.phase_on(phase, place.label, place.slot);
         }
     };
-    let outcome = reapi::compile(&ep, &limits(cfg), rjob, &mut observe)
-        .map_err(|e| Failure::Engine(e.to_string()))?;
+    let outcome = reapi::compile(&ep, &limits(cfg), rjob, &mut observe).map_err(|e| {
+        if e.is_miss() {
+            Failure::Miss(e.to_string())
+        } else {
+            Failure::Engine(e.to_string())
+        }
+    })?;
     log_outcome(job, place.label, &outcome);
     Ok(reply_of(outcome))
 }

@@ -98,17 +98,29 @@ pub struct Outcome {
 
 /// Why a compile could not be done on the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error(String);
+pub struct Error {
+    text: String,
+    /// Nothing failed: the engine only serves its cache, and it had no result.
+    miss: bool,
+}
 
 impl Error {
     pub fn new(text: impl Into<String>) -> Error {
-        Error(text.into())
+        Error {
+            text: text.into(),
+            miss: false,
+        }
+    }
+
+    /// A cache-only engine without the result: not the engine's fault.
+    pub fn is_miss(&self) -> bool {
+        self.miss
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
@@ -172,6 +184,14 @@ async fn flow(
             }
         }
         None => log::debug!("reapi: action cache miss for {key}"),
+    }
+    if !s.caps.exec {
+        return Err(Error {
+            miss: true,
+            ..Error::new(format!(
+                "the engine has no result for action {key} and does not execute actions"
+            ))
+        });
     }
     observe(Step::Send);
     let uploaded = cas::upload_missing(&s, &prepared.blobs).await?;

@@ -29,6 +29,8 @@ pub struct Caps {
     pub max_batch: usize,
     /// The engine speaks REAPI 2.1 or later (`Command.output_paths`).
     pub output_paths: bool,
+    /// The engine runs actions; without, it can only serve its action cache.
+    pub exec: bool,
 }
 
 /// One connection to an engine.
@@ -87,6 +89,7 @@ impl Session {
             caps: Caps {
                 max_batch: DEFAULT_MAX_BATCH,
                 output_paths: false,
+                exec: false,
             },
         };
         let mut client = CapabilitiesClient::new(session.channel.clone());
@@ -98,9 +101,10 @@ impl Session {
             .await?;
         session.caps = judge(&caps)?;
         log::debug!(
-            "reapi {uri} instance \"{}\": max batch {} bytes, REAPI {}",
+            "reapi {uri} instance \"{}\": max batch {} bytes, execution {}, REAPI {}",
             session.instance,
             session.caps.max_batch,
+            if session.caps.exec { "on" } else { "off" },
             if session.caps.output_paths {
                 "2.1+"
             } else {
@@ -134,20 +138,19 @@ impl Session {
     }
 }
 
-/// What swarmcc makes of the engine's capabilities.
+/// What swarmcc makes of the engine's capabilities: sha256 is required; execution is
+/// not (a cache-only engine can still serve results others stored).
 pub fn judge(caps: &ServerCapabilities) -> Result<Caps, Error> {
     let sha256 = digest_function::Value::Sha256 as i32;
-    let exec = caps.execution_capabilities.as_ref().ok_or_else(|| {
-        Error::new("the engine offers no remote execution (no execution capabilities)")
-    })?;
-    if !exec.exec_enabled {
-        return Err(Error::new(
-            "remote execution is disabled on the engine (exec_enabled is false)",
-        ));
-    }
-    let exec_sha256 = exec.digest_function == sha256
-        || exec.digest_functions.contains(&sha256)
-        || (exec.digest_function == 0 && exec.digest_functions.is_empty());
+    let exec = caps
+        .execution_capabilities
+        .as_ref()
+        .filter(|e| e.exec_enabled);
+    let exec_sha256 = exec.is_none_or(|e| {
+        e.digest_function == sha256
+            || e.digest_functions.contains(&sha256)
+            || (e.digest_function == 0 && e.digest_functions.is_empty())
+    });
     let cache = caps.cache_capabilities.clone().unwrap_or_default();
     let cas_sha256 = cache.digest_functions.is_empty() || cache.digest_functions.contains(&sha256);
     if !exec_sha256 || !cas_sha256 {
@@ -166,6 +169,7 @@ pub fn judge(caps: &ServerCapabilities) -> Result<Caps, Error> {
     Ok(Caps {
         max_batch: max_batch.min(MAX_MESSAGE),
         output_paths,
+        exec: exec.is_some(),
     })
 }
 
@@ -244,14 +248,17 @@ mod tests {
             judge(&caps(true, 1000, 3)).unwrap(),
             Caps {
                 max_batch: 1000,
-                output_paths: true
+                output_paths: true,
+                exec: true,
             }
         );
         let old = judge(&caps(true, 0, 0)).unwrap();
         assert_eq!(old.max_batch, DEFAULT_MAX_BATCH);
         assert!(!old.output_paths);
-        let err = judge(&caps(false, 0, 3)).unwrap_err().to_string();
-        assert!(err.contains("disabled"), "{err}");
+        assert!(
+            !judge(&caps(false, 0, 3)).unwrap().exec,
+            "exec_enabled false"
+        );
         let mut md5 = caps(true, 0, 3);
         md5.cache_capabilities.as_mut().unwrap().digest_functions =
             vec![digest_function::Value::Md5 as i32];
@@ -260,6 +267,6 @@ mod tests {
             execution_capabilities: None,
             ..caps(true, 0, 3)
         };
-        assert!(judge(&cas_only).is_err());
+        assert!(!judge(&cas_only).unwrap().exec);
     }
 }

@@ -348,12 +348,17 @@ impl Ctx<'_> {
             cpp,
             kit.identity,
             &place,
-        )
-        .map(|(reply, _)| reply)
-        .map_err(|e| match e {
-            engine_job::Failure::Preprocess(e) => remote::AttemptError::Preprocess(e),
-            engine_job::Failure::Engine(e) => remote::AttemptError::Connect(e),
-        });
+        );
+        let outcome = match outcome {
+            Ok((reply, _)) => Ok(reply),
+            Err(engine_job::Failure::Miss(reason)) => {
+                log::info!("job {}: {label}: {reason}", job.input);
+                let back_off = false;
+                return Attempted::Failed { reason, back_off };
+            }
+            Err(engine_job::Failure::Preprocess(e)) => Err(remote::AttemptError::Preprocess(e)),
+            Err(engine_job::Failure::Engine(e)) => Err(remote::AttemptError::Engine(e)),
+        };
         verdict::judge(outcome, host, job)
     }
 
@@ -442,7 +447,10 @@ fn host_label(h: &HostSpec) -> String {
             } else {
                 r.host.clone()
             };
-            format!("{scheme}://{host}:{}/{}", r.port, r.instance)
+            match r.instance.as_str() {
+                "" => format!("{scheme}://{host}:{}", r.port),
+                i => format!("{scheme}://{host}:{}/{i}", r.port),
+            }
         }
     }
 }

@@ -1,0 +1,340 @@
+//! The REAPI backend against a real engine: buildbox-casd 1.4.25 with its local
+//! execution service (buildbox-run in a bubblewrap sandbox), installed by
+//! `integration/reapi-engine.sh install` (the test command runs it and sets
+//! `SWARMCC_REAPI_ENGINE_DIR`) and started here on a loopback port for each test.
+//!
+//! What is checked: the fixture project built with `make -j4 CC="swarmcc gcc"` on the
+//! engine gives the local build's objects, every job executed on the engine; a second
+//! clean build is served from the engine's action cache, even by the same cache
+//! restarted without its runner (so it cannot execute anything); an engine killed
+//! mid-build means local fallbacks and a good build; a broken spec, a dead engine and
+//! a missing token file are said clearly and the compile is done here; a source and
+//! an object larger than the engine's batch limit go through ByteStream.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::project::{assert_same_outputs, make, reference_build};
+use common::{
+    assert_success, copy_tree, file_when, fixture, free_port, run, spawn_group, swarmcc,
+    wait_for_port, AgentReaper, ProcessGuard, PATIENCE, SWARMCC,
+};
+
+/// Where the engine's binaries are: `SWARMCC_REAPI_ENGINE_DIR`, else the install
+/// script's default. A missing engine fails the test with what to do.
+fn engine_dir() -> PathBuf {
+    let dir = std::env::var_os("SWARMCC_REAPI_ENGINE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
+            cache.join("swarmcc-tests/buildbox-1.4.25")
+        });
+    for bin in ["buildbox-casd", "buildbox-run"] {
+        assert!(
+            dir.join(bin).is_file(),
+            "the REAPI engine is not installed: no {}; run `bash integration/reapi-engine.sh install` \
+             (integration/run-tests.sh does) and set SWARMCC_REAPI_ENGINE_DIR to the directory it prints",
+            dir.join(bin).display()
+        );
+    }
+    dir
+}
+
+/// A running buildbox-casd, killed when dropped.
+struct Engine {
+    guard: ProcessGuard,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Engine {
+    /// Starts the engine on a free port with its cache in `cache`: with execution
+    /// (`start`) or as a cache only (`cache-only`).
+    fn start(dir: &Path, cache: &Path, mode: &str, extra: &[&str]) -> Engine {
+        let engine = engine_dir();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/reapi-engine.sh");
+        let port = free_port();
+        let log = dir.join(format!("casd-{port}.log"));
+        let mut cmd = Command::new("bash");
+        cmd.arg(&script)
+            .args([mode, &port.to_string()])
+            .arg(cache)
+            .args(extra)
+            .env("SWARMCC_REAPI_ENGINE_DIR", &engine)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&log).unwrap())
+            .stderr(fs::File::create(&log).unwrap());
+        let mut guard = spawn_group(&mut cmd, "buildbox-casd");
+        let deadline = Instant::now() + PATIENCE;
+        while !wait_for_port(port, Duration::from_millis(100)) {
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            assert!(
+                matches!(guard.child.try_wait(), Ok(None)) && Instant::now() < deadline,
+                "buildbox-casd did not listen on {port}:\n{text}"
+            );
+        }
+        file_when(&log, |t| t.contains("Server listening on"));
+        Engine { guard, port, log }
+    }
+
+    fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn hosts(&self) -> String {
+        format!("reapi://127.0.0.1:{}/8", self.port)
+    }
+}
+
+/// The fixture project built in `dir` through swarmcc on `hosts`, verbose, logging to
+/// `log`.
+fn build(dir: &Path, distcc_dir: &Path, hosts: &str, log: &Path) -> std::process::Output {
+    copy_tree(&fixture("proj"), dir);
+    let cc = format!("{SWARMCC} gcc");
+    let cxx = format!("{SWARMCC} g++");
+    let env = [
+        ("DISTCC_HOSTS", hosts),
+        ("DISTCC_DIR", distcc_dir.to_str().unwrap()),
+        ("DISTCC_VERBOSE", "1"),
+        ("DISTCC_LOG", log.to_str().unwrap()),
+    ];
+    make(dir, &cc, &cxx, &env)
+}
+
+fn count(text: &str, needle: &str) -> usize {
+    text.lines().filter(|l| l.contains(needle)).count()
+}
+
+#[test]
+fn project_builds_on_the_engine_then_from_its_action_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let distcc_dir = root.join("distcc");
+    let _agents = AgentReaper(distcc_dir.clone());
+    let local = reference_build(root);
+    let cache = root.join("cas");
+
+    let engine = Engine::start(root, &cache, "start", &[]);
+    let first_log = root.join("first.log");
+    let started = Instant::now();
+    let out = build(
+        &root.join("first"),
+        &distcc_dir,
+        &engine.hosts(),
+        &first_log,
+    );
+    let first = started.elapsed();
+    assert_success(&out, "build on the engine");
+    assert_same_outputs(&local, &root.join("first"), true);
+    let log = fs::read_to_string(&first_log).unwrap();
+    assert_eq!(
+        count(&log, ": executed remotely as operation "),
+        6,
+        "all six compiles ran on the engine:\n{log}"
+    );
+    assert_eq!(count(&log, "fallback to local"), 0, "{log}");
+    assert_eq!(count(&log, "failed to distribute"), 0, "{log}");
+    // The engine says so too: six actions run by its runner, each exiting 0.
+    let elog = engine.log_text();
+    assert!(count(&elog, "Runner exited with code 0") >= 6, "{elog}");
+    drop(engine);
+
+    // The same cache, restarted without a runner: it cannot execute, so every object
+    // of a clean build must come from its action cache.
+    let cache_only = Engine::start(root, &cache, "cache-only", &[]);
+    let second_log = root.join("second.log");
+    let started = Instant::now();
+    let out = build(
+        &root.join("second"),
+        &distcc_dir,
+        &cache_only.hosts(),
+        &second_log,
+    );
+    let second = started.elapsed();
+    assert_success(&out, "build from the action cache");
+    assert_same_outputs(&local, &root.join("second"), true);
+    let log = fs::read_to_string(&second_log).unwrap();
+    assert_eq!(count(&log, ": action cache hit (action "), 6, "{log}");
+    assert_eq!(count(&log, "executed remotely"), 0, "{log}");
+    assert_eq!(count(&log, "fallback to local"), 0, "{log}");
+    assert!(
+        !cache_only.log_text().contains("Runner exited"),
+        "the cache-only engine ran nothing"
+    );
+    eprintln!(
+        "fixture build: on the engine {:.2}s, from its action cache {:.2}s",
+        first.as_secs_f64(),
+        second.as_secs_f64()
+    );
+}
+
+#[test]
+fn engine_killed_mid_build_means_local_fallback() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let distcc_dir = root.join("distcc");
+    let _agents = AgentReaper(distcc_dir.clone());
+    let local = reference_build(root);
+    // One action at a time, so that the build is still going when the first one
+    // starts.
+    let mut engine = Engine::start(root, &root.join("cas"), "start", &["--jobs=1"]);
+    let dir = root.join("killed");
+    copy_tree(&fixture("proj"), &dir);
+    let log = root.join("client.log");
+    let mut cmd = Command::new("make");
+    cmd.current_dir(&dir)
+        .args(["-j4", "-s", "prog"])
+        .arg(format!("CC={SWARMCC} gcc"))
+        .arg(format!("CXX={SWARMCC} g++"))
+        .env_remove("MAKEFLAGS")
+        .env("DISTCC_HOSTS", engine.hosts())
+        .env("DISTCC_DIR", &distcc_dir)
+        .env("DISTCC_VERBOSE", "1")
+        .env("DISTCC_LOG", &log)
+        .stdout(fs::File::create(root.join("make.out")).unwrap())
+        .stderr(fs::File::create(root.join("make.out")).unwrap());
+    let mut make = spawn_group(&mut cmd, "make");
+    file_when(&engine.log, |t| t.contains("Execute request"));
+    // SAFETY: kill(2) on the engine's process group, which the guard owns.
+    unsafe {
+        libc::kill(-(engine.guard.pid() as i32), libc::SIGKILL);
+    }
+    let _ = engine.guard.child.wait();
+    let status = make.child.wait().unwrap();
+    let said = fs::read_to_string(root.join("make.out")).unwrap_or_default();
+    assert!(
+        status.success(),
+        "build with the engine killed: {status:?}\n{said}"
+    );
+    assert_same_outputs(&local, &dir, true);
+    let text = fs::read_to_string(&log).unwrap();
+    let here = count(&text, "fallback to local") + count(&text, ": local (no host available)");
+    let remote = count(&text, ": executed remotely as operation ");
+    assert_eq!(here + remote, 6, "every job ran somewhere:\n{text}");
+    assert!(count(&text, "fallback to local") >= 1, "{text}");
+    assert!(
+        text.contains(&format!("reapi://127.0.0.1:{}", engine.port)),
+        "the failed engine is named:\n{text}"
+    );
+}
+
+/// A one-file compile through swarmcc on `hosts`; returns its stderr after checking
+/// that the object is the local one.
+fn compile_one(root: &Path, hosts: &str, source: &str, flags: &[&str]) -> String {
+    let src = root.join("one.c");
+    fs::write(&src, source).unwrap();
+    let want = root.join("want.o");
+    let got = root.join("got.o");
+    let _ = fs::remove_file(&got);
+    assert_success(
+        &run(Command::new("gcc")
+            .args(flags)
+            .arg("-c")
+            .arg(&src)
+            .arg("-o")
+            .arg(&want)),
+        "local compile",
+    );
+    // A DISTCC_DIR of its own: the backoff of an earlier call's failure stays there.
+    let distcc_dir = tempfile::tempdir_in(root).unwrap().keep();
+    let _agents = AgentReaper(distcc_dir.clone());
+    let out = run(swarmcc(&distcc_dir, hosts)
+        .env("DISTCC_VERBOSE", "1")
+        .arg("gcc")
+        .args(flags)
+        .arg("-c")
+        .arg(&src)
+        .arg("-o")
+        .arg(&got));
+    assert_success(&out, "swarmcc compile");
+    assert_eq!(
+        fs::read(&want).unwrap(),
+        fs::read(&got).unwrap(),
+        "the object is the local one"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn broken_specs_and_dead_engines_are_said_and_compiled_here() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let src = "int f(int x) { return x * 3; }\n";
+    let err = compile_one(root, "reapi://127.0.0.1/main", src, &["-O2"]);
+    assert!(
+        err.contains("\"reapi://127.0.0.1/main\"") && err.contains("reapi:// needs a port"),
+        "{err}"
+    );
+    let dead = free_port();
+    let err = compile_one(root, &format!("reapi://127.0.0.1:{dead}"), src, &["-O2"]);
+    assert!(
+        err.contains("failed to distribute") && err.contains(&format!("127.0.0.1:{dead}")),
+        "{err}"
+    );
+    assert!(err.contains("cannot connect to http://127.0.0.1"), "{err}");
+    assert!(err.contains("fallback to local"), "{err}");
+
+    let engine = Engine::start(root, &root.join("cas"), "start", &[]);
+    let missing = root.join("no-such-token");
+    let hosts = format!(
+        "reapi://127.0.0.1:{},token={}",
+        engine.port,
+        missing.display()
+    );
+    let err = compile_one(root, &hosts, src, &["-O2"]);
+    assert!(
+        err.contains(&format!(
+            "cannot read the REAPI token file {}",
+            missing.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("executed remotely"), "{err}");
+    // With a token (which this engine ignores), the job runs there.
+    let token = root.join("token");
+    fs::write(&token, "s3cret\n").unwrap();
+    let hosts = format!(
+        "reapi://127.0.0.1:{},token={}",
+        engine.port,
+        token.display()
+    );
+    let err = compile_one(root, &hosts, src, &["-O2"]);
+    assert!(err.contains(": executed remotely as operation "), "{err}");
+}
+
+#[test]
+fn sources_and_objects_larger_than_a_batch_go_through_bytestream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let engine = Engine::start(root, &root.join("cas"), "start", &[]);
+    // 1.2 million ints: about 8 MB of source and 4.8 MB of object, both above the
+    // engine's 4 MiB batch limit.
+    let mut src = String::from("const int table[] = {\n");
+    for i in 0..1_200_000u32 {
+        src.push_str(&format!("{},", 1_000_000 + i));
+        if i % 16 == 15 {
+            src.push('\n');
+        }
+    }
+    src.push_str("};\n");
+    let hosts = format!("reapi://127.0.0.1:{}", engine.port);
+    let err = compile_one(root, &hosts, &src, &["-O0"]);
+    assert!(err.contains("max batch 4194304 bytes"), "{err}");
+    assert!(
+        err.contains("by ByteStream)") && !err.contains("(0 by ByteStream)"),
+        "{err}"
+    );
+    assert!(err.contains("reapi: wrote "), "{err}");
+    assert!(err.contains("reapi: read "), "{err}");
+    assert!(err.contains(": executed remotely as operation "), "{err}");
+    // Again: the action cache's object, read through ByteStream too.
+    let err = compile_one(root, &hosts, &src, &["-O0"]);
+    assert!(err.contains(": action cache hit (action "), "{err}");
+    assert!(err.contains("reapi: read "), "{err}");
+}
