@@ -27,6 +27,7 @@ command -v unshare >/dev/null || need+=(util-linux)
 command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v ip >/dev/null || need+=(iproute2)   # network namespaces (attacks, socks)
 command -v bwrap >/dev/null || need+=(bubblewrap)   # tests/reapi.rs: the engine's sandbox
+command -v openssl >/dev/null || need+=(openssl)   # tests/reapi.rs: certificates for a TLS engine
 if ((${#need[@]})); then
     echo "run-tests: installing ${need[*]}"
     sudo=""

@@ -338,3 +338,99 @@ fn sources_and_objects_larger_than_a_batch_go_through_bytestream() {
     assert!(err.contains(": action cache hit (action "), "{err}");
     assert!(err.contains("reapi: read "), "{err}");
 }
+
+/// A TLS terminator in front of the engine (Python's `ssl`, ALPN h2, as gRPC over TLS
+/// needs), so that `reapis://` meets a real TLS server with a certificate made here.
+const TLS_PROXY: &str = r#"
+import asyncio, ssl, sys
+cert, key, port, target = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+ctx.set_alpn_protocols(["h2"])
+
+async def pipe(r, w):
+    try:
+        while True:
+            data = await r.read(65536)
+            if not data:
+                break
+            w.write(data)
+            await w.drain()
+    except Exception:
+        pass
+    finally:
+        w.close()
+
+async def handle(cr, cw):
+    try:
+        ur, uw = await asyncio.open_connection("127.0.0.1", target)
+    except OSError:
+        cw.close()
+        return
+    await asyncio.gather(pipe(cr, uw), pipe(ur, cw))
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", port, ssl=ctx)
+    print("listening", flush=True)
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main())
+"#;
+
+#[test]
+fn tls_engines_are_checked_against_the_given_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    // A CA, and the engine's certificate signed by it (webpki takes no CA certificate
+    // as a server's own).
+    let (ca, cert, key) = (
+        root.join("ca.pem"),
+        root.join("cert.pem"),
+        root.join("key.pem"),
+    );
+    let script = format!(
+        "set -e; cd {dir}
+         openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca \
+             -keyout ca.key -out ca.pem
+         openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout key.pem -out req.csr
+         printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext
+         openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+             -extfile ext -out cert.pem",
+        dir = root.display()
+    );
+    assert_success(
+        &run(Command::new("sh").args(["-c", &script])),
+        "a CA and a certificate signed by it",
+    );
+    let engine = Engine::start(root, &root.join("cas"), "start", &[]);
+    let port = free_port();
+    let proxy_log = root.join("proxy.log");
+    let script = root.join("tls-proxy.py");
+    fs::write(&script, TLS_PROXY).unwrap();
+    let _proxy = spawn_group(
+        Command::new("python3")
+            .arg(&script)
+            .arg(&cert)
+            .arg(&key)
+            .args([port.to_string(), engine.port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&proxy_log).unwrap())
+            .stderr(fs::File::create(&proxy_log).unwrap()),
+        "TLS proxy",
+    );
+    file_when(&proxy_log, |t| t.contains("listening"));
+    let src = "int twice(int x) { return 2 * x; }\n";
+
+    let hosts = format!("reapis://127.0.0.1:{port},ca={}", ca.display());
+    let err = compile_one(root, &hosts, src, &["-O2"]);
+    assert!(err.contains("reapi https://127.0.0.1:"), "{err}");
+    assert!(err.contains(": executed remotely as operation "), "{err}");
+
+    // Without the CA, the self-signed certificate is refused, and the job runs here.
+    let hosts = format!("reapis://127.0.0.1:{port}");
+    let err = compile_one(root, &hosts, src, &["-O3"]);
+    assert!(err.contains("fallback to local"), "{err}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert!(!err.contains("executed remotely"), "{err}");
+}

@@ -73,14 +73,7 @@ impl Session {
                 .map_err(|e| Error::new(format!("cannot connect to {uri}: {}", chain(&e))))
         })
         .await?;
-        let auth = match &ep.token {
-            Some(token) => Some(
-                format!("Bearer {}", token.trim())
-                    .parse()
-                    .map_err(|_| Error::new("the bearer token is not printable ASCII"))?,
-            ),
-            None => None,
-        };
+        let auth = ep.token.as_deref().map(bearer).transpose()?;
         let mut session = Session {
             channel,
             instance: ep.instance.clone(),
@@ -116,11 +109,7 @@ impl Session {
 
     /// A request carrying the bearer token, if any.
     pub fn request<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        if let Some(auth) = &self.auth {
-            request.metadata_mut().insert("authorization", auth.clone());
-        }
-        request
+        authorized(message, self.auth.as_ref())
     }
 
     /// Awaits one unary call within the I/O timeout, naming it in the error.
@@ -136,6 +125,21 @@ impl Session {
         })
         .await
     }
+}
+
+/// The `authorization` value for a bearer token (as read from its file, trimmed).
+fn bearer(token: &str) -> Result<MetadataValue<Ascii>, Error> {
+    format!("Bearer {}", token.trim())
+        .parse()
+        .map_err(|_| Error::new("the bearer token is not printable ASCII on one line"))
+}
+
+fn authorized<T>(message: T, auth: Option<&MetadataValue<Ascii>>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(auth) = auth {
+        request.metadata_mut().insert("authorization", auth.clone());
+    }
+    request
 }
 
 /// What swarmcc makes of the engine's capabilities: sha256 is required; execution is
@@ -240,6 +244,22 @@ mod tests {
             }),
             ..ServerCapabilities::default()
         }
+    }
+
+    #[test]
+    fn requests_carry_the_bearer_token() {
+        let auth = bearer("s3cret\n").unwrap();
+        let request = authorized((), Some(&auth));
+        assert_eq!(
+            request.metadata().get("authorization").unwrap(),
+            "Bearer s3cret"
+        );
+        assert!(authorized((), None)
+            .metadata()
+            .get("authorization")
+            .is_none());
+        let err = bearer("two\nlines").unwrap_err().to_string();
+        assert!(err.contains("printable ASCII"), "{err}");
     }
 
     #[test]
