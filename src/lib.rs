@@ -24,7 +24,7 @@
 //! * `agent` — the per-user scheduling agent: pure scheduling state (`agent::sched`), its line protocol, its socket loop. Calls: nothing.
 //! * `jobserver` — the GNU make jobserver: MAKEFLAGS, descriptor checks, tokens. Calls: nothing.
 //! * `launcher` — `swarmcc --run`: shims, jobserver, embedded server, status line, summary. Calls: `agent`, `client`, `config`, `exit`, `hosts`, `jobserver`, `server`, `shims`.
-//! * `check` — `--check-hosts`: probe compiles on each host compared with local objects. Calls: `args`, `backoff`, `client`, `compiler`, `config`, `conn`, `exit`, `hosts`, `protocol`, `transport`.
+//! * `check` — `--check-hosts`: probe compiles on each host compared with local objects; a REAPI engine's capabilities. Calls: `args`, `backoff`, `client`, `compiler`, `config`, `conn`, `exit`, `hosts`, `protocol`, `transport`.
 //! * `install` — `--install`/`--uninstall`/`--install-docs`: shims, docs, distcc names, the manifest. Calls: `compiler`, `exit`, `shims`.
 //! * `shims` — the masquerade links: which names, where. Calls: `compiler`, `exit`.
 //! * `monitor` — `--monitor` and distccmon-text's view: reads the state files, folds them into jobs, draws. Calls: `agent`, `config`, `exit`, `hosts`, `state`.

@@ -434,3 +434,41 @@ fn tls_engines_are_checked_against_the_given_ca() {
     assert!(err.to_lowercase().contains("certificate"), "{err}");
     assert!(!err.contains("executed remotely"), "{err}");
 }
+
+#[test]
+fn check_hosts_reports_engines_by_their_capabilities() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let engine = Engine::start(root, &root.join("cas"), "start", &[]);
+    let dead = free_port();
+    let hosts = format!(
+        "reapi://127.0.0.1:{} reapi://127.0.0.1:{}/no-such-instance reapi://127.0.0.1:{dead}",
+        engine.port, engine.port
+    );
+    let distcc_dir = root.join("distcc");
+    let _agents = AgentReaper(distcc_dir.clone());
+    let out = run(swarmcc(&distcc_dir, &hosts).arg("--check-hosts"));
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "two hosts fail:\n{text}");
+    assert!(
+        text.contains(&format!("REAPI 2.1 or later at 127.0.0.1:{}", engine.port))
+            && text.contains("executes actions"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAILED: GetCapabilities: InvalidArgument")
+            && text.contains("no-such-instance"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "UNREACHABLE: cannot connect to http://127.0.0.1:{dead}"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("3 hosts: 1 OK, 1 FAILED, 1 UNREACHABLE"),
+        "{text}"
+    );
+}

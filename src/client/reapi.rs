@@ -102,6 +102,29 @@ pub fn attempt(
     Ok(reply_of(outcome))
 }
 
+/// What `--check-hosts` says of an engine: its capabilities, or why there are none.
+pub fn probe(host: &ReapiHost, cfg: &ClientConfig) -> Result<String, String> {
+    let ep = endpoint(host, cfg)?;
+    let caps = reapi::probe(&ep, &limits(cfg)).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "REAPI {} at {}:{}, instance \"{}\": sha256, batches up to {} bytes, {}",
+        if caps.output_paths {
+            "2.1 or later"
+        } else {
+            "2.0"
+        },
+        host.host,
+        host.port,
+        host.instance,
+        caps.max_batch,
+        if caps.exec {
+            "executes actions"
+        } else {
+            "no execution: only its action cache serves jobs"
+        }
+    ))
+}
+
 fn log_outcome(job: &RemoteJob, label: &str, o: &Outcome) {
     match &o.served {
         Served::ActionCache => log::info!(
