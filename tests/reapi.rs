@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::project::{assert_same_outputs, make, reference_build};
 use common::{
-    assert_success, copy_tree, file_when, fixture, free_port, run, spawn_group, swarmcc,
+    assert_success, copy_tree, file_when, fixture, free_port, run, spawn_group, swarmcc, wait_for,
     wait_for_port, AgentReaper, ProcessGuard, PATIENCE, SWARMCC,
 };
 
@@ -201,9 +201,32 @@ fn engine_killed_mid_build_means_local_fallback() {
         .stderr(fs::File::create(root.join("make.out")).unwrap());
     let mut make = spawn_group(&mut cmd, "make");
     file_when(&engine.log, |t| t.contains("Execute request"));
+    // Frozen, the engine holds its jobs in the Compile phase: Debian's distccmon-text
+    // lists them on the engine, then the engine dies under them.
+    let group = -(engine.guard.pid() as i32);
     // SAFETY: kill(2) on the engine's process group, which the guard owns.
     unsafe {
-        libc::kill(-(engine.guard.pid() as i32), libc::SIGKILL);
+        libc::kill(group, libc::SIGSTOP);
+    }
+    let label = format!("reapi://127.0.0.1:{}", engine.port);
+    let shown = wait_for(
+        "distccmon-text to list a job compiling on the engine",
+        || {
+            let out = run(Command::new("distccmon-text").env("DISTCC_DIR", &distcc_dir));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        },
+        |text: &String| {
+            text.lines()
+                .any(|l| l.contains("Compile") && l.contains(&label[..label.len().min(24)]))
+        },
+    );
+    assert!(
+        shown.contains(".c") || shown.contains(".cc") || shown.contains(".cpp"),
+        "{shown}"
+    );
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(group, libc::SIGKILL);
     }
     let _ = engine.guard.child.wait();
     let status = make.child.wait().unwrap();
