@@ -148,16 +148,34 @@ fn project_builds_on_the_engine_then_from_its_action_cache() {
     // The same cache, restarted without a runner: it cannot execute, so every object
     // of a clean build must come from its action cache.
     let cache_only = Engine::start(root, &cache, "cache-only", &[]);
+    // Through `swarmcc --run` this time, whose summary counts the hits.
     let second_log = root.join("second.log");
+    let dir = root.join("second");
+    copy_tree(&fixture("proj"), &dir);
     let started = Instant::now();
-    let out = build(
-        &root.join("second"),
-        &distcc_dir,
-        &cache_only.hosts(),
-        &second_log,
-    );
+    let out = run(Command::new(SWARMCC)
+        .args(["--run", "make", "-j4", "-s", "prog", "CC=gcc", "CXX=g++"])
+        .current_dir(&dir)
+        .env_remove("MAKEFLAGS")
+        .env_remove("SWARMCC_BUILD_ID")
+        .env("DISTCC_HOSTS", cache_only.hosts())
+        .env("DISTCC_DIR", &distcc_dir)
+        .env("DISTCC_VERBOSE", "1")
+        .env("DISTCC_LOG", &second_log));
     let second = started.elapsed();
     assert_success(&out, "build from the action cache");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("6 remote (6 from REAPI action caches), 1 local, 0 fallbacks"),
+        "the summary counts the hits:\n{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "per host: reapi://127.0.0.1:{}/8 6",
+            cache_only.port
+        )),
+        "{said}"
+    );
     assert_same_outputs(&local, &root.join("second"), true);
     let log = fs::read_to_string(&second_log).unwrap();
     assert_eq!(count(&log, ": action cache hit (action "), 6, "{log}");

@@ -215,6 +215,7 @@ pub fn parse_report(line: &str) -> Result<JobReport, String> {
             }),
             _ => Err(format!("bad elapsed ms {:?}", truncate(rest, 64))),
         },
+        "achit" if rest.is_empty() => Ok(JobReport::ActionCacheHit),
         "hostfail" => Ok(JobReport::HostFailed {
             reason: sanitize_reason(rest),
         }),
@@ -328,6 +329,7 @@ pub fn format_local(build: Option<&str>, kind: LocalKind, limit: u32, load: Opti
 pub fn format_report(r: &JobReport) -> String {
     match r {
         JobReport::Remote { elapsed } => format!("REPORT remote {}\n", elapsed.as_millis()),
+        JobReport::ActionCacheHit => "REPORT achit\n".to_string(),
         JobReport::HostFailed { reason } => {
             format!("REPORT hostfail {}\n", sanitize_reason(reason))
         }
@@ -343,7 +345,7 @@ pub fn format_report(r: &JobReport) -> String {
 /// it needs no quoting:
 ///
 /// ```text
-/// remote_ok N | local N | fallbacks N | running_remote N | running_local N
+/// remote_ok N | action_cache_hits N | local N | fallbacks N | running_remote N | running_local N
 /// reason <count> <reason…>
 /// host <count> <lock_name>
 /// failed <lock_name> <reason…>
@@ -352,6 +354,7 @@ pub fn format_report(r: &JobReport) -> String {
 pub fn format_stats(st: &BuildStats) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "remote_ok {}", st.remote_ok);
+    let _ = writeln!(s, "action_cache_hits {}", st.action_cache_hits);
     let _ = writeln!(s, "local {}", st.local);
     let _ = writeln!(s, "fallbacks {}", st.fallbacks);
     let _ = writeln!(s, "running_remote {}", st.running_remote);
@@ -382,6 +385,7 @@ pub fn parse_stats_line(line: &str, st: &mut BuildStats) -> Result<bool, String>
     let number = |t: &str| t.parse::<u64>().map_err(|_| bad());
     match key {
         "remote_ok" => st.remote_ok = number(rest)?,
+        "action_cache_hits" => st.action_cache_hits = number(rest)?,
         "local" => st.local = number(rest)?,
         "fallbacks" => st.fallbacks = number(rest)?,
         "running_remote" => st.running_remote = number(rest)?,
@@ -609,6 +613,7 @@ mod tests {
             JobReport::Remote {
                 elapsed: Duration::from_millis(1234),
             },
+            JobReport::ActionCacheHit,
             JobReport::HostFailed {
                 reason: "connect: refused".into(),
             },
@@ -644,6 +649,7 @@ mod tests {
     fn stats_round_trip() {
         let st = BuildStats {
             remote_ok: 5,
+            action_cache_hits: 2,
             local: 2,
             fallbacks: 1,
             reasons: vec![

@@ -42,24 +42,38 @@ pub struct Place<'a> {
     pub slot: u32,
 }
 
-/// Runs `job` on the engine `host`. The reply is `Ok` whether the compile succeeded
-/// or failed there; with it, where the result came from.
+/// The job as the engine is to run it.
+pub struct Request<'a> {
+    pub job: &'a RemoteJob,
+    /// The command a distcc host would run (`args`' remote argv, cross names applied).
+    pub remote_argv: &'a [String],
+    /// The `PATH` the compiler is looked up in: the job's, without swarmcc's own
+    /// masquerade directory (a worker has our compilers, not our shims).
+    pub path: &'a OsStr,
+    pub identity: &'a LazyIdentity<'a>,
+}
+
+/// Runs the request on the engine `host`. The reply is `Ok` whether the compile
+/// succeeded or failed there; with it, where the result came from.
 pub fn attempt(
     host: &ReapiHost,
     cfg: &ClientConfig,
-    job: &RemoteJob,
-    remote_argv: &[String],
+    request: &Request<'_>,
     cpp: &mut Preprocessor<'_>,
-    identity: &LazyIdentity<'_>,
     place: &Place<'_>,
 ) -> Result<(Reply, Served), Failure> {
+    let Request {
+        job,
+        remote_argv,
+        path,
+        identity,
+    } = *request;
     let ep = endpoint(host, cfg).map_err(Failure::Engine)?;
     // Named as swarmccd names them, for the same objects (gcc names some symbols
     // after its input).
     let input_name = filename::job_input_name(&job.input, job.preprocessed_ext);
     let output_name = filename::job_output_name(&job.output);
-    let argv =
-        command(remote_argv, &input_name, &output_name, &cfg.path).map_err(Failure::Engine)?;
+    let argv = command(remote_argv, &input_name, &output_name, path).map_err(Failure::Engine)?;
     cpp.start();
     let pre = cpp.wait().map_err(Failure::Preprocess)?;
     let source = pre.text().map_err(Failure::Preprocess)?;

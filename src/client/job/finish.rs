@@ -30,6 +30,8 @@ pub(super) struct Answered<'j> {
     /// The slot held on the host, which hears how the job went.
     pub slot: Option<Held>,
     pub started: Instant,
+    /// A REAPI engine served the result from its action cache.
+    pub cached: bool,
 }
 
 impl Answered<'_> {
@@ -44,7 +46,12 @@ impl Answered<'_> {
 
     fn report_remote(&mut self) {
         let elapsed = self.started.elapsed();
-        report_to(&mut self.slot, JobReport::Remote { elapsed });
+        let report = if self.cached {
+            JobReport::ActionCacheHit
+        } else {
+            JobReport::Remote { elapsed }
+        };
+        report_to(&mut self.slot, report);
     }
 }
 

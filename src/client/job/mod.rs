@@ -12,6 +12,7 @@ mod dialect;
 mod finish;
 mod verdict;
 
+use std::cell::Cell;
 use std::path::Path;
 use std::time::Instant;
 
@@ -23,6 +24,7 @@ use crate::config::ClientConfig;
 use crate::exit::ExitCode;
 use crate::hosts::{HostKind, HostList, HostSpec, ReapiHost};
 use crate::protocol::Version;
+use crate::reapi::Served;
 use crate::state::{Phase, StateFile};
 use crate::toolchain::{self, LazyIdentity};
 use crate::transport::Route;
@@ -55,6 +57,9 @@ struct Kit<'a> {
     dialects: &'a ExtHosts,
     /// Our compiler's identity, sent to hosts that speak swarmcc's extension.
     identity: &'a LazyIdentity<'a>,
+    /// The last answer came from a REAPI engine's action cache (set by
+    /// `attempt_engine`, read when the answer is accepted).
+    cache_hit: Cell<bool>,
 }
 
 /// What the attempts on the hosts came to, when none produced the result.
@@ -138,6 +143,7 @@ impl Ctx<'_> {
             timeouts,
             dialects: &dialects,
             identity: &identity,
+            cache_hit: Cell::new(false),
         };
         let lock_dir = self.cfg.lock_dir();
         let mut choice = HostChoice::new(&self.hosts);
@@ -166,6 +172,7 @@ impl Ctx<'_> {
                         host,
                         slot,
                         started,
+                        cached: kit.cache_hit.take(),
                     };
                     return self.finish_remote(done, reply, &mut cpp);
                 }
@@ -340,17 +347,18 @@ impl Ctx<'_> {
             slot,
         };
         log::debug!("compiling {} on REAPI engine {}", job.input, host.spec);
-        let outcome = engine_job::attempt(
-            engine,
-            self.cfg,
+        let request = engine_job::Request {
             job,
-            kit.remote_argv,
-            cpp,
-            kit.identity,
-            &place,
-        );
+            remote_argv: kit.remote_argv,
+            path: self.cmd.path,
+            identity: kit.identity,
+        };
+        let outcome = engine_job::attempt(engine, self.cfg, &request, cpp, &place);
         let outcome = match outcome {
-            Ok((reply, _)) => Ok(reply),
+            Ok((reply, served)) => {
+                kit.cache_hit.set(served == Served::ActionCache);
+                Ok(reply)
+            }
             Err(engine_job::Failure::Miss(reason)) => {
                 log::info!("job {}: {label}: {reason}", job.input);
                 let back_off = false;
