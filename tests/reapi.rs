@@ -523,3 +523,38 @@ fn check_hosts_reports_engines_by_their_capabilities() {
         "{text}"
     );
 }
+
+#[test]
+fn a_corrupt_blob_in_the_engine_is_never_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let cache = root.join("cas");
+    let src = "int thrice(int x) { return 3 * x; }\n";
+    let engine = Engine::start(root, &cache, "start", &[]);
+    let hosts = format!("reapi://127.0.0.1:{}", engine.port);
+    let err = compile_one(root, &hosts, src, &["-O2"]);
+    assert!(err.contains(": executed remotely as operation "), "{err}");
+    drop(engine);
+    // The object's blob in the engine's store, changed in place (same length).
+    let object = fs::read(root.join("got.o")).unwrap();
+    let hash = swarmcc::reapi::digest::of(&object).hash;
+    let blob = cache.join("cas/objects").join(&hash[..2]).join(&hash[2..]);
+    let mut bytes = fs::read(&blob).expect("the engine stores the object by its digest");
+    assert_eq!(bytes, object);
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&blob, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&blob, &bytes).unwrap();
+
+    let cache_only = Engine::start(root, &cache, "cache-only", &[]);
+    let hosts = format!("reapi://127.0.0.1:{}", cache_only.port);
+    // compile_one checks that the object written is the local compile's.
+    let err = compile_one(root, &hosts, src, &["-O2"]);
+    assert!(
+        err.contains(&format!("blob {hash}/{} read back as", object.len())),
+        "the bad blob is caught by its digest:\n{err}"
+    );
+    assert!(err.contains("unusable"), "{err}");
+    assert!(!err.contains("remote on reapi"), "{err}");
+}
