@@ -22,7 +22,7 @@ use crate::reapi::{self, Endpoint, Limits, Outcome, Served, Step};
 use crate::state::{Phase, StateFile};
 use crate::toolchain::LazyIdentity;
 
-use super::remote::{Preprocessor, Timeouts};
+use super::remote::Preprocessor;
 
 /// Why an attempt on an engine gave no reply.
 #[derive(Debug)]
@@ -182,17 +182,13 @@ fn reply_of(o: Outcome) -> (Reply, Served) {
     (reply, o.served)
 }
 
+/// The job's timeouts: `SWARMCC_CONNECT_TIMEOUT` to connect, `DISTCC_IO_TIMEOUT` for
+/// each call, `SWARMCC_COMPILE_TIMEOUT` for the execution.
 fn limits(cfg: &ClientConfig) -> Limits {
-    let t = Timeouts {
-        connect: cfg.connect_timeout,
-        io: cfg.io_timeout,
-        compile: cfg.compile_timeout,
-        stall: cfg.stall_timeout,
-    };
     Limits {
-        connect: t.connect.max(Duration::from_millis(100)),
-        io: t.io,
-        execute: t.compile,
+        connect: cfg.connect_timeout.max(Duration::from_millis(100)),
+        io: cfg.io_timeout,
+        execute: cfg.compile_timeout,
     }
 }
 

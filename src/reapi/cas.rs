@@ -192,6 +192,7 @@ pub(super) async fn download(
             continue;
         }
         if d.size_bytes == 0 {
+            digest::verify(d, &[]).map_err(Error::new)?;
             got.insert(d.hash.clone(), Vec::new());
         } else if fits_batch(s, d.size_bytes as usize) {
             small.push(d);
