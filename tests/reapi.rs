@@ -558,3 +558,173 @@ fn a_corrupt_blob_in_the_engine_is_never_written() {
     assert!(err.contains("unusable"), "{err}");
     assert!(!err.contains("remote on reapi"), "{err}");
 }
+
+/// lzo 2.10's library sources, from the `lzo-sys` crate (a dev-dependency, so cargo
+/// has fetched it for these tests), copied with their line ends made Unix ones, and a
+/// Makefile compiling each of them (lzo's own `HAVE_*` for glibc, as the fault suite).
+fn lzo_library(dir: &Path) -> usize {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
+    let registry = cargo_home.join("registry/src");
+    let tree = fs::read_dir(&registry)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|index| fs::read_dir(index.path()).into_iter().flatten().flatten())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("lzo-sys-"))
+        })
+        .map(|p| p.join("lzo"))
+        .find(|p| p.join("src/lzo1x_1.c").is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no lzo-sys sources under {}: run `cargo fetch`",
+                registry.display()
+            )
+        });
+    let mut sources = 0;
+    for sub in ["src", "include/lzo"] {
+        fs::create_dir_all(dir.join(sub)).unwrap();
+        for e in fs::read_dir(tree.join(sub)).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !(name.ends_with(".c") || name.ends_with(".h") || name.ends_with(".ch")) {
+                continue;
+            }
+            sources += usize::from(sub == "src" && name.ends_with(".c"));
+            let text = fs::read(e.path()).unwrap();
+            let unix = String::from_utf8_lossy(&text).replace("\r\n", "\n");
+            fs::write(dir.join(sub).join(&name), unix).unwrap();
+        }
+    }
+    let have: String = [
+        "ASSERT_H",
+        "CTYPE_H",
+        "ERRNO_H",
+        "FCNTL_H",
+        "LIMITS_H",
+        "STDDEF_H",
+        "STDINT_H",
+        "STDIO_H",
+        "STDLIB_H",
+        "STRING_H",
+        "STRINGS_H",
+        "TIME_H",
+        "UNISTD_H",
+        "SYS_STAT_H",
+        "SYS_TIME_H",
+        "SYS_TYPES_H",
+    ]
+    .iter()
+    .map(|h| format!(" -DHAVE_{h}=1"))
+    .collect();
+    fs::write(
+        dir.join("Makefile"),
+        format!(
+            "CC = gcc\nCPPFLAGS = -Iinclude -Isrc -DLZO_CFG_NO_CONFIG_HEADER=1{have}\n\
+             CFLAGS = -O2 -Wall\n\
+             OBJS := $(patsubst src/%.c,obj/%.o,$(sort $(wildcard src/*.c)))\n\
+             lib: $(OBJS)\n\tar rcs liblzo2.a $(OBJS)\n\
+             obj/%.o: src/%.c\n\t@mkdir -p obj\n\t$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@\n"
+        ),
+    )
+    .unwrap();
+    sources
+}
+
+fn make_lzo(dir: &Path, cc: &str, env: &[(&str, &std::ffi::OsStr)]) {
+    let mut cmd = Command::new("make");
+    cmd.current_dir(dir)
+        .args(["-j4", "-s", "lib"])
+        .arg(format!("CC={cc}"))
+        .env_remove("MAKEFLAGS");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    assert_success(&run(&mut cmd), &format!("lzo built with {cc}"));
+}
+
+/// Every `.o` and `.d` of an lzo build, by name.
+fn lzo_outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = fs::read_dir(dir.join("obj"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_real_c_library_builds_on_the_engine_then_from_its_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let local = root.join("local");
+    let n = lzo_library(&local);
+    assert!(n > 40, "lzo has {n} library sources");
+    let started = Instant::now();
+    make_lzo(&local, "gcc", &[]);
+    let local_seconds = started.elapsed().as_secs_f64();
+    let want = lzo_outputs(&local);
+    assert_eq!(want.len(), 2 * n, "an object and a .d per source");
+
+    let cache = root.join("cas");
+    let distcc_dir = root.join("distcc");
+    let _agents = AgentReaper(distcc_dir.clone());
+    let cc = format!("{SWARMCC} gcc");
+    let mut seconds = Vec::new();
+    for (round, mode) in [(1, "start"), (2, "cache-only")] {
+        let engine = Engine::start(root, &cache, mode, &[]);
+        let dir = root.join(format!("round{round}"));
+        lzo_library(&dir);
+        let log = root.join(format!("round{round}.log"));
+        let hosts = format!("reapi://127.0.0.1:{}/4", engine.port);
+        let started = Instant::now();
+        make_lzo(
+            &dir,
+            &cc,
+            &[
+                ("DISTCC_HOSTS", hosts.as_ref()),
+                ("DISTCC_DIR", distcc_dir.as_os_str()),
+                ("DISTCC_VERBOSE", "1".as_ref()),
+                ("DISTCC_LOG", log.as_os_str()),
+            ],
+        );
+        seconds.push(started.elapsed().as_secs_f64());
+        let got = lzo_outputs(&dir);
+        assert_eq!(got.len(), want.len());
+        for ((name, a), (other, b)) in want.iter().zip(&got) {
+            assert_eq!(name, other);
+            assert!(
+                a == b,
+                "round {round}: obj/{name} differs from the local build"
+            );
+        }
+        let text = fs::read_to_string(&log).unwrap();
+        let (served, wanted) = if round == 1 {
+            (
+                ": executed remotely as operation ",
+                "executed on the engine",
+            )
+        } else {
+            (
+                ": action cache hit (action ",
+                "served from the action cache",
+            )
+        };
+        assert_eq!(count(&text, served), n, "every source {wanted}:\n{text}");
+        assert_eq!(count(&text, "fallback to local"), 0, "{text}");
+    }
+    eprintln!(
+        "lzo 2.10, {n} sources, make -j4: local {local_seconds:.2}s, on the engine {:.2}s, \
+         from its action cache {:.2}s",
+        seconds[0], seconds[1]
+    );
+}
