@@ -22,12 +22,15 @@ wheel_version=2.8.1
 dir=${SWARMCC_REAPI_ENGINE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/swarmcc-tests/buildbox-$version}
 
 install() {
-    if ! command -v bwrap >/dev/null; then
-        echo "reapi-engine: installing bubblewrap" >&2
+    local need=()
+    command -v bwrap >/dev/null || need+=(bubblewrap)
+    python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+    if ((${#need[@]})); then
+        echo "reapi-engine: installing ${need[*]}" >&2
         sudo=""
         [ "$(id -u)" = 0 ] || sudo=sudo
         $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq bubblewrap >/dev/null
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
     fi
     if [ -x "$dir/buildbox-casd" ] && [ -x "$dir/buildbox-run" ]; then
         echo "$dir"
