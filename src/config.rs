@@ -86,6 +86,9 @@ pub struct ClientConfig {
     pub cache_dir: PathBuf,
     /// `SWARMCC_CACHE_SIZE` in MiB (default 1024): the local cache's bound.
     pub cache_bytes: u64,
+    /// `SWARMCC_REAPI_TOKEN_FILE`: the bearer token's file for REAPI hosts listed
+    /// without `,token=FILE`. Read only when such a host is tried.
+    pub reapi_token_file: Option<PathBuf>,
 }
 
 /// Which compile caches a client uses (`SWARMCC_CACHE`).
@@ -224,6 +227,9 @@ impl ClientConfig {
             path: get("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin")),
             build_id: text("SWARMCC_BUILD_ID").filter(|v| !v.trim().is_empty()),
             load_limit: load_limit(&text)?,
+            reapi_token_file: get("SWARMCC_REAPI_TOKEN_FILE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
             cache: cache_mode(&text)?,
             cache_dir: get("SWARMCC_CACHE_DIR")
                 .filter(|v| !v.is_empty())

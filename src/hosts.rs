@@ -79,7 +79,10 @@
 //! still accepted, so that shared host lists load, and means the same as `,auth`.
 
 mod number;
+mod reapi;
 mod spec;
+
+pub use reapi::ReapiHost;
 
 use std::fmt;
 
@@ -110,6 +113,8 @@ pub enum HostKind {
         host: String,
         command: Option<String>,
     },
+    /// A Remote Execution API engine (`reapi://`, `reapis://`; see `hosts::reapi`).
+    Reapi(ReapiHost),
 }
 
 /// One entry of the host list.
@@ -150,6 +155,7 @@ impl HostSpec {
         match &self.kind {
             HostKind::Localhost => "localhost",
             HostKind::Tcp { host, .. } | HostKind::Ssh { host, .. } => host,
+            HostKind::Reapi(r) => &r.host,
         }
     }
 
@@ -160,6 +166,7 @@ impl HostSpec {
             HostKind::Localhost => "localhost".to_string(),
             HostKind::Tcp { host, port } => format!("tcp_{host}_{port}"),
             HostKind::Ssh { host, .. } => format!("ssh_{host}"),
+            HostKind::Reapi(r) => format!("reapi_{}_{}", r.host, r.port),
         }
     }
 
@@ -208,6 +215,7 @@ impl HostSpec {
             }
         };
         let mut out = match &self.kind {
+            HostKind::Reapi(r) => return reapi::canonical(r, self.limit, self.down),
             HostKind::Localhost => format!("localhost/{}", self.limit),
             HostKind::Tcp { host, port } => {
                 format!("{}:{port}/{}", bracketed(host), self.limit)
@@ -371,6 +379,7 @@ pub fn describe(spec: &HostSpec) -> String {
             return out;
         }
         HostKind::Tcp { port, .. } => out.push_str(&format!(" port={port}")),
+        HostKind::Reapi(r) => return reapi::describe(out, r, spec),
         HostKind::Ssh { user, command, .. } => {
             out.push_str(" transport=ssh");
             if let Some(user) = user {
@@ -494,7 +503,11 @@ fn parse_token(tok: &str, list: &mut HostList, warning: &mut Warning) -> Res<()>
         return Ok(());
     }
     let mut notes = Vec::new();
-    match spec::host(tok, &mut notes)? {
+    let taken = match reapi::host(tok) {
+        Some(taken) => taken?,
+        None => spec::host(tok, &mut notes)?,
+    };
+    match taken {
         Taken::Host(host) => {
             if !notes.is_empty() {
                 *warning = Some(format!(

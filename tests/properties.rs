@@ -688,6 +688,10 @@ proptest! {
                 prop_assert_eq!(field("user"), user.clone());
                 prop_assert_eq!(field("command"), command.clone());
             }
+            HostKind::Reapi(r) => {
+                prop_assert_eq!(field("port"), Some(r.port.to_string()));
+                prop_assert!(field("transport").is_some_and(|t| t.starts_with("reapi")));
+            }
         }
         if !h.is_local() {
             let protocol = match (h.lzo, h.cpp) {

@@ -28,6 +28,11 @@ fn check_host(h: &HostSpec) {
             assert!(!host.is_empty());
             assert!(command.as_deref() != Some(""));
         }
+        HostKind::Reapi(r) => {
+            assert!(r.port >= 1 && !r.host.is_empty());
+            assert!(!h.lzo && !h.cpp && h.auth.is_none());
+            assert!(r.tls || r.ca_file.is_none(), "ca= without TLS accepted");
+        }
     }
 
     let alone = hosts::parse(&h.spec).expect("a parsed spec must parse alone");
@@ -46,7 +51,11 @@ fn check_host(h: &HostSpec) {
     let field = |k: &str| fields.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
     assert_eq!(field("host"), Some(h.hostname()));
     assert_eq!(field("limit"), Some(h.limit.to_string().as_str()));
-    if !h.is_local() {
+    // A REAPI engine speaks no distcc protocol: describe says its transport instead.
+    if let HostKind::Reapi(r) = &h.kind {
+        assert_eq!(field("port"), Some(r.port.to_string().as_str()));
+        assert!(field("transport").is_some_and(|t| t.starts_with("reapi")));
+    } else if !h.is_local() {
         assert_eq!(field("protocol"), Some(h.protocol().to_string().as_str()));
         let opts = h.options_string();
         assert_eq!(

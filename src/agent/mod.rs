@@ -84,6 +84,9 @@ pub enum LocalKind {
 pub enum JobReport {
     /// Compiled remotely on the leased host.
     Remote { elapsed: Duration },
+    /// Served by the leased REAPI engine's action cache: a remote job that ran no
+    /// compiler, so its time says nothing of the host's speed.
+    ActionCacheHit,
     /// The leased host failed (connect, timeout, protocol…): the agent deprioritises it.
     HostFailed { reason: String },
     /// Compiled locally; `fallback` when a remote attempt failed first; `reason` says why.
@@ -106,6 +109,8 @@ pub enum CacheOutcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BuildStats {
     pub remote_ok: u64,
+    /// Of `remote_ok`, the jobs served by a REAPI engine's action cache.
+    pub action_cache_hits: u64,
     pub local: u64,
     pub fallbacks: u64,
     /// Fallback and local reasons with their counts (most frequent first).

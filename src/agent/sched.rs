@@ -247,6 +247,13 @@ impl Sched {
                     self.builds.touch(&b).record_remote(&lock_name);
                 }
             }
+            JobReport::ActionCacheHit => {
+                let lock_name = lock_name.ok_or("action cache report on a local slot")?;
+                self.totals.record_action_cache_hit(&lock_name);
+                if let Some(b) = build {
+                    self.builds.touch(&b).record_action_cache_hit(&lock_name);
+                }
+            }
             JobReport::HostFailed { reason } => {
                 let lock_name = lock_name.ok_or("host failure report on a local slot")?;
                 if let Some(host) = self.hosts.get_mut(&lock_name) {

@@ -16,6 +16,7 @@ const OTHER_REASONS: &str = "(other reasons)";
 #[derive(Debug, Default)]
 pub(super) struct BuildEntry {
     pub(super) remote_ok: u64,
+    action_cache_hits: u64,
     pub(super) local: u64,
     pub(super) fallbacks: u64,
     reasons: BTreeMap<String, u64>,
@@ -44,6 +45,12 @@ impl BuildEntry {
     pub(super) fn record_remote(&mut self, lock_name: &str) {
         self.remote_ok += 1;
         *self.per_host.entry(lock_name.to_string()).or_insert(0) += 1;
+    }
+
+    /// A job served by the action cache of the REAPI engine `lock_name`.
+    pub(super) fn record_action_cache_hit(&mut self, lock_name: &str) {
+        self.record_remote(lock_name);
+        self.action_cache_hits += 1;
     }
 
     /// `lock_name` failed a job for `reason` (the last reason per host is kept).
@@ -77,6 +84,7 @@ impl BuildEntry {
     fn stats(&self) -> BuildStats {
         BuildStats {
             remote_ok: self.remote_ok,
+            action_cache_hits: self.action_cache_hits,
             local: self.local,
             fallbacks: self.fallbacks,
             reasons: self.sorted_reasons(),

@@ -239,6 +239,7 @@ pub fn parse_report(line: &str) -> Result<JobReport, String> {
             }),
             _ => Err(format!("bad elapsed ms {:?}", truncate(rest, 64))),
         },
+        "achit" if rest.is_empty() => Ok(JobReport::ActionCacheHit),
         "hostfail" => Ok(JobReport::HostFailed {
             reason: sanitize_reason(rest),
         }),
@@ -362,6 +363,7 @@ pub fn format_cache(build: &str, outcome: CacheOutcome) -> String {
 pub fn format_report(r: &JobReport) -> String {
     match r {
         JobReport::Remote { elapsed } => format!("REPORT remote {}\n", elapsed.as_millis()),
+        JobReport::ActionCacheHit => "REPORT achit\n".to_string(),
         JobReport::HostFailed { reason } => {
             format!("REPORT hostfail {}\n", sanitize_reason(reason))
         }
@@ -377,7 +379,7 @@ pub fn format_report(r: &JobReport) -> String {
 /// it needs no quoting:
 ///
 /// ```text
-/// remote_ok N | local N | fallbacks N | running_remote N | running_local N
+/// remote_ok N | action_cache_hits N | local N | fallbacks N | running_remote N | running_local N
 /// reason <count> <reason…>
 /// host <count> <lock_name>
 /// failed <lock_name> <reason…>
@@ -386,6 +388,7 @@ pub fn format_report(r: &JobReport) -> String {
 pub fn format_stats(st: &BuildStats) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "remote_ok {}", st.remote_ok);
+    let _ = writeln!(s, "action_cache_hits {}", st.action_cache_hits);
     let _ = writeln!(s, "local {}", st.local);
     let _ = writeln!(s, "fallbacks {}", st.fallbacks);
     let _ = writeln!(s, "running_remote {}", st.running_remote);
@@ -419,6 +422,7 @@ pub fn parse_stats_line(line: &str, st: &mut BuildStats) -> Result<bool, String>
     let number = |t: &str| t.parse::<u64>().map_err(|_| bad());
     match key {
         "remote_ok" => st.remote_ok = number(rest)?,
+        "action_cache_hits" => st.action_cache_hits = number(rest)?,
         "local" => st.local = number(rest)?,
         "fallbacks" => st.fallbacks = number(rest)?,
         "running_remote" => st.running_remote = number(rest)?,
@@ -649,6 +653,7 @@ mod tests {
             JobReport::Remote {
                 elapsed: Duration::from_millis(1234),
             },
+            JobReport::ActionCacheHit,
             JobReport::HostFailed {
                 reason: "connect: refused".into(),
             },
@@ -684,6 +689,7 @@ mod tests {
     fn stats_round_trip() {
         let st = BuildStats {
             remote_ok: 5,
+            action_cache_hits: 2,
             local: 2,
             fallbacks: 1,
             reasons: vec![

@@ -4,7 +4,7 @@
 //!
 //! Pure string functions. Deciding what to do with a language is `args::classify`'s job;
 //! choosing temp file paths is the caller's, but the names a server gives a job's
-//! input and output in its directory are here ([`temp_input_name`], [`temp_output_name`]),
+//! input and output in its directory are here ([`job_input_name`], [`job_output_name`]),
 //! because the farm cache's key (`cache::key`) is made of the command they make.
 
 /// An input language as gcc names it with `-x`, or as it infers it from the extension.
@@ -173,6 +173,43 @@ pub fn preprocessed_ext(path: &str) -> Option<&'static str> {
     Language::from_path(path)?.preprocessed_ext()
 }
 
+/// The input's name where a server or an engine compiles it: the client's base name (so that a source without line
+/// markers compiles to the same object and assembly as it would locally) with the
+/// preprocessed extension of its source name, as distccd's `dcc_preproc_exten`
+/// (`.c`→`.i`, C++ sources→`.ii`, `.m`→`.mi`, `.mm`/`.M`→`.mii`), falling back to the
+/// job's language. Unusual names become `input`.
+pub fn job_input_name(client_input: &str, fallback_ext: &'static str) -> String {
+    let ext = preprocessed_ext(client_input).unwrap_or(fallback_ext);
+    let base = basename(client_input);
+    let stem = match base.rfind('.') {
+        Some(dot) if dot > 0 => &base[..dot],
+        _ => base,
+    };
+    let plain = !stem.is_empty()
+        && stem.len() <= 100
+        && stem != "output"
+        && !stem.starts_with('-')
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b));
+    format!("{}{ext}", if plain { stem } else { "input" })
+}
+
+/// The output's name where a server or an engine compiles it: `output` with the extension of the client's output name
+/// (`.o`, `.s`…), `.o` when it has none or an unusual one.
+pub fn job_output_name(client_output: &str) -> String {
+    match extension(client_output) {
+        Some(ext)
+            if !ext.is_empty()
+                && ext.len() <= 8
+                && ext.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            format!("output.{ext}")
+        }
+        _ => "output.o".to_owned(),
+    }
+}
+
 /// The output gcc writes when there is no `-o`: the input's base name with its last
 /// suffix replaced by `suffix`, in the current directory (`sub/a.b.c` → `a.b.o`).
 pub fn default_output(input: &str, suffix: &str) -> String {
@@ -194,43 +231,6 @@ pub fn dep_file_for_output(output: &str) -> String {
         None => output,
     };
     format!("{stem}.d")
-}
-
-/// The temp input's name: the client's base name (so that a source without line
-/// markers compiles to the same object and assembly as it would locally) with the
-/// preprocessed extension of its source name, as distccd's `dcc_preproc_exten`
-/// (`.c`→`.i`, C++ sources→`.ii`, `.m`→`.mi`, `.mm`/`.M`→`.mii`), falling back to the
-/// job's language. Unusual names become `input`.
-pub fn temp_input_name(client_input: &str, fallback_ext: &'static str) -> String {
-    let ext = preprocessed_ext(client_input).unwrap_or(fallback_ext);
-    let base = basename(client_input);
-    let stem = match base.rfind('.') {
-        Some(dot) if dot > 0 => &base[..dot],
-        _ => base,
-    };
-    let plain = !stem.is_empty()
-        && stem.len() <= 100
-        && stem != "output"
-        && !stem.starts_with('-')
-        && stem
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b));
-    format!("{}{ext}", if plain { stem } else { "input" })
-}
-
-/// The temp output's name: `output` with the extension of the client's output name
-/// (`.o`, `.s`…), `.o` when it has none or an unusual one.
-pub fn temp_output_name(client_output: &str) -> String {
-    match extension(client_output) {
-        Some(ext)
-            if !ext.is_empty()
-                && ext.len() <= 8
-                && ext.bytes().all(|b| b.is_ascii_alphanumeric()) =>
-        {
-            format!("output.{ext}")
-        }
-        _ => "output.o".to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -299,28 +299,28 @@ mod tests {
 
     #[test]
     fn input_names_follow_dcc_preproc_exten() {
-        assert_eq!(temp_input_name("src/hello.c", ".i"), "hello.i");
-        assert_eq!(temp_input_name("a.i", ".i"), "a.i");
+        assert_eq!(job_input_name("src/hello.c", ".i"), "hello.i");
+        assert_eq!(job_input_name("a.i", ".i"), "a.i");
         for cxx in ["a.cc", "a.cpp", "a.cxx", "a.cp", "a.c++", "a.C", "a.ii"] {
-            assert_eq!(temp_input_name(cxx, ".i"), "a.ii", "{cxx}");
+            assert_eq!(job_input_name(cxx, ".i"), "a.ii", "{cxx}");
         }
-        assert_eq!(temp_input_name("a.m", ".i"), "a.mi");
-        assert_eq!(temp_input_name("a.mi", ".i"), "a.mi");
+        assert_eq!(job_input_name("a.m", ".i"), "a.mi");
+        assert_eq!(job_input_name("a.mi", ".i"), "a.mi");
         for objcxx in ["a.mm", "a.M", "a.mii"] {
-            assert_eq!(temp_input_name(objcxx, ".i"), "a.mii", "{objcxx}");
+            assert_eq!(job_input_name(objcxx, ".i"), "a.mii", "{objcxx}");
         }
         // -x c++ on an odd name: the job's language decides.
-        assert_eq!(temp_input_name("weird.txt", ".ii"), "weird.ii");
-        assert_eq!(temp_input_name("sp ace.c", ".i"), "input.i");
-        assert_eq!(temp_input_name("output.c", ".i"), "input.i");
-        assert_eq!(temp_input_name("-rf.c", ".i"), "input.i");
+        assert_eq!(job_input_name("weird.txt", ".ii"), "weird.ii");
+        assert_eq!(job_input_name("sp ace.c", ".i"), "input.i");
+        assert_eq!(job_input_name("output.c", ".i"), "input.i");
+        assert_eq!(job_input_name("-rf.c", ".i"), "input.i");
     }
 
     #[test]
     fn output_names_keep_the_extension() {
-        assert_eq!(temp_output_name("obj/x.o"), "output.o");
-        assert_eq!(temp_output_name("x.s"), "output.s");
-        assert_eq!(temp_output_name("x"), "output.o");
-        assert_eq!(temp_output_name("x.o;rm"), "output.o");
+        assert_eq!(job_output_name("obj/x.o"), "output.o");
+        assert_eq!(job_output_name("x.s"), "output.s");
+        assert_eq!(job_output_name("x"), "output.o");
+        assert_eq!(job_output_name("x.o;rm"), "output.o");
     }
 }

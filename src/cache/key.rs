@@ -10,9 +10,9 @@
 //! * the command as the server runs it ([`args::RemoteJob::server_argv`]): every
 //!   argument the client sends, in order, the driver's name included, with the input
 //!   and output named as the server names them in its job directory
-//!   ([`filename::temp_input_name`]: the client's base name and the preprocessed
+//!   ([`filename::job_input_name`]: the client's base name and the preprocessed
 //!   extension, which can reach the object when the source has no line markers;
-//!   [`filename::temp_output_name`]: `output` and the extension). Only the client's
+//!   [`filename::job_output_name`]: `output` and the extension). Only the client's
 //!   directories of the input and output are left out: the server never passes them
 //!   to the compiler, so they cannot change what it produces;
 //! * the sha256 of the preprocessed source, as the compiler reads it (after zstd);
@@ -71,8 +71,8 @@ pub fn key_of_job(identity: &str, job: &RemoteJob, source_sha256: &str) -> Resul
         .map(|(_, t)| t.trim())
         .filter(|t| !t.is_empty())
         .ok_or("the compiler's identity (version and target) is unknown")?;
-    let input = filename::temp_input_name(&job.input, job.preprocessed_ext);
-    let output = filename::temp_output_name(&job.output);
+    let input = filename::job_input_name(&job.input, job.preprocessed_ext);
+    let output = filename::job_output_name(&job.output);
     let argv = job.server_argv(&input, &output);
     let mut h = Sha256::new();
     h.update(format!("swarmcc farm cache key, format {FORMAT}\n"));

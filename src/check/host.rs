@@ -19,7 +19,7 @@ use crate::client::remote::{self, Answer, AttemptError, Timeouts};
 use crate::config::ClientConfig;
 use crate::conn::ConnError;
 use crate::exit::ExitCode;
-use crate::hosts::HostSpec;
+use crate::hosts::{HostKind, HostSpec, ReapiHost};
 use crate::protocol::{Reply, Version};
 use crate::transport::{Dialer, Route};
 
@@ -71,6 +71,9 @@ pub(super) fn check_host(
     work: &Path,
 ) -> HostReport {
     let mut report = HostReport::new(&host.spec);
+    if let HostKind::Reapi(engine) = &host.kind {
+        return check_engine(report, host, engine, cfg);
+    }
     let Some(route) = remote::route_of(host) else {
         report.line(
             "where",
@@ -128,6 +131,29 @@ pub(super) fn check_host(
             "extension",
             "offered: swarmcc jobs use its negotiated protocol with this host",
         );
+    }
+    report
+}
+
+/// A REAPI engine: reachable, and what its capabilities say (sha256, execution, the
+/// batch limit). No probe compile: an engine runs what it is given on its workers,
+/// which `integration/reapi-engine.sh` and the README say must have our compilers.
+fn check_engine(
+    mut report: HostReport,
+    host: &HostSpec,
+    engine: &ReapiHost,
+    cfg: &ClientConfig,
+) -> HostReport {
+    if host.down {
+        report.verdict = Verdict::Skipped;
+        report.reason = "listed with ,down: never used".into();
+        return report;
+    }
+    note_backoff(&mut report, host, cfg);
+    match crate::client::reapi::probe(engine, cfg) {
+        Ok(found) => report.line("engine", found),
+        Err(e) if e.contains("cannot connect") => report.problem(Verdict::Unreachable, e),
+        Err(e) => report.problem(Verdict::Failed, e),
     }
     report
 }

@@ -118,6 +118,8 @@ pub struct Cli {
 macro_rules! env_help {
     () => {
         "  DISTCC_HOSTS            host list: HOST[:PORT][/LIMIT][,lzo] ... (a host without /LIMIT gets 4)
+                          and REAPI engines: reapi://HOST:PORT[/INSTANCE][/LIMIT][,token=FILE],
+                          reapis://HOST[:PORT][/INSTANCE][/LIMIT][,token=FILE][,ca=FILE] (TLS)
   DISTCC_DIR              state directory (default ~/.distcc): hosts file, lock/, backoff files
   DISTCC_VERBOSE=1        log every decision to stderr (or DISTCC_LOG)
   DISTCC_LOG=FILE         append swarmcc's messages to FILE
@@ -129,6 +131,7 @@ macro_rules! env_help {
   SWARMCC_COMPILE_TIMEOUT=S  longest wait for a server's answer while it compiles (default 600)
   SWARMCC_STALL_TIMEOUT=S    silence after which a swarmccd (it sends keep-alives) is gone (default 20)
   SWARMCC_AUTH_KEY_FILE   pre-shared key for hosts listed with ,auth (default $DISTCC_DIR/auth.key)
+  SWARMCC_REAPI_TOKEN_FILE  bearer token file for REAPI engines listed without ,token=FILE
   DISTCC_SSH              ssh command for USER@HOST hosts (default ssh; split at spaces, as distcc)
   DISTCC_SOCKS_PROXY      SOCKSv5 proxy for TCP hosts: /path/to/unix.socket (Portage's
                           network-sandbox sets it) or HOST[:PORT] (default port 1080)

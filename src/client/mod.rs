@@ -19,6 +19,7 @@ pub mod local;
 pub mod output;
 pub mod own;
 pub mod preprocess;
+pub mod reapi;
 pub mod remote;
 pub mod rustc;
 pub mod scan;

@@ -16,6 +16,7 @@ pub(super) fn format_summary(r: &Report, farm: &HostList) -> String {
             let shown = match &h.kind {
                 HostKind::Tcp { host, port } if host.contains(':') => format!("[{host}]:{port}"),
                 HostKind::Tcp { host, port } => format!("{host}:{port}"),
+                HostKind::Reapi(_) => h.spec.clone(),
                 _ => h.hostname().to_string(),
             };
             (h.lock_name(), shown)
@@ -26,9 +27,13 @@ pub(super) fn format_summary(r: &Report, farm: &HostList) -> String {
     let wall = r.wall.as_secs_f64();
     match &r.stats {
         Some(s) => {
+            let hits = match s.action_cache_hits {
+                0 => String::new(),
+                n => format!(" ({n} from REAPI action caches)"),
+            };
             let _ = writeln!(
                 out,
-                "swarmcc: build finished in {wall:.1} s: {} remote, {} local, {} fallbacks (exit {})",
+                "swarmcc: build finished in {wall:.1} s: {} remote{hits}, {} local, {} fallbacks (exit {})",
                 s.remote_ok, s.local, s.fallbacks, r.exit_code
             );
             if s.cache_local + s.cache_farm + s.cache_miss > 0 {
@@ -89,6 +94,7 @@ mod tests {
         let farm = hosts::parse("127.0.0.1:4000/3,lzo [::1]:5000/2").unwrap();
         let stats = BuildStats {
             remote_ok: 5,
+            action_cache_hits: 0,
             local: 2,
             fallbacks: 1,
             reasons: vec![("linking".into(), 1), ("host failed: refused".into(), 1)],

@@ -98,10 +98,10 @@ pub(super) fn prepare<'a>(
         None => return Err(Summary::new(JobResult::Other, 0, 0)),
     };
     let job = &admitted.job;
-    let input_name = filename::temp_input_name(&job.input, job.preprocessed_ext);
+    let input_name = filename::job_input_name(&job.input, job.preprocessed_ext);
     // Named relative to the job directory (the compiler's cwd), so that the stages a
     // gcc driver runs for this command line mention nothing of this job in particular.
-    let output_name = filename::temp_output_name(&job.output);
+    let output_name = filename::job_output_name(&job.output);
     let source = match feed {
         Feed::Ready(packed) => match unpack_source(shared, dialect, packed) {
             Ok(source) => Source::Ready(source),

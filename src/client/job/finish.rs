@@ -35,6 +35,8 @@ pub(super) struct Answered<'j> {
     /// What every attempt shares: the caches (where a success is kept for the next
     /// build), the command and the compiler's identity the key is made of.
     pub kit: &'j Kit<'j>,
+    /// A REAPI engine served the result from its action cache.
+    pub cached: bool,
 }
 
 impl Answered<'_> {
@@ -49,7 +51,12 @@ impl Answered<'_> {
 
     fn report_remote(&mut self) {
         let elapsed = self.started.elapsed();
-        report_to(&mut self.slot, JobReport::Remote { elapsed });
+        let report = if self.cached {
+            JobReport::ActionCacheHit
+        } else {
+            JobReport::Remote { elapsed }
+        };
+        report_to(&mut self.slot, report);
     }
 }
 

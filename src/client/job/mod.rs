@@ -12,6 +12,7 @@ mod dialect;
 mod finish;
 mod verdict;
 
+use std::cell::Cell;
 use std::path::Path;
 use std::time::Instant;
 
@@ -21,8 +22,9 @@ use crate::backoff;
 use crate::compiler;
 use crate::config::ClientConfig;
 use crate::exit::ExitCode;
-use crate::hosts::{HostKind, HostList, HostSpec};
+use crate::hosts::{HostKind, HostList, HostSpec, ReapiHost};
 use crate::protocol::Version;
+use crate::reapi::Served;
 use crate::state::{Phase, StateFile};
 use crate::toolchain::{self, LazyIdentity};
 use crate::transport::Route;
@@ -31,7 +33,8 @@ use super::cache::JobCache;
 use super::direct_cpp::CppPlans;
 use super::lease::{Held, Scheduler};
 use super::local::{self, CompilerCommand};
-use super::remote::{self, Preprocessor, Timeouts};
+use super::reapi as engine_job;
+use super::remote::{self, FarmCache, Preprocessor, Timeouts};
 pub(in crate::client) use choice::{HostChoice, Pick};
 use dialect::ExtHosts;
 use finish::Answered;
@@ -57,6 +60,9 @@ struct Kit<'a> {
     identity: &'a LazyIdentity<'a>,
     /// The compile caches, and the job's key.
     cache: &'a JobCache,
+    /// The last answer came from a REAPI engine's action cache (set by
+    /// `attempt_engine`, read when the answer is accepted).
+    cache_hit: Cell<bool>,
 }
 
 /// What the attempts on the hosts came to, when none produced the result.
@@ -142,6 +148,7 @@ impl Ctx<'_> {
             dialects: &dialects,
             identity: &identity,
             cache: &cache,
+            cache_hit: Cell::new(false),
         };
         if let Some(code) = self.answer_from_local_cache(job, &mut cpp, &kit) {
             return code;
@@ -157,11 +164,11 @@ impl Ctx<'_> {
                 mut slot,
             } = pick;
             let slot_no = slot.as_ref().map_or(0, |l| l.slot);
-            let Some(route) = remote::route_of(host) else {
+            let Some(attempted) = self.attempt(job, host, slot_no, &mut cpp, &kit) else {
                 drop(cpp);
                 return self.run_on_localhost(job, slot);
             };
-            match self.attempt_on(job, host, route, slot_no, &mut cpp, &kit) {
+            match attempted {
                 Attempted::Answered(reply, farm) => {
                     self.tell_failed_hosts(job, &failed, Some(host));
                     let done = Answered {
@@ -171,6 +178,7 @@ impl Ctx<'_> {
                         started,
                         farm,
                         kit: &kit,
+                        cached: kit.cache_hit.take(),
                     };
                     return self.finish_remote(done, reply, &mut cpp);
                 }
@@ -179,14 +187,7 @@ impl Ctx<'_> {
                 Attempted::PreprocessFailed => {
                     drop(slot);
                     drop(cpp);
-                    return self.compile_here(
-                        LocalKind::Compile,
-                        self.hosts.local_slots_or_default(),
-                        JobReport::Local {
-                            fallback: false,
-                            reason: "preprocessing failed".into(),
-                        },
-                    );
+                    return self.compile_after_preprocess_failed();
                 }
                 Attempted::Failed { reason, back_off } => {
                     let report = JobReport::HostFailed {
@@ -202,6 +203,35 @@ impl Ctx<'_> {
         }
         drop(cpp);
         self.no_host_compiled(job, &failed)
+    }
+
+    /// One attempt of `job` on `host`: a REAPI engine or a distcc host. `None` for
+    /// `localhost`, which is compiled here rather than attempted.
+    fn attempt(
+        &self,
+        job: &RemoteJob,
+        host: &HostSpec,
+        slot_no: u32,
+        cpp: &mut Preprocessor<'_>,
+        kit: &Kit<'_>,
+    ) -> Option<Attempted> {
+        if let HostKind::Reapi(engine) = &host.kind {
+            return Some(self.attempt_engine(job, host, engine, slot_no, cpp, kit));
+        }
+        let route = remote::route_of(host)?;
+        Some(self.attempt_on(job, host, route, slot_no, cpp, kit))
+    }
+
+    /// The local preprocessor failed: the local compile reports the error.
+    fn compile_after_preprocess_failed(&self) -> i32 {
+        self.compile_here(
+            LocalKind::Compile,
+            self.hosts.local_slots_or_default(),
+            JobReport::Local {
+                fallback: false,
+                reason: "preprocessing failed".into(),
+            },
+        )
     }
 
     /// No host produced the result (none was available, or each failed): tell the user
@@ -350,6 +380,50 @@ impl Ctx<'_> {
         attempted
     }
 
+    /// One attempt on a REAPI engine, judged as an attempt on a distcc host is.
+    fn attempt_engine(
+        &self,
+        job: &RemoteJob,
+        host: &HostSpec,
+        engine: &ReapiHost,
+        slot: u32,
+        cpp: &mut Preprocessor<'_>,
+        kit: &Kit<'_>,
+    ) -> Attempted {
+        let label = host_label(host);
+        let place = engine_job::Place {
+            state: self.state(),
+            label: &label,
+            slot,
+        };
+        log::debug!("compiling {} on REAPI engine {}", job.input, host.spec);
+        let request = engine_job::Request {
+            job,
+            remote_argv: kit.remote_argv,
+            path: self.cmd.path,
+            identity: kit.identity,
+        };
+        let outcome = engine_job::attempt(engine, self.cfg, &request, cpp, &place);
+        let outcome = match outcome {
+            Ok((reply, served)) => {
+                kit.cache_hit.set(served == Served::ActionCache);
+                // An engine checks no compiler identity (its workers are trusted to
+                // have ours), so what it answers is not kept in the local cache; its
+                // own action cache is reported as `cached`.
+                kit.cache.forget_key();
+                Ok((reply, FarmCache::NotAsked))
+            }
+            Err(engine_job::Failure::Miss(reason)) => {
+                log::info!("job {}: {label}: {reason}", job.input);
+                let back_off = false;
+                return Attempted::Failed { reason, back_off };
+            }
+            Err(engine_job::Failure::Preprocess(e)) => Err(remote::AttemptError::Preprocess(e)),
+            Err(engine_job::Failure::Engine(e)) => Err(remote::AttemptError::Engine(e)),
+        };
+        verdict::judge(outcome, host, job)
+    }
+
     /// Tells the user, on stderr (or `DISTCC_LOG`), why hosts did not compile this job:
     /// once per host and backoff period across all processes, so that a dead farm is
     /// reported without a line per job. The wording keeps distcc's "failed to
@@ -428,6 +502,18 @@ fn host_label(h: &HostSpec) -> String {
         HostKind::Tcp { host, port } => format!("{host}:{port}"),
         HostKind::Localhost => "localhost".into(),
         HostKind::Ssh { user, host, .. } => format!("{}@{host}", user.as_deref().unwrap_or("")),
+        HostKind::Reapi(r) => {
+            let scheme = if r.tls { "reapis" } else { "reapi" };
+            let host = if r.host.contains(':') {
+                format!("[{}]", r.host)
+            } else {
+                r.host.clone()
+            };
+            match r.instance.as_str() {
+                "" => format!("{scheme}://{host}:{}", r.port),
+                i => format!("{scheme}://{host}:{}/{i}", r.port),
+            }
+        }
     }
 }
 

@@ -21,6 +21,8 @@ pub enum AttemptError {
     NoExtension(String),
     /// Authentication with a `,auth` host failed, or its reply could not be trusted.
     Auth(AuthFailure),
+    /// A REAPI engine failed the job (`client::reapi`); the text names the call.
+    Engine(String),
 }
 
 /// Why an authenticated attempt failed.
@@ -74,6 +76,7 @@ impl fmt::Display for AttemptError {
                 write!(f, "the host does not speak swarmcc's extension ({e})")
             }
             AttemptError::Auth(e) => write!(f, "{e}"),
+            AttemptError::Engine(e) => write!(f, "{e}"),
         }
     }
 }

@@ -75,10 +75,10 @@ impl Target<'_> {
 }
 
 /// How a host of the list is reached; `None` for `localhost` (no daemon: jobs run
-/// here).
+/// here) and for REAPI engines (no distcc conversation: `client::reapi`).
 pub fn route_of(host: &HostSpec) -> Option<Route<'_>> {
     match &host.kind {
-        HostKind::Localhost => None,
+        HostKind::Localhost | HostKind::Reapi(_) => None,
         HostKind::Tcp { host, port } => Some(Route::Tcp { host, port: *port }),
         HostKind::Ssh {
             user,
