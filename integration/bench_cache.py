@@ -39,8 +39,8 @@ class Engine:
         self.port = free_port()
         self.log = os.path.join(self.dir, "engine.log")
         self.proc = subprocess.Popen(
-            ["bash", ENGINE, "start", "--port", str(self.port), "--dir", self.dir,
-             "--jobs", str(jobs)],
+            ["bash", ENGINE, "start", str(self.port), os.path.join(self.dir, "cache"),
+             f"--jobs={jobs}", "--log-level=warning"],
             stdin=subprocess.DEVNULL, stdout=open(self.log, "w"), stderr=subprocess.STDOUT,
             start_new_session=True)
         bs._GROUPS.append(self.proc)
@@ -79,7 +79,11 @@ def section_cache(ctx):
     j = ctx.jobs
     logp = os.path.join(ctx.work, "cache-build.log")
     agents = bs.AgentMeter(ctx.work)
-    reapi = os.path.exists(ENGINE)
+    installed = subprocess.run(["bash", ENGINE, "install"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    reapi = installed.returncode == 0
+    if not reapi:
+        print(f"  (no REAPI rows: {ENGINE} install failed: {installed.stderr.strip()[-300:]})")
     names = ["local", "distcc", "farm cold", "farm warm", "local warm"]
     if reapi:
         names += ["reapi cold", "reapi warm"]

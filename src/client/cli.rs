@@ -132,6 +132,9 @@ macro_rules! env_help {
   SWARMCC_STALL_TIMEOUT=S    silence after which a swarmccd (it sends keep-alives) is gone (default 20)
   SWARMCC_AUTH_KEY_FILE   pre-shared key for hosts listed with ,auth (default $DISTCC_DIR/auth.key)
   SWARMCC_REAPI_TOKEN_FILE  bearer token file for REAPI engines listed without ,token=FILE
+  SWARMCC_CACHE=1|farm|0  compile cache: local and the servers' (default), servers' only, none
+  SWARMCC_CACHE_DIR=DIR   the local compile cache (default $DISTCC_DIR/cache; rm -rf clears it)
+  SWARMCC_CACHE_SIZE=MIB  bound of the local cache; least recently used first (default 1024)
   DISTCC_SSH              ssh command for USER@HOST hosts (default ssh; split at spaces, as distcc)
   DISTCC_SOCKS_PROXY      SOCKSv5 proxy for TCP hosts: /path/to/unix.socket (Portage's
                           network-sandbox sets it) or HOST[:PORT] (default port 1080)
