@@ -91,16 +91,32 @@ impl Cache {
 
     /// Looks `key` up, and counts what it found.
     pub fn lookup(&self, key: &Key) -> Lookup {
-        self.lookup_as(key, Entry::decode)
+        self.lookup_as(key, entry::MAGIC, Entry::decode)
     }
 
     /// Looks a rustc job's `key` up ([`rustc::job_key`]), and counts what it found.
     pub fn lookup_rustc(&self, key: &Key) -> Lookup<rustc::Entry> {
-        self.lookup_as(key, rustc::Entry::decode)
+        self.lookup_as(key, rustc::MAGIC, rustc::Entry::decode)
     }
 
-    fn lookup_as<E>(&self, key: &Key, decode: fn(&[u8]) -> Result<E, String>) -> Lookup<E> {
+    /// Looks up an entry of the kind that begins with `magic`. One of the other kind
+    /// (a C client can send any key, a rustc job's too) is a miss, and stays.
+    fn lookup_as<E>(
+        &self,
+        key: &Key,
+        magic: &[u8; 8],
+        decode: fn(&[u8]) -> Result<E, String>,
+    ) -> Lookup<E> {
+        let other = |bytes: &[u8]| {
+            [entry::MAGIC, rustc::MAGIC]
+                .iter()
+                .any(|m| *m != magic && bytes.starts_with(*m))
+        };
         let found = match self.store.get(key.as_str()) {
+            Ok(bytes) if other(&bytes) => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                return Lookup::Miss;
+            }
             Ok(bytes) => decode(&bytes).map_err(|why| {
                 // Whole (its checksum holds) but not an entry we can read: a layout
                 // from another version, or written by something else. Gone either way.
@@ -218,6 +234,25 @@ mod tests {
         let c = cache.counts();
         assert_eq!((c.hits, c.misses, c.stored, c.corrupt), (1, 3, 1, 1));
         assert_eq!((c.entries, c.bytes), (0, 0));
+    }
+
+    #[test]
+    fn an_entry_of_the_other_kind_is_a_miss_and_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), 1 << 20).unwrap();
+        let (key, entry) = job(3);
+        cache.store(&key, &entry).unwrap();
+        assert!(matches!(cache.lookup_rustc(&key), Lookup::Miss));
+        let request = crate::protocol::rustc::RustcRequest::default();
+        let rkey = rustc::job_key("rustc 1.95.0", &request);
+        let rentry = rustc::Entry::default();
+        cache.store_rustc(&rkey, &rentry).unwrap();
+        assert!(matches!(cache.lookup(&rkey), Lookup::Miss));
+        match (cache.lookup(&key), cache.lookup_rustc(&rkey)) {
+            (Lookup::Hit(e), Lookup::Hit(r)) => assert_eq!((e, r), (entry, rentry)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(cache.counts().corrupt, 0);
     }
 
     #[test]

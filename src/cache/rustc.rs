@@ -72,7 +72,7 @@ pub fn job_key(identity: &str, request: &RustcRequest) -> Key {
 }
 
 /// The first bytes of a rustc entry, with its layout's version (a C entry's differ).
-const MAGIC: &[u8; 8] = b"SWCR0001";
+pub(super) const MAGIC: &[u8; 8] = b"SWCR0001";
 
 /// A rustc job's reply as the cache keeps it (status 0 only).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
