@@ -32,7 +32,7 @@
 //! * `slots` — distcc-compatible lock files (the agent's fallback). Calls: nothing.
 //! * `backoff` — distcc-compatible backoff timefiles and once-per-period notices. Calls: nothing.
 //! * `blobs` — a bounded, crash-safe store of files by sha256 (written, synced, renamed; checked on every read; least recently used removed first), for the inputs rustc jobs send once and for results by content. Calls: nothing.
-//! * `cache` — the compile cache: a C job's key from everything that determines its result (`cache::key`, the same on client and server), the entry a result is kept as (`cache::entry`), the bounded, checked store of entries by key with its counters. Calls: `args`, `blobs`.
+//! * `cache` — the compile cache: a C job's key from everything that determines its result (`cache::key`, the same on client and server), the entry a result is kept as (`cache::entry`), a rustc job's key and entry from its request (`cache::rustc`), the bounded, checked store of entries by key with its counters. Calls: `args`, `blobs`, `protocol`.
 //! * `namespace` — running a process at its client's paths: a job root as `/` in a private user and mount namespace, the system directories bound read-only. Calls: nothing.
 //! * `sandbox` — Landlock confinement of the compilers swarmccd runs. Calls: nothing.
 //! * `toolchain` — which compiler a program is (version, target), cached; which rust toolchains a server has, by `rustc -vV` identity (`toolchain::rustc`). Calls: `args`.

@@ -144,13 +144,35 @@ impl Farm {
 /// TMPDIR, which `start_swarmccd` puts in the test's directory), told of the client's
 /// toolchain when it could not find it itself (see [`server_toolchain`]).
 fn start_rustc_server(dir: &Path) -> Swarmccd {
+    // A farm cache of its own: never a hit from another test's build.
+    let cache = farm_cache_dir(dir);
+    start_rustc_server_with(dir, &["--cache-dir", cache.to_str().unwrap()])
+}
+
+/// Where [`start_rustc_server`]'s farm cache is: in a directory the unprivileged user
+/// swarmccd switches to (tests run as root) can create it in.
+fn farm_cache_dir(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = dir.join("cachebox");
+    fs::create_dir_all(&parent).unwrap();
+    fs::set_permissions(&parent, fs::Permissions::from_mode(0o1777)).unwrap();
+    parent.join("farm")
+}
+
+/// [`start_rustc_server`] with `extra` arguments (no farm cache of its own).
+fn start_rustc_server_with(dir: &Path, extra: &[&str]) -> Swarmccd {
+    start_rustc_server_env(dir, extra, &[])
+}
+
+fn start_rustc_server_env(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Swarmccd {
     let mut args = vec!["--allow".to_owned(), "127.0.0.1".into(), "--rustc".into()];
+    args.extend(extra.iter().map(|a| a.to_string()));
     if let Some(rustc) = server_toolchain(dir) {
         args.push("--rustc-toolchain".into());
         args.push(rustc.to_str().unwrap().into());
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    start_swarmccd(dir, &args)
+    start_swarmccd_env(dir, &args, envs)
 }
 
 /// Copies a fixture to `tmp/<name>` and fetches its locked dependencies (so that the
@@ -869,6 +891,22 @@ fn farm_outputs_are_byte_identical_to_local_ones() {
     );
 }
 
+/// `swarmcc --run` and the cargo command `cargo_build`, in `dir`.
+fn through_run(cargo_build: &Command, dir: &Path) -> Command {
+    let mut cmd = Command::new(SWARMCC);
+    cmd.arg("--run")
+        .arg(cargo_build.get_program())
+        .args(cargo_build.get_args())
+        .current_dir(dir);
+    for (k, v) in cargo_build.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd
+}
+
 /// `swarmcc --run cargo build`: the build's summary counts the rustc jobs, as many
 /// remote as the server logged COMPILE_OK for.
 #[test]
@@ -880,17 +918,7 @@ fn run_summary_counts_rustc_jobs() {
     let target = tmp.path().join("target");
     let client_log = tmp.path().join("client.log");
     let cargo_build = farm.cargo(&proj, &target, &client_log, &["build", "--locked"]);
-    let mut cmd = Command::new(SWARMCC);
-    cmd.arg("--run")
-        .arg(cargo_build.get_program())
-        .args(cargo_build.get_args())
-        .current_dir(&proj);
-    for (k, v) in cargo_build.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
+    let mut cmd = through_run(&cargo_build, &proj);
     let out = run_cargo(&mut cmd, "swarmcc --run cargo build of rust-outdir");
     assert_success(&out, "swarmcc --run cargo build of rust-outdir");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -911,4 +939,281 @@ fn run_summary_counts_rustc_jobs() {
     let count = |log: &str| rustc_ok_lines(log).len();
     let log = eventually(|| server.log_text(), |l| count(l) >= remote);
     assert_eq!(count(&log), remote, "{summary}\nserver log:\n{log}");
+}
+
+/// The Prometheus text of a `--stats` port's `/metrics`.
+fn metrics(port: u16) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+/// One sample of the metrics text, by its exact name.
+fn sample(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// The server's CACHE_HIT lines naming rustc.
+fn rustc_hit_lines(server_log: &str) -> Vec<&str> {
+    server_log
+        .lines()
+        .filter(|l| l.contains("CACHE_HIT") && words(l).any(|w| w == "rustc"))
+        .collect()
+}
+
+/// The summary of `swarmcc --run`'s build, and its cache line.
+fn run_summary(out: &Output) -> (String, String) {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let summary = stderr
+        .lines()
+        .find(|l| l.contains("build finished in"))
+        .unwrap_or_else(|| panic!("no summary:\n{stderr}"))
+        .to_owned();
+    let cache = stderr
+        .lines()
+        .find(|l| l.contains("swarmcc:   cache:"))
+        .unwrap_or_default()
+        .to_owned();
+    (summary, cache)
+}
+
+/// A caching swarmccd with a stats port, the cache in `tmp`; the server, its stats port
+/// and the cache's directory.
+fn caching_server(tmp: &Path) -> (Swarmccd, u16, PathBuf) {
+    let stats = free_port();
+    let cache = farm_cache_dir(tmp);
+    let stats_arg = stats.to_string();
+    let server = start_rustc_server_with(
+        tmp,
+        &[
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--stats",
+            "--stats-port",
+            &stats_arg,
+        ],
+    );
+    server.log_when(|l| l.contains(&format!("statistics on 127.0.0.1:{stats}")));
+    (server, stats, cache)
+}
+
+/// Builds rust-outdir through `swarmcc --run` after a `cargo clean`, logging to
+/// `client_log`: what cargo printed, how long it took.
+fn clean_build(farm: &Farm, proj: &Path, target: &Path, client_log: &Path) -> (Output, f64) {
+    let out = run_cargo(&mut cargo_cmd(proj, target, &["clean"]), "cargo clean");
+    assert_success(&out, "cargo clean");
+    let cargo_build = farm.cargo(proj, target, client_log, &["build", "--locked"]);
+    let started = Instant::now();
+    let out = run_cargo(
+        &mut through_run(&cargo_build, proj),
+        "swarmcc --run cargo build of rust-outdir",
+    );
+    let secs = started.elapsed().as_secs_f64();
+    assert_success(&out, "swarmcc --run cargo build of rust-outdir");
+    assert_eq!(run_program(&target.join("debug/outdir-show")), OUTDIR_LINE);
+    (out, secs)
+}
+
+/// Whether the client log has `job <krate>: farm cache hit on … ok`.
+fn farm_hit_in(client_log: &str, krate: &str) -> bool {
+    jobs(client_log).iter().any(|j| {
+        j.krate == krate
+            && j.how
+                .strip_prefix("farm cache hit on ")
+                .is_some_and(|rest| rest.split_whitespace().nth(1) == Some("ok"))
+    })
+}
+
+/// The farm cache for rustc: a crate graph built, cleaned and built again through a
+/// caching swarmccd is answered from the cache — no rustc runs on the server, the
+/// client and `--run`'s summary say farm hits, the outputs are byte-identical — and
+/// once every entry is damaged, the third build compiles everything again (never a
+/// damaged entry served), with the same outputs.
+#[test]
+fn a_second_rustc_build_is_served_by_the_farm_cache_and_damage_is_compiled_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, stats, cache) = caching_server(tmp.path());
+    let proj = project(tmp.path(), "rust-outdir");
+    let farm = Farm::new(tmp.path(), &server);
+    let target = tmp.path().join("target");
+    let crates = ["outdir_fixture", "outdir_show"];
+
+    let log1 = tmp.path().join("client1.log");
+    let (out1, cold) = clean_build(&farm, &proj, &target, &log1);
+    let client1 = read_log(&log1);
+    for krate in crates {
+        assert!(
+            remote_in(&client1, krate),
+            "{krate}: {:?}\n{client1}",
+            summaries_of(&client1, krate)
+        );
+    }
+    let server_log = server_log_naming(&server, &crates);
+    let compiled = rustc_ok_lines(&server_log).len();
+    let (summary, cache_line) = run_summary(&out1);
+    assert!(
+        cache_line.contains(&format!("0 farm hits, {compiled} misses")),
+        "{summary}\n{cache_line}\n{server_log}"
+    );
+    let m = eventually(
+        || metrics(stats),
+        |m| sample(m, "swarmccd_cache_stored_total") == Some(compiled as u64),
+    );
+    assert_eq!(
+        sample(&m, "swarmccd_cache_stored_total"),
+        Some(compiled as u64),
+        "{m}"
+    );
+    let first = artifacts(&target.join("debug"));
+
+    let log2 = tmp.path().join("client2.log");
+    let (out2, warm) = clean_build(&farm, &proj, &target, &log2);
+    let client2 = read_log(&log2);
+    let server_log = eventually(
+        || server.log_text(),
+        |l| rustc_hit_lines(l).len() >= compiled,
+    );
+    assert_eq!(rustc_hit_lines(&server_log).len(), compiled, "{server_log}");
+    assert_eq!(
+        rustc_ok_lines(&server_log).len(),
+        compiled,
+        "rustc ran on the server for the second build:\n{server_log}"
+    );
+    for krate in crates {
+        assert!(
+            farm_hit_in(&client2, krate),
+            "{krate}: {:?}\n{client2}",
+            summaries_of(&client2, krate)
+        );
+    }
+    let (summary, cache_line) = run_summary(&out2);
+    assert!(
+        cache_line.contains(&format!("{compiled} farm hits, 0 misses")),
+        "{summary}\n{cache_line}"
+    );
+    let m = metrics(stats);
+    assert_eq!(
+        sample(&m, "swarmccd_cache_hits_total"),
+        Some(compiled as u64),
+        "{m}"
+    );
+    assert_eq!(
+        first,
+        artifacts(&target.join("debug")),
+        "hit outputs differ"
+    );
+    eprintln!("rust-outdir through swarmccd: cold {cold:.2}s, warm (farm cache) {warm:.2}s");
+
+    // Every entry damaged in place: each is found out on read, removed and compiled.
+    let entries: Vec<PathBuf> = fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    assert_eq!(entries.len(), compiled, "{entries:?}");
+    for path in &entries {
+        let mut bytes = fs::read(path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x5a;
+        fs::write(path, bytes).unwrap();
+    }
+    let log3 = tmp.path().join("client3.log");
+    clean_build(&farm, &proj, &target, &log3);
+    let client3 = read_log(&log3);
+    let server_log = eventually(
+        || server.log_text(),
+        |l| rustc_ok_lines(l).len() >= 2 * compiled,
+    );
+    assert_eq!(
+        rustc_ok_lines(&server_log).len(),
+        2 * compiled,
+        "{server_log}"
+    );
+    assert_eq!(rustc_hit_lines(&server_log).len(), compiled, "{server_log}");
+    for krate in crates {
+        assert!(remote_in(&client3, krate), "{krate}:\n{client3}");
+    }
+    let m = metrics(stats);
+    assert_eq!(
+        sample(&m, "swarmccd_cache_corrupt_total"),
+        Some(compiled as u64),
+        "{m}"
+    );
+    let warned = server_log
+        .lines()
+        .filter(|l| l.contains("farm cache:") && l.contains("compiling it again"))
+        .count();
+    assert_eq!(warned, compiled, "{server_log}");
+    assert_eq!(
+        first,
+        artifacts(&target.join("debug")),
+        "recompiled outputs differ"
+    );
+}
+
+/// `--no-cache`: a build, cleaned and built again, compiles every crate on the server
+/// both times, and no cache directory is made (neither the default one nor the
+/// fallback in the server's TMPDIR).
+#[test]
+fn no_cache_never_stores_rustc_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let xdg = tmp.path().join("xdg");
+    let server = start_rustc_server_env(
+        tmp.path(),
+        &["--no-cache"],
+        &[("XDG_CACHE_HOME", xdg.to_str().unwrap())],
+    );
+    let proj = project(tmp.path(), "rust-outdir");
+    let farm = Farm::new(tmp.path(), &server);
+    let target = tmp.path().join("target");
+    let crates = ["outdir_fixture", "outdir_show"];
+    for round in 1..=2 {
+        let log = tmp.path().join(format!("client{round}.log"));
+        let (out, _) = clean_build(&farm, &proj, &target, &log);
+        let client = read_log(&log);
+        for krate in crates {
+            assert!(
+                remote_in(&client, krate),
+                "round {round}, {krate}:\n{client}"
+            );
+        }
+        let (summary, cache_line) = run_summary(&out);
+        // Nothing was looked up: the summary has no cache line.
+        assert!(cache_line.is_empty(), "{summary}\n{cache_line}");
+    }
+    let log = eventually(
+        || server.log_text(),
+        |l| {
+            crates.iter().all(|k| {
+                rustc_ok_lines(l)
+                    .iter()
+                    .filter(|x| words(x).any(|w| w == *k))
+                    .count()
+                    >= 2
+            })
+        },
+    );
+    for krate in crates {
+        let n = rustc_ok_lines(&log)
+            .iter()
+            .filter(|l| words(l).any(|w| w == krate))
+            .count();
+        assert_eq!(n, 2, "{krate} compiled twice:\n{log}");
+    }
+    assert!(rustc_hit_lines(&log).is_empty(), "{log}");
+    assert!(!log.contains("in the farm cache as"), "{log}");
+    assert!(!xdg.join("swarmccd").exists());
+    let server_tmp = tmp.path().join(format!("swarmccd-tmp-{}", server.port));
+    let made: Vec<String> = fs::read_dir(&server_tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("swarmccd-cache-"))
+        .collect();
+    assert!(made.is_empty(), "{made:?}");
 }

@@ -25,9 +25,24 @@ struct Server {
 }
 
 fn start(dir: &Path) -> Server {
+    start_with(dir, &["--cache-dir", farm_cache_dir(dir).to_str().unwrap()])
+}
+
+/// Where [`start`]'s farm cache is: in a directory the unprivileged user swarmccd
+/// switches to (tests run as root) can create it in.
+fn farm_cache_dir(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = dir.join("cachebox");
+    fs::create_dir_all(&parent).unwrap();
+    fs::set_permissions(&parent, fs::Permissions::from_mode(0o1777)).unwrap();
+    parent.join("farm")
+}
+
+fn start_with(dir: &Path, extra: &[&str]) -> Server {
     // The input store is the default one, in the server's TMPDIR (see `cache_files`).
     let mut args: Vec<String> = ["--allow", "127.0.0.1", "--rustc"]
         .iter()
+        .chain(extra)
         .map(|s| s.to_string())
         .collect();
     if let Some(rustc) = server_toolchain(dir) {
@@ -87,13 +102,23 @@ struct Talk {
 
 impl Talk {
     fn open(server: &Server, identity: &str, request: &RustcRequest) -> Talk {
+        Self::open_with(server, identity, request, &[rustc::FEATURE])
+    }
+
+    /// [`open`](Self::open) asking for `features`.
+    fn open_with(
+        server: &Server,
+        identity: &str,
+        request: &RustcRequest,
+        features: &[&str],
+    ) -> Talk {
         let mut stream = TcpStream::connect(("127.0.0.1", server.server.port)).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(120)))
             .unwrap();
         let mut bytes = Vec::new();
         let preamble = Preamble {
-            features: vec![rustc::FEATURE.into()],
+            features: features.iter().map(|f| f.to_string()).collect(),
             identity: identity.into(),
         };
         ext::encode_preamble(&preamble, &mut bytes).unwrap();
@@ -175,11 +200,12 @@ fn reply(msg: Option<ServerMsg>) -> RustcReply {
 }
 
 /// A real job: the content is asked for once, the compile comes back with rlib, rmeta
-/// and dep-info at their client paths; a second identical job sends no content.
+/// and dep-info at their client paths; a second identical job sends no content (and,
+/// the farm cache off, is compiled again).
 #[test]
 fn a_job_comes_back_with_its_outputs_and_its_inputs_are_sent_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = start(tmp.path());
+    let server = start_with(tmp.path(), &["--no-cache"]);
     let (request, data) = tiny_crate(tmp.path(), "pub fn add(a: u32, b: u32) -> u32 { a + b }\n");
     let mut talk = Talk::open(&server, &server.identity, &request);
     assert_eq!(talk.accepted_then_needed(), [0]);
@@ -282,4 +308,74 @@ fn lies_and_dangerous_requests_are_refused_and_the_server_goes_on() {
     assert_eq!(talk.accepted_then_needed(), [0]);
     talk.send_blob(&data);
     assert_eq!(reply(talk.next()).status, 0);
+}
+
+/// The farm cache: a successful job asked again is answered from the cache at once —
+/// to a client that did not announce `rustc-farm-cache` as an empty `RNED` (what every
+/// client understands), to one that did with `RHIT` — with the very reply the compile
+/// made; another source is compiled, and a failed compile is never stored.
+#[test]
+fn a_job_seen_before_is_answered_from_the_farm_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(tmp.path());
+    let (request, data) = tiny_crate(tmp.path(), "pub fn k() -> u64 { 42 }\n");
+    let mut talk = Talk::open(&server, &server.identity, &request);
+    assert_eq!(talk.accepted_then_needed(), [0]);
+    talk.send_blob(&data);
+    let first = reply(talk.next());
+    assert_eq!(
+        first.status,
+        0,
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let stored = |l: &str| l.contains("stored rustc tiny in the farm cache");
+    server.server.log_when(stored);
+
+    // An old client: no mark, no contents asked for, the same reply.
+    let mut old = Talk::open(&server, &server.identity, &request);
+    assert_eq!(old.accepted_then_needed(), Vec::<u32>::new());
+    assert_eq!(reply(old.next()), first);
+
+    // A client that reads the mark.
+    let features = [rustc::FEATURE, rustc::FARM_CACHE];
+    let mut new = Talk::open_with(&server, &server.identity, &request, &features);
+    let want: Vec<String> = features.iter().map(|f| f.to_string()).collect();
+    assert_eq!(new.next(), Some(ServerMsg::Accepted(want)));
+    assert_eq!(new.next(), Some(ServerMsg::CacheHit));
+    assert_eq!(reply(new.next()), first);
+    let log = server
+        .server
+        .log_when(|l| l.matches("CACHE_HIT").count() >= 2);
+    assert_eq!(log.matches("COMPILE_OK").count(), 1, "{log}");
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("CACHE_HIT"))
+            .all(|l| l.contains("rustc tiny")),
+        "{log}"
+    );
+
+    // Another source is another job; a failed compile is compiled each time.
+    let (other, data) = tiny_crate(tmp.path(), "pub fn k() -> u64 { 43 }\n");
+    let mut talk = Talk::open_with(&server, &server.identity, &other, &features);
+    talk.next();
+    assert_eq!(talk.next(), Some(ServerMsg::Needed(vec![0])));
+    talk.send_blob(&data);
+    assert_eq!(reply(talk.next()).status, 0);
+    let (broken, data) = tiny_crate(tmp.path(), "pub fn k() -> u64 { nope }\n");
+    for _ in 0..2 {
+        let mut talk = Talk::open_with(&server, &server.identity, &broken, &features);
+        talk.next();
+        match talk.next() {
+            Some(ServerMsg::Needed(n)) if n == [0] => talk.send_blob(&data),
+            Some(ServerMsg::Needed(n)) => assert!(n.is_empty(), "{n:?}"),
+            other => panic!("a failed compile was served from the cache: {other:?}"),
+        }
+        assert_ne!(reply(talk.next()).status, 0);
+    }
+    let log = server
+        .server
+        .log_when(|l| l.matches("COMPILE_ERROR").count() >= 2);
+    assert_eq!(log.matches("CACHE_HIT").count(), 2, "{log}");
+    assert_eq!(log.matches("in the farm cache as").count(), 2, "{log}");
 }

@@ -3,7 +3,7 @@
 //! entry's integrity, and decoding still refuses anything that is not whole.
 
 /// The first bytes of an entry, with its layout's version.
-const MAGIC: &[u8; 8] = b"SWCE0001";
+pub(super) const MAGIC: &[u8; 8] = b"SWCE0001";
 
 /// A compile's result as the cache keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

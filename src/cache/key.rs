@@ -41,6 +41,11 @@ impl Key {
         &self.0
     }
 
+    /// The key whose sha256 is `digest`.
+    pub(super) fn of_digest(digest: &[u8]) -> Key {
+        Key(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
     /// A key as a client sent it: only its form is checked (64 lowercase hex digits).
     pub fn parse(text: &str) -> Option<Key> {
         blobs::is_hash(text).then(|| Key(text.to_owned()))
@@ -87,8 +92,7 @@ pub fn key_of_job(identity: &str, job: &RemoteJob, source_sha256: &str) -> Resul
         h.update("\n");
     }
     h.update(format!("source sha256 {source_sha256}\n"));
-    let digest = h.finalize();
-    Ok(Key(digest.iter().map(|b| format!("{b:02x}")).collect()))
+    Ok(Key::of_digest(&h.finalize()))
 }
 
 #[cfg(test)]

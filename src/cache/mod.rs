@@ -4,14 +4,16 @@
 //! keeps one in `$DISTCC_DIR/cache` (the local cache), which answers repeat builds with
 //! no network at all.
 //!
-//! `key` makes the key of a job, the same on both sides; `entry` is what an entry
-//! holds. The store is a keyed [`BlobStore`]: written to a temporary name, synced and
+//! `key` makes the key of a C job, the same on both sides; `entry` is what an entry
+//! holds; `rustc` is both for a rustc job, made by the server alone from the request
+//! it received (its own key domain and entry kind). The store is a keyed [`BlobStore`]: written to a temporary name, synced and
 //! renamed (a torn write is never found under a key), bounded (least recently used
 //! first), and every entry checked against its own sha256 when read: a damaged one is
 //! removed, reported and treated as a miss, never served.
 
 pub mod entry;
 pub mod key;
+pub mod rustc;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -22,10 +24,10 @@ use crate::blobs::BlobStore;
 pub use entry::Entry;
 pub use key::{job_key, Key};
 
-/// What a lookup found.
+/// What a lookup found (a C job's [`Entry`], or a rustc job's [`rustc::Entry`]).
 #[derive(Debug)]
-pub enum Lookup {
-    Hit(Entry),
+pub enum Lookup<E = Entry> {
+    Hit(E),
     Miss,
     /// The entry was there but damaged (and is now removed): a miss, and why.
     Damaged(String),
@@ -89,8 +91,33 @@ impl Cache {
 
     /// Looks `key` up, and counts what it found.
     pub fn lookup(&self, key: &Key) -> Lookup {
+        self.lookup_as(key, entry::MAGIC, Entry::decode)
+    }
+
+    /// Looks a rustc job's `key` up ([`rustc::job_key`]), and counts what it found.
+    pub fn lookup_rustc(&self, key: &Key) -> Lookup<rustc::Entry> {
+        self.lookup_as(key, rustc::MAGIC, rustc::Entry::decode)
+    }
+
+    /// Looks up an entry of the kind that begins with `magic`. One of the other kind
+    /// (a C client can send any key, a rustc job's too) is a miss, and stays.
+    fn lookup_as<E>(
+        &self,
+        key: &Key,
+        magic: &[u8; 8],
+        decode: fn(&[u8]) -> Result<E, String>,
+    ) -> Lookup<E> {
+        let other = |bytes: &[u8]| {
+            [entry::MAGIC, rustc::MAGIC]
+                .iter()
+                .any(|m| *m != magic && bytes.starts_with(*m))
+        };
         let found = match self.store.get(key.as_str()) {
-            Ok(bytes) => Entry::decode(&bytes).map_err(|why| {
+            Ok(bytes) if other(&bytes) => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                return Lookup::Miss;
+            }
+            Ok(bytes) => decode(&bytes).map_err(|why| {
                 // Whole (its checksum holds) but not an entry we can read: a layout
                 // from another version, or written by something else. Gone either way.
                 self.store.remove(key.as_str());
@@ -126,7 +153,22 @@ impl Cache {
                 "only successful compiles are cached",
             ));
         }
-        self.store.put(key.as_str(), &entry.encode())?;
+        self.put(key, &entry.encode())
+    }
+
+    /// Stores a successful rustc job's reply under `key` ([`rustc::job_key`]).
+    pub fn store_rustc(&self, key: &Key, entry: &rustc::Entry) -> io::Result<()> {
+        if entry.reply.status != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "only successful compiles are cached",
+            ));
+        }
+        self.put(key, &entry.encode())
+    }
+
+    fn put(&self, key: &Key, bytes: &[u8]) -> io::Result<()> {
+        self.store.put(key.as_str(), bytes)?;
         self.stored.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -192,6 +234,25 @@ mod tests {
         let c = cache.counts();
         assert_eq!((c.hits, c.misses, c.stored, c.corrupt), (1, 3, 1, 1));
         assert_eq!((c.entries, c.bytes), (0, 0));
+    }
+
+    #[test]
+    fn an_entry_of_the_other_kind_is_a_miss_and_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), 1 << 20).unwrap();
+        let (key, entry) = job(3);
+        cache.store(&key, &entry).unwrap();
+        assert!(matches!(cache.lookup_rustc(&key), Lookup::Miss));
+        let request = crate::protocol::rustc::RustcRequest::default();
+        let rkey = rustc::job_key("rustc 1.95.0", &request);
+        let rentry = rustc::Entry::default();
+        cache.store_rustc(&rkey, &rentry).unwrap();
+        assert!(matches!(cache.lookup(&rkey), Lookup::Miss));
+        match (cache.lookup(&key), cache.lookup_rustc(&rkey)) {
+            (Lookup::Hit(e), Lookup::Hit(r)) => assert_eq!((e, r), (entry, rentry)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(cache.counts().corrupt, 0);
     }
 
     #[test]

@@ -17,6 +17,12 @@
 //! dep-info files, so that cargo can start the crates that depend on this one while
 //! its code is still generated (cargo's pipelining). The reply repeats them.
 //!
+//! With feature [`FARM_CACHE`] accepted (a server with a farm cache accepts it from a
+//! client that announces it), the server answers a request whose result it has kept
+//! with `RHIT 00000000` instead of `RNED`: no contents follow, the reply comes next,
+//! and the client knows it was not compiled for it. Without the feature the same hit
+//! is answered with an empty `RNED`, which every client understands.
+//!
 //! The decoders are in `decode` (re-exported here).
 //!
 //! Additions to the shared design, none changing its API: `Error::Zstd` for a blob
@@ -40,6 +46,9 @@ pub const FEATURE: &str = "rustc";
 /// The feature of the early metadata part (`RERL`).
 pub const EARLY_METADATA: &str = "rustc-early-metadata";
 
+/// The feature of the farm cache's hit mark (`RHIT`).
+pub const FARM_CACHE: &str = "rustc-farm-cache";
+
 /// The refusal of a server that serves no rustc jobs (no `--rustc`); a client need
 /// not ask it again for a while.
 pub const NOT_SERVED: &str = "rustc jobs are not served by this swarmccd";
@@ -56,6 +65,7 @@ const RENV: [u8; 4] = *b"RENV";
 const RFLC: [u8; 4] = *b"RFLC";
 const RFIL: [u8; 4] = *b"RFIL";
 const RNED: [u8; 4] = *b"RNED";
+const RHIT: [u8; 4] = *b"RHIT";
 const RREF: [u8; 4] = *b"RREF";
 const RBLB: [u8; 4] = *b"RBLB";
 const RDON: [u8; 4] = *b"RDON";
@@ -70,9 +80,9 @@ const SWOP: [u8; 4] = *b"SWOP";
 const SWKA: [u8; 4] = *b"SWKA";
 
 /// Every token this module reads or writes, for collision checks.
-pub const TOKENS: [&str; 19] = [
+pub const TOKENS: [&str; 20] = [
     "RCWD", "RARC", "RARG", "RENC", "RENV", "RFLC", "RFIL", "RNED", "RREF", "RBLB", "RDON", "RSOU",
-    "RSER", "RROT", "ROUC", "ROUT", "SWOP", "SWKA", "RERL",
+    "RSER", "RROT", "ROUC", "ROUT", "SWOP", "SWKA", "RERL", "RHIT",
 ];
 
 /// zstd level for blobs: the fastest; the link is rarely the limit.
@@ -152,6 +162,8 @@ pub enum ServerMsg {
     Refused(String),
     /// `RNED`: indices into the request's files whose content must follow.
     Needed(Vec<u32>),
+    /// `RHIT`: the result was kept; no contents are wanted and the reply follows.
+    CacheHit,
     /// `SWKA`.
     KeepAlive,
     /// `RERL`: the metadata, before the reply (status 0, stdout empty).
@@ -243,6 +255,11 @@ pub fn encode_needed(indices: &[u32], out: &mut Vec<u8>) -> Result<(), Error> {
     }
     let text: Vec<String> = indices.iter().map(u32::to_string).collect();
     atomically(out, |out| put_text(RNED, &text.join(" "), out))
+}
+
+/// Appends the farm cache's hit mark, for a client that accepted [`FARM_CACHE`].
+pub fn encode_hit(out: &mut Vec<u8>) {
+    header(RHIT, 0, out);
 }
 
 /// Appends a refusal, before the job or instead of its reply.
@@ -705,6 +722,22 @@ mod tests {
             server_msg(&bytes).unwrap(),
             Some((ServerMsg::Reply(empty), bytes.len()))
         );
+    }
+
+    #[test]
+    fn a_hit_mark_comes_before_its_reply() {
+        let mut bytes = Vec::new();
+        encode_hit(&mut bytes);
+        assert_eq!(bytes, b"RHIT00000000");
+        encode_reply(&reply(), &mut bytes).unwrap();
+        let mut d = ServerMsgDecoder::new(Limits::default());
+        assert_eq!(d.decode(&bytes[..11]).unwrap(), None);
+        assert_eq!(d.decode(&bytes).unwrap(), Some((ServerMsg::CacheHit, 12)));
+        assert_eq!(
+            d.decode(&bytes[12..]).unwrap(),
+            Some((ServerMsg::Reply(reply()), bytes.len() - 12))
+        );
+        assert!(server_msg(b"RHIT00000001").is_err());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! One rustc job on one host: the preamble asking for feature `rustc` with our
 //! toolchain's identity and the request, then the contents the server lacks, then
-//! keep-alives until the reply (or a refusal, after which rustc runs here).
+//! keep-alives until the reply (or a refusal, after which rustc runs here). A server
+//! with a farm cache that has the result marks it (`RHIT`, feature `rustc-farm-cache`)
+//! in place of asking for contents, and the reply follows at once.
 
 use std::fs;
 use std::time::Duration;
@@ -22,6 +24,10 @@ pub(super) struct Sent {
     pub(super) files: usize,
     /// The server said something: it speaks the extension.
     answered: bool,
+    /// The server looked the job up in its farm cache (it accepted the feature).
+    pub(super) looked_up: bool,
+    /// ... and answered from it: rustc did not run for this job.
+    pub(super) farm_hit: bool,
 }
 
 /// How an attempt ended.
@@ -99,6 +105,7 @@ fn converse(
         features: vec![
             rustc::FEATURE.to_string(),
             rustc::EARLY_METADATA.to_string(),
+            rustc::FARM_CACHE.to_string(),
         ],
         identity: run.identity.to_string(),
     };
@@ -116,18 +123,9 @@ fn converse(
     conn.send(&bytes)?;
     sent.bytes += bytes.len() as u64;
     let mut decoder = ServerMsgDecoder::new(Limits::default());
-    let wait = Some(cfg.io_timeout);
-    let needed = loop {
-        let msg = conn.next_event(&mut decoder, wait)?;
-        sent.answered = true;
-        match msg {
-            ServerMsg::Accepted(_) | ServerMsg::KeepAlive => continue,
-            ServerMsg::Refused(why) => return Ok(Err(why)),
-            ServerMsg::Needed(needed) => break needed,
-            ServerMsg::Reply(_) | ServerMsg::Early(_) => {
-                return Err(unexpected("a reply before the files"))
-            }
-        }
+    let needed = match answer(conn, &mut decoder, sent, Some(cfg.io_timeout))? {
+        Ok(needed) => needed,
+        Err(why) => return Ok(Err(why)),
     };
     if let Err(why) = send_contents(run, conn, sent, &needed)? {
         return Ok(Err(why));
@@ -152,8 +150,39 @@ fn converse(
                 phase(Phase::Receive);
                 return Ok(Ok(reply));
             }
-            ServerMsg::Accepted(_) | ServerMsg::Needed(_) => {
+            ServerMsg::Accepted(_) | ServerMsg::Needed(_) | ServerMsg::CacheHit => {
                 return Err(unexpected("a second answer to the request"))
+            }
+        }
+    }
+}
+
+/// The server's answer to the request: the contents it lacks (none on a hit), or
+/// `Ok(Err(reason))` for a refusal.
+fn answer(
+    conn: &mut Conn,
+    decoder: &mut ServerMsgDecoder,
+    sent: &mut Sent,
+    wait: Option<Duration>,
+) -> Result<Result<Vec<u32>, String>, ConnError> {
+    loop {
+        let msg = conn.next_event(decoder, wait)?;
+        sent.answered = true;
+        match msg {
+            ServerMsg::Accepted(features) => {
+                sent.looked_up = features.iter().any(|f| f == rustc::FARM_CACHE);
+            }
+            ServerMsg::KeepAlive => continue,
+            ServerMsg::Refused(why) => return Ok(Err(why)),
+            ServerMsg::Needed(needed) => return Ok(Ok(needed)),
+            // Only a server that accepted the feature marks a hit.
+            ServerMsg::CacheHit if sent.looked_up => {
+                sent.farm_hit = true;
+                return Ok(Ok(Vec::new()));
+            }
+            ServerMsg::CacheHit => return Err(unexpected("a cache hit mark not agreed on")),
+            ServerMsg::Reply(_) | ServerMsg::Early(_) => {
+                return Err(unexpected("a reply before the files"))
             }
         }
     }

@@ -15,7 +15,7 @@ mod results;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::agent::JobReport;
+use crate::agent::{CacheOutcome, JobReport};
 use crate::args::rustc::{self as rustc_args, RustcJob};
 use crate::backoff;
 use crate::config::ClientConfig;
@@ -185,6 +185,8 @@ impl Run<'_> {
                     label: &label,
                     slot_no,
                     started,
+                    looked_up: sent.looked_up,
+                    farm_hit: sent.farm_hit,
                 };
                 return Tried::Over(self.finish(reply, done, printed));
             }
@@ -224,6 +226,9 @@ struct Done<'a> {
     label: &'a str,
     slot_no: u32,
     started: Instant,
+    /// The host's farm cache looked the job up, and whether it had the result.
+    looked_up: bool,
+    farm_hit: bool,
 }
 
 impl Run<'_> {
@@ -239,11 +244,22 @@ impl Run<'_> {
             label,
             slot_no,
             started,
+            looked_up,
+            farm_hit,
         } = done;
         match results::apply(self.job, self.inputs, reply, true, &printed) {
             Ok(code) => {
+                let how = if farm_hit {
+                    self.sched.report_cache(CacheOutcome::FarmHit);
+                    "farm cache hit on"
+                } else {
+                    if looked_up {
+                        self.sched.report_cache(CacheOutcome::Miss);
+                    }
+                    "remote on"
+                };
                 log::info!(
-                    "job {}: remote on {label}[{slot_no}] ok in {:.2}s",
+                    "job {}: {how} {label}[{slot_no}] ok in {:.2}s",
                     self.job.crate_name,
                     started.elapsed().as_secs_f64()
                 );

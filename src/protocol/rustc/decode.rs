@@ -6,7 +6,7 @@ use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
 use super::{
     check_path, parse_env, parse_flag, parse_job_file, parse_needed, JobFile, Limits, OutputFile,
     RustcReply, RustcRequest, ServerMsg, RARC, RARG, RBLB, RCWD, RDON, RENC, RENV, RERL, RFIL,
-    RFLC, RNED, ROUC, ROUT, RREF, RROT, RSER, RSOU, SWKA, SWOP,
+    RFLC, RHIT, RNED, ROUC, ROUT, RREF, RROT, RSER, RSOU, SWKA, SWOP,
 };
 use crate::protocol::ext;
 use crate::protocol::frame::{decode_string, parse_header, HEADER_LEN};
@@ -406,6 +406,16 @@ impl ServerMsgDecoder {
                 cur.at = HEADER_LEN;
                 Some(ServerMsg::KeepAlive)
             }
+            RHIT => {
+                if h.value != 0 {
+                    return Err(Error::BadString {
+                        what: "RHIT",
+                        why: "value is not 0",
+                    });
+                }
+                cur.at = HEADER_LEN;
+                Some(ServerMsg::CacheHit)
+            }
             SWOP => cur
                 .text(buf, SWOP, "SWOP", ext::MAX_TEXT)?
                 .map(|t| ServerMsg::Accepted(t.split_whitespace().map(str::to_owned).collect())),
@@ -429,7 +439,7 @@ impl ServerMsgDecoder {
             }
             got => {
                 return Err(Error::UnexpectedToken {
-                    expected: "SWOP, SWKA, RREF, RNED, RERL or RDON",
+                    expected: "SWOP, SWKA, RREF, RNED, RHIT, RERL or RDON",
                     got,
                 })
             }

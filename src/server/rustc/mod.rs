@@ -7,15 +7,18 @@
 //! `--remap-path-prefix`. Every file rustc wrote in the job's output directories goes
 //! back at its client path.
 //!
-//! Steps: `inputs` (the request, the files it needs, the job root) → `execute` (a
+//! Steps: `farm` (the request looked up in the farm cache: a hit is the reply at
+//! once) → `inputs` (the request, the files it needs, the job root) → `execute` (a
 //! compile slot and the codegen tokens beside it, the sandboxed run; `early`, the
-//! metadata ahead of the reply) → `outputs` (what rustc wrote) → the reply. Without
+//! metadata ahead of the reply) → `outputs` (what rustc wrote) → the reply (and, for a
+//! success, the farm cache's entry). Without
 //! `--rustc`, or for another toolchain, the job is refused in the extension's own terms
 //! — the features accepted (without `rustc`) and the reason — so that the client runs
 //! rustc locally at once.
 
 mod early;
 mod execute;
+mod farm;
 mod inputs;
 mod outputs;
 
@@ -160,13 +163,18 @@ pub(super) fn serve(
         return refuse_before(conn, &why, RejectReason::CompilerMismatch);
     };
     let early = preamble.has(rustc::EARLY_METADATA);
-    let features: &[&str] = if early {
-        &[rustc::FEATURE, rustc::EARLY_METADATA]
-    } else {
-        &[rustc::FEATURE]
-    };
+    // Hits are marked only for a client that said it reads the mark.
+    let mark = shared.cache.is_some() && preamble.has(rustc::FARM_CACHE);
+    let features: Vec<&str> = [
+        Some(rustc::FEATURE),
+        early.then_some(rustc::EARLY_METADATA),
+        mark.then_some(rustc::FARM_CACHE),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let mut accepted = Vec::new();
-    if ext::encode_accepted(features, &mut accepted).is_err()
+    if ext::encode_accepted(&features, &mut accepted).is_err()
         || !write_prelude(conn.stream(), &accepted)
     {
         return Summary::disconnected(ExitCode::IoError, "client left before its job");
@@ -176,17 +184,14 @@ pub(super) fn serve(
         Ok(r) => r,
         Err(e) => return read_failure(e),
     };
-    let job = match rustc_args::classify(&request.args) {
+    let job = match checked(&request) {
         Ok(job) => job,
-        Err(why) => return refuse_job(conn, &format!("not distributable: {why}")),
+        Err(why) => return refuse_job(conn, &why),
     };
     names.input = job.crate_name.clone();
-    if let Some((name, _)) = request
-        .env
-        .iter()
-        .find(|(n, _)| !rustc_args::allowed_on_server(n))
-    {
-        return refuse_job(conn, &format!("environment variable {name} is not a job's"));
+    let cached = farm::Cached::of(shared.cache.as_ref(), &preamble.identity, &request, mark);
+    if let Some(done) = cached.as_ref().and_then(|c| c.answer(conn, peer)) {
+        return done;
     }
     if let Err(e) = inputs::receive(conn, &service.blobs, &request) {
         return e.summary(conn);
@@ -206,8 +211,27 @@ pub(super) fn serve(
         &mut last_sign,
     );
     match ran {
-        Ok((reply, took)) => answer(conn, reply, took),
+        Ok((reply, took)) => {
+            if let Some(c) = &cached {
+                c.store(peer, &job.crate_name, &reply);
+            }
+            answer(conn, reply, took)
+        }
         Err(e) => e.summary(conn),
+    }
+}
+
+/// The job the request asks for, if this server may run it.
+fn checked(request: &rustc::RustcRequest) -> Result<rustc_args::RustcJob, String> {
+    let job =
+        rustc_args::classify(&request.args).map_err(|why| format!("not distributable: {why}"))?;
+    match request
+        .env
+        .iter()
+        .find(|(n, _)| !rustc_args::allowed_on_server(n))
+    {
+        Some((name, _)) => Err(format!("environment variable {name} is not a job's")),
+        None => Ok(job),
     }
 }
 

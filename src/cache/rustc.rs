@@ -1,0 +1,304 @@
+//! The key of a rustc job's result, and the entry it is kept as: made by the server
+//! from the request it received (`protocol::rustc`) and kept in the same store as C
+//! jobs' results, under keys of their own domain and entries of their own kind, so
+//! that neither can ever be read as the other.
+//!
+//! What goes in, and why that is all (rustc format 1):
+//!
+//! * the format number and the domain ("rustc"): a change of what goes in changes
+//!   every key, and no C job's key is made from the same bytes;
+//! * the toolchain's identity, its `rustc -vV` text, by which the server chose the
+//!   rustc that runs (it matches it exactly): version, commit, host and LLVM; the
+//!   sysroot's libraries belong to that toolchain;
+//! * the working directory and every argument, in order, each with its length;
+//! * the whole environment the client sent (cargo's `CARGO_*`, `OUT_DIR`, the
+//!   variables of `rustc-env` and of `env!`), sorted by name: rustc and proc-macros see
+//!   exactly these, on a fixed base of the server's (`PATH`, `TMPDIR`, `LC_ALL=C`);
+//! * the input set, sorted by path: each file's path, its sha256 and whether it is
+//!   executable. The job runs at the client's paths (or with them remapped so that
+//!   rustc records them), and every path can reach the outputs (debug info, `file!()`,
+//!   dep-info), so paths are in, not just contents. rustc reads no other file than
+//!   these and its toolchain's: the job's root holds nothing else;
+//! * the form of the reply: protocol rustc's status, stdout, stderr, root and outputs.
+//!
+//! Not in: the early metadata part (a copy of the reply's beginning), and the
+//! server's base environment and jobserver, which do not change what rustc writes.
+
+use sha2::{Digest, Sha256};
+
+use crate::protocol::rustc::{OutputFile, RustcReply, RustcRequest};
+
+use super::Key;
+
+/// The version of what a rustc key is made of.
+pub const FORMAT: u32 = 1;
+
+/// The key of `request` run by the toolchain whose `rustc -vV` is `identity`.
+pub fn job_key(identity: &str, request: &RustcRequest) -> Key {
+    let mut h = Sha256::new();
+    let mut field = |name: &str, value: &[u8]| {
+        // Each field with its name and length: no two run together into one.
+        h.update(format!("{name} {}\n", value.len()));
+        h.update(value);
+        h.update("\n");
+    };
+    field(
+        "domain",
+        format!("swarmcc rustc cache key, format {FORMAT}").as_bytes(),
+    );
+    field("identity", identity.as_bytes());
+    field("reply", b"rustc-1 status stdout stderr root outputs");
+    field("cwd", request.cwd.as_bytes());
+    field("argc", request.args.len().to_string().as_bytes());
+    for arg in &request.args {
+        field("arg", arg.as_bytes());
+    }
+    let mut env: Vec<&(String, String)> = request.env.iter().collect();
+    env.sort();
+    field("envc", env.len().to_string().as_bytes());
+    for (name, value) in env {
+        field("name", name.as_bytes());
+        field("value", value.as_bytes());
+    }
+    let mut files: Vec<_> = request.files.iter().collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    field("filec", files.len().to_string().as_bytes());
+    for f in files {
+        field("path", f.path.as_bytes());
+        let mode = if f.executable { "x" } else { "-" };
+        field("file", format!("{} {mode}", f.hash).as_bytes());
+    }
+    Key::of_digest(&h.finalize())
+}
+
+/// The first bytes of a rustc entry, with its layout's version (a C entry's differ).
+pub(super) const MAGIC: &[u8; 8] = b"SWCR0001";
+
+/// A rustc job's reply as the cache keeps it (status 0 only).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Entry {
+    pub reply: RustcReply,
+}
+
+fn put(out: &mut Vec<u8>, part: &[u8]) {
+    out.extend_from_slice(&(part.len() as u64).to_be_bytes());
+    out.extend_from_slice(part);
+}
+
+/// Reads one length-prefixed part off the front of `rest`.
+fn take<'a>(rest: &mut &'a [u8], what: &str) -> Result<&'a [u8], String> {
+    let (len, after) = rest
+        .split_first_chunk::<8>()
+        .ok_or(format!("truncated before its {what}"))?;
+    let len = usize::try_from(u64::from_be_bytes(*len)).unwrap_or(usize::MAX);
+    if len > after.len() {
+        return Err(format!("truncated in its {what}"));
+    }
+    let (part, after) = after.split_at(len);
+    *rest = after;
+    Ok(part)
+}
+
+fn text(bytes: &[u8], what: &str) -> Result<String, String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| format!("its {what} is not UTF-8"))
+}
+
+impl Entry {
+    pub fn encode(&self) -> Vec<u8> {
+        let r = &self.reply;
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&r.status.to_be_bytes());
+        put(&mut out, &r.stdout);
+        put(&mut out, &r.stderr);
+        put(&mut out, r.root.as_bytes());
+        out.extend_from_slice(&(r.outputs.len() as u64).to_be_bytes());
+        for o in &r.outputs {
+            out.push(u8::from(o.executable));
+            put(&mut out, o.path.as_bytes());
+            put(&mut out, &o.data);
+        }
+        out
+    }
+
+    /// Decodes a whole entry; an error says what is wrong with it.
+    pub fn decode(bytes: &[u8]) -> Result<Entry, String> {
+        let mut rest = bytes
+            .strip_prefix(MAGIC)
+            .ok_or("not a rustc cache entry of this version")?;
+        let (status, after) = rest
+            .split_first_chunk::<4>()
+            .ok_or("truncated before its status")?;
+        rest = after;
+        let stdout = take(&mut rest, "stdout")?.to_vec();
+        let stderr = take(&mut rest, "stderr")?.to_vec();
+        let root = text(take(&mut rest, "root")?, "root")?;
+        let (count, after) = rest
+            .split_first_chunk::<8>()
+            .ok_or("truncated before its outputs")?;
+        rest = after;
+        let count = u64::from_be_bytes(*count);
+        let mut outputs = Vec::new();
+        for _ in 0..count {
+            let (&mode, after) = rest.split_first().ok_or("truncated in its outputs")?;
+            rest = after;
+            if mode > 1 {
+                return Err("an output's mode is neither 0 nor 1".into());
+            }
+            let path = text(take(&mut rest, "output path")?, "output path")?;
+            let data = take(&mut rest, "output")?.to_vec();
+            outputs.push(OutputFile {
+                path,
+                executable: mode == 1,
+                data,
+            });
+        }
+        if !rest.is_empty() {
+            return Err(format!("{} bytes after its outputs", rest.len()));
+        }
+        let reply = RustcReply {
+            status: u32::from_be_bytes(*status),
+            stdout,
+            stderr,
+            root,
+            outputs,
+        };
+        Ok(Entry { reply })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::rustc::JobFile;
+
+    const RUSTC: &str = "rustc 1.95.0 (abc 2026-01-01)\nhost: x86_64-unknown-linux-gnu\n";
+
+    fn file(path: &str, n: char, executable: bool) -> JobFile {
+        JobFile {
+            hash: n.to_string().repeat(64),
+            executable,
+            size: 1,
+            path: path.into(),
+        }
+    }
+
+    fn request() -> RustcRequest {
+        RustcRequest {
+            cwd: "/p/app".into(),
+            args: ["--crate-name", "app", "--edition=2021", "src/lib.rs"]
+                .map(String::from)
+                .into(),
+            env: vec![
+                ("CARGO_PKG_NAME".into(), "app".into()),
+                ("OUT_DIR".into(), "/p/target/out".into()),
+            ],
+            files: vec![
+                file("/p/app/src/lib.rs", 'a', false),
+                file("/p/target/libdep.rlib", 'b', false),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_order_of_the_environment_and_of_the_files_is_not_the_job() {
+        let k = job_key(RUSTC, &request());
+        assert!(Key::parse(k.as_str()).is_some());
+        let mut r = request();
+        r.env.reverse();
+        r.files.reverse();
+        assert_eq!(k, job_key(RUSTC, &r));
+    }
+
+    #[test]
+    fn everything_that_can_change_the_outputs_changes_the_key() {
+        let k = job_key(RUSTC, &request());
+        type Change = Box<dyn Fn(&mut RustcRequest)>;
+        let changes: Vec<(&str, Change)> = vec![
+            ("cwd", Box::new(|r| r.cwd = "/q/app".into())),
+            (
+                "an argument",
+                Box::new(|r| r.args[2] = "--edition=2018".into()),
+            ),
+            ("argument order", Box::new(|r| r.args.swap(0, 1))),
+            ("an extra argument", Box::new(|r| r.args.push("-O".into()))),
+            ("a variable", Box::new(|r| r.env[0].1 = "other".into())),
+            (
+                "a new variable",
+                Box::new(|r| r.env.push(("V".into(), "1".into()))),
+            ),
+            (
+                "a file's content",
+                Box::new(|r| r.files[0].hash = "c".repeat(64)),
+            ),
+            (
+                "a file's path",
+                Box::new(|r| r.files[0].path = "/q/lib.rs".into()),
+            ),
+            ("a file's mode", Box::new(|r| r.files[1].executable = true)),
+            (
+                "a new file",
+                Box::new(|r| r.files.push(file("/p/x", 'd', false))),
+            ),
+            // Two arguments are not one with a space.
+            (
+                "argument split",
+                Box::new(|r| {
+                    r.args = vec!["--crate-name app".into(), "--edition=2021".into()];
+                }),
+            ),
+        ];
+        for (what, change) in changes {
+            let mut r = request();
+            change(&mut r);
+            assert_ne!(k, job_key(RUSTC, &r), "{what}");
+        }
+        let other = "rustc 1.94.0 (def 2025-12-01)\nhost: x86_64-unknown-linux-gnu\n";
+        assert_ne!(k, job_key(other, &request()));
+    }
+
+    #[test]
+    fn a_rustc_key_is_never_a_c_key() {
+        // The same bytes through the C key's function would start another domain.
+        let argv: Vec<String> = ["gcc", "-c", "a.c", "-o", "a.o"].map(String::from).into();
+        let c = super::super::job_key("gcc 12; target x86_64-linux-gnu", &argv, b"").unwrap();
+        let empty = RustcRequest::default();
+        assert_ne!(c, job_key("gcc 12; target x86_64-linux-gnu", &empty));
+    }
+
+    #[test]
+    fn entries_round_trip_and_refuse_anything_not_whole() {
+        let e = Entry {
+            reply: RustcReply {
+                status: 0,
+                stdout: b"{\"artifact\":1}\n".to_vec(),
+                stderr: b"warning: unused\n".to_vec(),
+                root: "/".into(),
+                outputs: vec![
+                    OutputFile {
+                        path: "/p/target/libapp.rlib".into(),
+                        executable: false,
+                        data: vec![7; 300],
+                    },
+                    OutputFile {
+                        path: "/p/target/app".into(),
+                        executable: true,
+                        data: Vec::new(),
+                    },
+                ],
+            },
+        };
+        let bytes = e.encode();
+        assert_eq!(Entry::decode(&bytes).unwrap(), e);
+        for cut in 0..bytes.len() {
+            assert!(Entry::decode(&bytes[..cut]).is_err(), "cut {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Entry::decode(&longer).is_err());
+        // A C entry is not a rustc entry, nor the other way round.
+        let c = super::super::Entry::default().encode();
+        assert!(Entry::decode(&c).is_err());
+        assert!(super::super::Entry::decode(&bytes).is_err());
+    }
+}
