@@ -982,7 +982,7 @@ def section_rust(ctx):
 def section_cache(ctx):
     """(f) caches: integration/bench_cache.py."""
     import bench_cache
-    bench_cache.section_cache(ctx)
+    bench_cache.section_cache(ctx, sys.modules[__name__])
 
 
 def main(argv=None):
