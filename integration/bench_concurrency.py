@@ -98,7 +98,8 @@ class Tool:
         else:
             wl = os.path.join(work, "whitelist")
             cmd = [self.server, "--no-detach", "-j", "16", "-N", "0", "-p", str(port),
-                   "--listen", "127.0.0.1", "--whitelist-dir", wl, "--log-file", log]
+                   "--listen", "127.0.0.1", "--whitelist-dir", wl, "--log-file", log,
+                   "--no-cache"]
         p = subprocess.Popen(cmd, env=dict(os.environ, TMPDIR=tmp), start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 60
@@ -119,7 +120,7 @@ def build(tool, tree, work, calm):
     srv = tool.start_server(port, work)
     ddir = tempfile.mkdtemp(dir=work)
     env = dict(os.environ, PATH=f"{tool.shims}:{os.environ['PATH']}", DISTCC_DIR=ddir,
-               DISTCC_HOSTS=f"127.0.0.1:{port}/16")
+               DISTCC_HOSTS=f"127.0.0.1:{port}/16", SWARMCC_CACHE="0")
     env.pop("MAKEFLAGS", None)
     at_start = wait_calm(calm)
     conns, jobs = collections.Counter(), collections.Counter()

@@ -114,7 +114,9 @@ class Server:
             self.port = free_port()
             cmd = [binary, "--no-detach", "--log-level", "info", "--listen", "127.0.0.1",
                    "--port", str(self.port), "--allow", "127.0.0.1", "--log-file", self.log,
-                   "--rustc", "--rustc-cache", self.cache]
+                   "--rustc", "--rustc-cache", self.cache,
+                   # the rows measure distribution and the input cache: every job runs
+                   "--no-cache"]
             env = dict(os.environ, TMPDIR=self.dir)
             self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

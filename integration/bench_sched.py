@@ -172,7 +172,9 @@ class Farm:
                        "--log-level", "warning", "--log-file", log,
                        "--whitelist-dir", os.path.join(work, "wl"),
                        # The fake compilers log events outside their job directories.
-                       "--no-sandbox"]
+                       "--no-sandbox",
+                       # every job compiled, as distccd does: the rows measure scheduling
+                       "--no-cache"]
             else:
                 env["DISTCC_CMDLIST"] = os.path.join(work, "cmdlist")
                 cmd = ["distccd", "--no-detach", "--daemon", "--listen", "127.0.0.1",
@@ -227,6 +229,7 @@ def client_env(base, farm, distcc_dir, n_hosts=None):
     # Any compile run locally by the client is tagged "local" and counted as a failure.
     return dict(base, DISTCC_HOSTS=farm.hosts_spec(n_hosts), DISTCC_DIR=distcc_dir,
                 DISTCC_FALLBACK="0", DISTCC_BACKOFF_PERIOD="0", BENCH_HOST="local",
+                SWARMCC_CACHE="0",
                 BENCH_EVENTS=farm.events, BENCH_JOB_SECONDS=f"{farm.sc.job_seconds:g}")
 
 

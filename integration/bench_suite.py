@@ -275,6 +275,10 @@ class Server:
             cmd = [binary, "--no-detach", "--listen", "127.0.0.1", "--port", str(self.port),
                    "--allow", "127.0.0.1", "-j", str(jobs), "--nice", "0",
                    "--log-level", "warning", "--log-file", self.log] + list(extra)
+            # Sections (a)-(d) measure distribution: a repeated job must be compiled
+            # again, as distccd does (section (f) measures the cache, with --cache-dir).
+            if "--cache-dir" not in extra:
+                cmd.append("--no-cache")
         else:
             cmd = [binary, "--no-detach", "--daemon", "--listen", "127.0.0.1",
                    "-p", str(self.port), "--allow", "127.0.0.1", "-j", str(jobs), "-N", "0",
@@ -1118,7 +1122,9 @@ def main(argv=None):
                               DISTCC_DIR=ddir, DISTCC_FALLBACK="0",
                               # one agent for the whole run (its CPU is read from /proc, and
                               # an agent that exits when idle would take its CPU with it)
-                              SWARMCC_AGENT_IDLE="3600")
+                              SWARMCC_AGENT_IDLE="3600",
+                              # (a)-(d) measure distribution, not the compile cache
+                              SWARMCC_CACHE="0")
         for sec in sections:
             t = time.time()
             print(f"\n== {sec} ==")

@@ -30,23 +30,6 @@ fn cache_box(root: &Path) -> PathBuf {
     dir.join("farm")
 }
 
-/// The Prometheus text of a `--stats` port's `/metrics`.
-fn metrics(port: u16) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
-}
-
-/// One sample of the metrics text, by its exact name and labels.
-fn sample(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
 /// The files in a cache directory and their total size.
 fn cache_files(dir: &Path) -> (usize, u64) {
     let Ok(items) = fs::read_dir(dir) else {

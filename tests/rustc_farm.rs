@@ -941,24 +941,6 @@ fn run_summary_counts_rustc_jobs() {
     assert_eq!(count(&log), remote, "{summary}\nserver log:\n{log}");
 }
 
-/// The Prometheus text of a `--stats` port's `/metrics`.
-fn metrics(port: u16) -> String {
-    use std::io::Write;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
-}
-
-/// One sample of the metrics text, by its exact name.
-fn sample(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
 /// The server's CACHE_HIT lines naming rustc.
 fn rustc_hit_lines(server_log: &str) -> Vec<&str> {
     server_log

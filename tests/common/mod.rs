@@ -88,6 +88,24 @@ pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
 /// loaded (others compile beside the tests), and a wait that succeeds returns at once.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// The Prometheus text of a swarmccd `--stats` port's `/metrics`.
+pub fn metrics(port: u16) -> String {
+    use std::io::Write;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+/// One sample of a metrics text, by its exact name and labels.
+pub fn sample(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// Reads `read()` until `done` accepts it or [`PATIENCE`] runs out, and returns the last
 /// reading for the caller to assert on: a server logs a job after its reply is sent, so
 /// the client can finish first.
