@@ -15,7 +15,13 @@ CARGO_INCREMENTAL=0 into an emptied target dir:
   swarmcc, warm     the same server again, target dir emptied: the server has the
                     inputs already (what a second developer's build, or a CI rebuild,
                     would see)
+  farm cache cold   RUSTC_WRAPPER=swarmcc against another swarmccd --rustc, this one
+                    with its farm cache on (an empty --cache-dir): every job runs and
+                    its result is stored
+  farm cache warm   that server again, target dir emptied: every remote job is a farm
+                    cache hit, no rustc runs on the server
 
+The input-cache rows' servers run --no-cache, so that they measure distribution.
 Measured per build: wall time; client CPU, user+sys of the cargo process tree from
 os.wait4()'s rusage of the cargo child (cargo, rustc, swarmcc, build scripts: every
 reaped descendant), plus swarmcc's scheduling agent, a detached process whose CPU is read
@@ -103,7 +109,7 @@ def proc_cpu(pid):
 class Server:
     """A swarmccd --rustc on loopback with its own cache, its own process group."""
 
-    def __init__(self, binary, work, name):
+    def __init__(self, binary, work, name, farm_cache=False):
         self.dir = os.path.join(work, name)
         os.mkdir(self.dir)
         os.chmod(self.dir, 0o1777)  # swarmccd started as root runs as user distccd
@@ -114,9 +120,11 @@ class Server:
             self.port = free_port()
             cmd = [binary, "--no-detach", "--log-level", "info", "--listen", "127.0.0.1",
                    "--port", str(self.port), "--allow", "127.0.0.1", "--log-file", self.log,
-                   "--rustc", "--rustc-cache", self.cache,
-                   # the rows measure distribution and the input cache: every job runs
-                   "--no-cache"]
+                   "--rustc", "--rustc-cache", self.cache]
+            # The input-cache rows measure distribution: every job runs. The farm-cache
+            # rows keep results in their own directory.
+            cmd += (["--cache-dir", os.path.join(self.dir, "farm-cache")] if farm_cache
+                    else ["--no-cache"])
             env = dict(os.environ, TMPDIR=self.dir)
             self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -150,7 +158,8 @@ class Server:
         try:
             with open(self.log, errors="replace") as f:
                 return sum(1 for line in f if " rustc " in line and re.search(
-                    r"\b(COMPILE_OK|COMPILE_ERROR|COMPILE_TIMEOUT|CLI_DISCONN|OTHER)\b", line))
+                    r"\b(COMPILE_OK|COMPILE_ERROR|COMPILE_TIMEOUT|CLI_DISCONN|OTHER|CACHE_HIT)\b",
+                    line))
         except OSError:
             return 0
 
@@ -218,7 +227,7 @@ def parse_client_log(path):
         m = JOB_RE.search(line)
         if m and m.group(1) not in PROBES:
             jobs += 1
-            if re.match(r"remote on \S+ ok\b", m.group(2)):
+            if re.match(r"(remote|farm cache hit) on \S+ ok\b", m.group(2)):
                 remote += 1
         m = SENT_RE.search(line)
         if m:
@@ -278,7 +287,9 @@ def mib(n):
 
 def report(ctx, results):
     rows = [("local", results["local"]), ("swarmcc, cold cache", results["cold"]),
-            ("swarmcc, warm cache", results["warm"])]
+            ("swarmcc, warm cache", results["warm"]),
+            ("swarmcc, farm cache cold", results["fill"]),
+            ("swarmcc, farm cache warm", results["hit"])]
     print()
     print(f"cold cargo build (debug, CARGO_INCREMENTAL=0, -j {ctx.args.jobs or 'default'}) "
           f"of integration/bench-rust: {ctx.crates} crates; {ctx.args.runs} run(s), "
@@ -371,7 +382,7 @@ def main(argv=None):
         with open("/proc/loadavg") as f:
             ctx.load = " ".join(f.read().split()[:3])
 
-        results = {"local": [], "cold": [], "warm": []}
+        results = {"local": [], "cold": [], "warm": [], "fill": [], "hit": []}
         for i in range(args.runs):
             def farm():
                 server = Server(args.swarmccd, ctx.work, f"server-{i}")
@@ -382,7 +393,15 @@ def main(argv=None):
                     results["warm"].append(farm_build(ctx, server, i, "warm"))
                 finally:
                     server.stop()
-                for kind in ("cold", "warm"):
+                server = Server(args.swarmccd, ctx.work, f"server-cache-{i}", farm_cache=True)
+                servers.append(server)
+                ctx.seen_jobs[server] = 0
+                try:
+                    results["fill"].append(farm_build(ctx, server, i, "fill"))
+                    results["hit"].append(farm_build(ctx, server, i, "hit"))
+                finally:
+                    server.stop()
+                for kind in ("cold", "warm", "fill", "hit"):
                     r = results[kind][-1]
                     print(f"  run {i + 1} swarmcc {kind}: {r['wall']:.1f}s wall, "
                           f"{r['client']:.1f}s client CPU, {r['server_all']:.1f}s server CPU, "
