@@ -18,7 +18,15 @@
 //!   executable. The job runs at the client's paths (or with them remapped so that
 //!   rustc records them), and every path can reach the outputs (debug info, `file!()`,
 //!   dep-info), so paths are in, not just contents. rustc reads no other file than
-//!   these and its toolchain's: the job's root holds nothing else;
+//!   these and its toolchain's: the job's root holds nothing else. One exception: the
+//!   files of a `-L dependency=DIR` that no `--extern` names. The client sends what
+//!   such a directory holds when the job starts, which under `cargo build -j` depends
+//!   on which other crates happen to be done, so keying on them would make every
+//!   rebuild a miss. They are not what decides the outputs: rustc loads from there
+//!   only the crates the `--extern` crates' metadata names, each by its crate hash
+//!   (SVH), and refuses a file whose hash differs, so given the `--extern` files
+//!   (which are in) the transitive crates rustc uses are fixed; a missing one fails
+//!   the job, and failures are not stored;
 //! * the form of the reply: protocol rustc's status, stdout, stderr, root and outputs.
 //!
 //! Not in: the early metadata part (a copy of the reply's beginning), and the
@@ -35,6 +43,7 @@ pub const FORMAT: u32 = 1;
 
 /// The key of `request` run by the toolchain whose `rustc -vV` is `identity`.
 pub fn job_key(identity: &str, request: &RustcRequest) -> Key {
+    let unkeyed = Unkeyed::of(request);
     let mut h = Sha256::new();
     let mut field = |name: &str, value: &[u8]| {
         // Each field with its name and length: no two run together into one.
@@ -60,7 +69,11 @@ pub fn job_key(identity: &str, request: &RustcRequest) -> Key {
         field("name", name.as_bytes());
         field("value", value.as_bytes());
     }
-    let mut files: Vec<_> = request.files.iter().collect();
+    let mut files: Vec<_> = request
+        .files
+        .iter()
+        .filter(|f| !unkeyed.skips(&f.path))
+        .collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     field("filec", files.len().to_string().as_bytes());
     for f in files {
@@ -69,6 +82,68 @@ pub fn job_key(identity: &str, request: &RustcRequest) -> Key {
         field("file", format!("{} {mode}", f.hash).as_bytes());
     }
     Key::of_digest(&h.finalize())
+}
+
+/// The files of a request left out of its key: those in a `-L dependency=` directory
+/// that no `--extern` names (see the module doc).
+struct Unkeyed {
+    dirs: Vec<String>,
+    externs: Vec<String>,
+}
+
+impl Unkeyed {
+    fn of(request: &RustcRequest) -> Unkeyed {
+        // As the client names its files: absolute, `.` and `..` resolved by name.
+        let absolute = |p: &str| {
+            let joined = if p.starts_with('/') {
+                p.to_owned()
+            } else {
+                format!("{}/{p}", request.cwd)
+            };
+            let mut parts: Vec<&str> = Vec::new();
+            for part in joined.split('/') {
+                match part {
+                    "" | "." => {}
+                    ".." => {
+                        parts.pop();
+                    }
+                    _ => parts.push(part),
+                }
+            }
+            format!("/{}", parts.join("/"))
+        };
+        let (mut dirs, mut externs) = (Vec::new(), Vec::new());
+        let mut args = request.args.iter().map(String::as_str);
+        while let Some(arg) = args.next() {
+            let (flag, value) = match arg {
+                "-L" | "--extern" => (arg, args.next().unwrap_or("")),
+                _ => match (arg.strip_prefix("-L"), arg.strip_prefix("--extern=")) {
+                    (Some(v), _) => ("-L", v),
+                    (_, Some(v)) => ("--extern", v),
+                    _ => continue,
+                },
+            };
+            match flag {
+                "-L" => {
+                    if let Some(dir) = value.strip_prefix("dependency=") {
+                        dirs.push(format!("{}/", absolute(dir)));
+                    }
+                }
+                // `name=path`; a bare `name` (from the sysroot) names no file.
+                _ => {
+                    if let Some((_, path)) = value.split_once('=') {
+                        externs.push(absolute(path));
+                    }
+                }
+            }
+        }
+        Unkeyed { dirs, externs }
+    }
+
+    fn skips(&self, path: &str) -> bool {
+        self.dirs.iter().any(|d| path.starts_with(d.as_str()))
+            && !self.externs.iter().any(|e| e == path)
+    }
 }
 
 /// The first bytes of a rustc entry, with its layout's version (a C entry's differ).
@@ -208,6 +283,47 @@ mod tests {
         r.env.reverse();
         r.files.reverse();
         assert_eq!(k, job_key(RUSTC, &r));
+    }
+
+    #[test]
+    fn a_dependency_directory_keys_only_the_crates_named_by_extern() {
+        let mut r = request();
+        r.args.extend(
+            [
+                "-L",
+                "dependency=/p/target/deps",
+                "--extern",
+                "dep=/p/target/deps/libdep-1.rmeta",
+                "--extern=rel=../target/deps/librel-2.rmeta",
+                "--extern",
+                "proc_macro",
+            ]
+            .map(String::from),
+        );
+        r.files
+            .push(file("/p/target/deps/libdep-1.rmeta", 'd', false));
+        r.files
+            .push(file("/p/target/deps/librel-2.rmeta", 'e', false));
+        let k = job_key(RUSTC, &r);
+        // Another crate finished meanwhile: its files are there, the key is the same.
+        let mut more = r.clone();
+        more.files
+            .push(file("/p/target/deps/libother-3.rmeta", 'f', false));
+        more.files
+            .push(file("/p/target/deps/libother-3.rlib", 'f', false));
+        assert_eq!(k, job_key(RUSTC, &more));
+        // The crates named by --extern (absolute, or relative to the cwd) are keyed.
+        for i in [2, 3] {
+            let mut changed = r.clone();
+            changed.files[i].hash = "9".repeat(64);
+            assert_ne!(k, job_key(RUSTC, &changed), "{}", changed.files[i].path);
+        }
+        // A file beside the dependency directory, not in it, is keyed.
+        let mut beside = r.clone();
+        beside
+            .files
+            .push(file("/p/target/deps-old/x.rmeta", 'f', false));
+        assert_ne!(k, job_key(RUSTC, &beside));
     }
 
     #[test]
