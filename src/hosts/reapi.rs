@@ -33,6 +33,24 @@ pub struct ReapiHost {
     pub ca_file: Option<String>,
 }
 
+impl ReapiHost {
+    /// Where the engine is, as a spec names it: `reapi[s]://HOST:PORT[/INSTANCE]`
+    /// (an IPv6 address in brackets), without the limit and options.
+    pub fn address(&self) -> String {
+        let scheme = if self.tls { "reapis" } else { "reapi" };
+        let mut out = if self.host.contains(':') {
+            format!("{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            format!("{scheme}://{}:{}", self.host, self.port)
+        };
+        if !self.instance.is_empty() {
+            out.push('/');
+            out.push_str(&self.instance);
+        }
+        out
+    }
+}
+
 /// The port of `reapis://` without one (HTTPS's).
 pub const TLS_PORT: u16 = 443;
 
@@ -151,17 +169,7 @@ fn authority_of(s: &str, tls: bool) -> Result<(String, u16), String> {
 
 /// The spec in canonical form (`reapi://h:9092/main/4,token=t`).
 pub(super) fn canonical(r: &ReapiHost, limit: u32, down: bool) -> String {
-    let scheme = if r.tls { "reapis" } else { "reapi" };
-    let host = if r.host.contains(':') {
-        format!("[{}]", r.host)
-    } else {
-        r.host.clone()
-    };
-    let mut out = format!("{scheme}://{host}:{}", r.port);
-    if !r.instance.is_empty() {
-        out.push('/');
-        out.push_str(&r.instance);
-    }
+    let mut out = r.address();
     out.push_str(&format!("/{limit}"));
     if let Some(t) = &r.token_file {
         out.push_str(&format!(",token={t}"));

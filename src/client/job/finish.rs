@@ -30,13 +30,11 @@ pub(super) struct Answered<'j> {
     /// The slot held on the host, which hears how the job went.
     pub slot: Option<Held>,
     pub started: Instant,
-    /// Whether the host's farm cache answered.
+    /// Whether the host's farm cache (or a REAPI engine's action cache) answered.
     pub farm: FarmCache,
     /// What every attempt shares: the caches (where a success is kept for the next
     /// build), the command and the compiler's identity the key is made of.
     pub kit: &'j Kit<'j>,
-    /// A REAPI engine served the result from its action cache.
-    pub cached: bool,
 }
 
 impl Answered<'_> {
@@ -51,7 +49,7 @@ impl Answered<'_> {
 
     fn report_remote(&mut self) {
         let elapsed = self.started.elapsed();
-        let report = if self.cached {
+        let report = if self.farm == FarmCache::ActionCache {
             JobReport::ActionCacheHit
         } else {
             JobReport::Remote { elapsed }

@@ -12,7 +12,6 @@ mod dialect;
 mod finish;
 mod verdict;
 
-use std::cell::Cell;
 use std::path::Path;
 use std::time::Instant;
 
@@ -60,9 +59,6 @@ struct Kit<'a> {
     identity: &'a LazyIdentity<'a>,
     /// The compile caches, and the job's key.
     cache: &'a JobCache,
-    /// The last answer came from a REAPI engine's action cache (set by
-    /// `attempt_engine`, read when the answer is accepted).
-    cache_hit: Cell<bool>,
 }
 
 /// What the attempts on the hosts came to, when none produced the result.
@@ -148,7 +144,6 @@ impl Ctx<'_> {
             dialects: &dialects,
             identity: &identity,
             cache: &cache,
-            cache_hit: Cell::new(false),
         };
         if let Some(code) = self.answer_from_local_cache(job, &mut cpp, &kit) {
             return code;
@@ -178,7 +173,6 @@ impl Ctx<'_> {
                         started,
                         farm,
                         kit: &kit,
-                        cached: kit.cache_hit.take(),
                     };
                     return self.finish_remote(done, reply, &mut cpp);
                 }
@@ -406,12 +400,15 @@ impl Ctx<'_> {
         let outcome = engine_job::attempt(engine, self.cfg, &request, cpp, &place);
         let outcome = match outcome {
             Ok((reply, served)) => {
-                kit.cache_hit.set(served == Served::ActionCache);
                 // An engine checks no compiler identity (its workers are trusted to
-                // have ours), so what it answers is not kept in the local cache; its
-                // own action cache is reported as `cached`.
+                // have ours), so what it answers is not kept in the local cache.
                 kit.cache.forget_key();
-                Ok((reply, FarmCache::NotAsked))
+                let farm = if served == Served::ActionCache {
+                    FarmCache::ActionCache
+                } else {
+                    FarmCache::NotAsked
+                };
+                Ok((reply, farm))
             }
             Err(engine_job::Failure::Miss(reason)) => {
                 log::info!("job {}: {label}: {reason}", job.input);
@@ -502,18 +499,7 @@ fn host_label(h: &HostSpec) -> String {
         HostKind::Tcp { host, port } => format!("{host}:{port}"),
         HostKind::Localhost => "localhost".into(),
         HostKind::Ssh { user, host, .. } => format!("{}@{host}", user.as_deref().unwrap_or("")),
-        HostKind::Reapi(r) => {
-            let scheme = if r.tls { "reapis" } else { "reapi" };
-            let host = if r.host.contains(':') {
-                format!("[{}]", r.host)
-            } else {
-                r.host.clone()
-            };
-            match r.instance.as_str() {
-                "" => format!("{scheme}://{host}:{}", r.port),
-                i => format!("{scheme}://{host}:{}/{i}", r.port),
-            }
-        }
+        HostKind::Reapi(r) => r.address(),
     }
 }
 

@@ -117,6 +117,9 @@ pub enum FarmCache {
     Hit,
     /// The host compiled the job (and stored the result, if it worked).
     Miss,
+    /// A REAPI engine answered from its own action cache (`client::reapi`): nothing
+    /// was compiled, and swarmcc's own key was not asked.
+    ActionCache,
 }
 
 /// Runs one remote compile on `target`. The preprocessor is started before connecting,
