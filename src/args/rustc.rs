@@ -12,6 +12,24 @@
 //! `linker-flavor`, which picks the linker program; `--help` is refused like
 //! `--version`.
 
+use std::path::{Component, Path, PathBuf};
+
+/// `path` without `.` and `..` components, lexically (as rustc's dep-info names
+/// files, and as a job names its inputs).
+pub fn normalise(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
 /// What a remote-able rustc command does, from its arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RustcJob {

@@ -16,6 +16,27 @@ pub struct Entry {
     pub object: Vec<u8>,
 }
 
+/// Appends one length-prefixed part (a big-endian u64 length, then the bytes): the
+/// layout of every part of an entry, a rustc job's too.
+pub(super) fn put(out: &mut Vec<u8>, part: &[u8]) {
+    out.extend_from_slice(&(part.len() as u64).to_be_bytes());
+    out.extend_from_slice(part);
+}
+
+/// Reads one length-prefixed part off the front of `rest`.
+pub(super) fn take<'a>(rest: &mut &'a [u8], what: &str) -> Result<&'a [u8], String> {
+    let (len, after) = rest
+        .split_first_chunk::<8>()
+        .ok_or(format!("truncated before its {what}"))?;
+    let len = usize::try_from(u64::from_be_bytes(*len)).unwrap_or(usize::MAX);
+    if len > after.len() {
+        return Err(format!("truncated in its {what}"));
+    }
+    let (part, after) = after.split_at(len);
+    *rest = after;
+    Ok(part)
+}
+
 impl Entry {
     pub fn encode(&self) -> Vec<u8> {
         let len = 8 + 4 + 24 + self.stdout.len() + self.stderr.len() + self.object.len();
@@ -23,8 +44,7 @@ impl Entry {
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.status.to_be_bytes());
         for part in [&self.stdout, &self.stderr, &self.object] {
-            out.extend_from_slice(&(part.len() as u64).to_be_bytes());
-            out.extend_from_slice(part);
+            put(&mut out, part);
         }
         out
     }
@@ -37,24 +57,12 @@ impl Entry {
         let (status, mut rest) = rest
             .split_first_chunk::<4>()
             .ok_or("truncated before its status")?;
-        let mut parts = Vec::with_capacity(3);
-        for what in ["stdout", "stderr", "object"] {
-            let (len, after) = rest
-                .split_first_chunk::<8>()
-                .ok_or(format!("truncated before its {what}"))?;
-            let len = usize::try_from(u64::from_be_bytes(*len)).unwrap_or(usize::MAX);
-            if len > after.len() {
-                return Err(format!("truncated in its {what}"));
-            }
-            parts.push(after[..len].to_vec());
-            rest = &after[len..];
-        }
+        let stdout = take(&mut rest, "stdout")?.to_vec();
+        let stderr = take(&mut rest, "stderr")?.to_vec();
+        let object = take(&mut rest, "object")?.to_vec();
         if !rest.is_empty() {
             return Err(format!("{} bytes after its object", rest.len()));
         }
-        let object = parts.pop().unwrap_or_default();
-        let stderr = parts.pop().unwrap_or_default();
-        let stdout = parts.pop().unwrap_or_default();
         Ok(Entry {
             status: u32::from_be_bytes(*status),
             stdout,

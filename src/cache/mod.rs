@@ -147,28 +147,23 @@ impl Cache {
 
     /// Stores a successful compile's result under `key`.
     pub fn store(&self, key: &Key, entry: &Entry) -> io::Result<()> {
-        if entry.status != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "only successful compiles are cached",
-            ));
-        }
-        self.put(key, &entry.encode())
+        self.put(key, entry.status, || entry.encode())
     }
 
     /// Stores a successful rustc job's reply under `key` ([`rustc::job_key`]).
     pub fn store_rustc(&self, key: &Key, entry: &rustc::Entry) -> io::Result<()> {
-        if entry.reply.status != 0 {
+        self.put(key, entry.reply.status, || entry.encode())
+    }
+
+    /// Stores an entry whose compile ended with `status`: only successes are kept.
+    fn put(&self, key: &Key, status: u32, encode: impl FnOnce() -> Vec<u8>) -> io::Result<()> {
+        if status != 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "only successful compiles are cached",
             ));
         }
-        self.put(key, &entry.encode())
-    }
-
-    fn put(&self, key: &Key, bytes: &[u8]) -> io::Result<()> {
-        self.store.put(key.as_str(), bytes)?;
+        self.store.put(key.as_str(), &encode())?;
         self.stored.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -244,7 +239,7 @@ mod tests {
         cache.store(&key, &entry).unwrap();
         assert!(matches!(cache.lookup_rustc(&key), Lookup::Miss));
         let request = crate::protocol::rustc::RustcRequest::default();
-        let rkey = rustc::job_key("rustc 1.95.0", &request);
+        let rkey = rustc::job_key("rustc 1.95.0", &request, &Default::default());
         let rentry = rustc::Entry::default();
         cache.store_rustc(&rkey, &rentry).unwrap();
         assert!(matches!(cache.lookup(&rkey), Lookup::Miss));

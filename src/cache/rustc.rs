@@ -32,18 +32,23 @@
 //! Not in: the early metadata part (a copy of the reply's beginning), and the
 //! server's base environment and jobserver, which do not change what rustc writes.
 
+use std::path::{Path, PathBuf};
+
 use sha2::{Digest, Sha256};
 
+use crate::args::rustc::{normalise, RustcJob};
 use crate::protocol::rustc::{OutputFile, RustcReply, RustcRequest};
 
+use super::entry::{put, take};
 use super::Key;
 
 /// The version of what a rustc key is made of.
 pub const FORMAT: u32 = 1;
 
-/// The key of `request` run by the toolchain whose `rustc -vV` is `identity`.
-pub fn job_key(identity: &str, request: &RustcRequest) -> Key {
-    let unkeyed = Unkeyed::of(request);
+/// The key of `request` (classified as `job`) run by the toolchain whose `rustc -vV`
+/// is `identity`.
+pub fn job_key(identity: &str, request: &RustcRequest, job: &RustcJob) -> Key {
+    let unkeyed = Unkeyed::of(request, job);
     let mut h = Sha256::new();
     let mut field = |name: &str, value: &[u8]| {
         // Each field with its name and length: no two run together into one.
@@ -85,64 +90,30 @@ pub fn job_key(identity: &str, request: &RustcRequest) -> Key {
 }
 
 /// The files of a request left out of its key: those in a `-L dependency=` directory
-/// that no `--extern` names (see the module doc).
+/// that no `--extern` names (see the module doc), from the job's classification.
 struct Unkeyed {
-    dirs: Vec<String>,
-    externs: Vec<String>,
+    dirs: Vec<PathBuf>,
+    externs: Vec<PathBuf>,
 }
 
 impl Unkeyed {
-    fn of(request: &RustcRequest) -> Unkeyed {
+    fn of(request: &RustcRequest, job: &RustcJob) -> Unkeyed {
         // As the client names its files: absolute, `.` and `..` resolved by name.
-        let absolute = |p: &str| {
-            let joined = if p.starts_with('/') {
-                p.to_owned()
-            } else {
-                format!("{}/{p}", request.cwd)
-            };
-            let mut parts: Vec<&str> = Vec::new();
-            for part in joined.split('/') {
-                match part {
-                    "" | "." => {}
-                    ".." => {
-                        parts.pop();
-                    }
-                    _ => parts.push(part),
-                }
-            }
-            format!("/{}", parts.join("/"))
-        };
-        let (mut dirs, mut externs) = (Vec::new(), Vec::new());
-        let mut args = request.args.iter().map(String::as_str);
-        while let Some(arg) = args.next() {
-            let (flag, value) = match arg {
-                "-L" | "--extern" => (arg, args.next().unwrap_or("")),
-                _ => match (arg.strip_prefix("-L"), arg.strip_prefix("--extern=")) {
-                    (Some(v), _) => ("-L", v),
-                    (_, Some(v)) => ("--extern", v),
-                    _ => continue,
-                },
-            };
-            match flag {
-                "-L" => {
-                    if let Some(dir) = value.strip_prefix("dependency=") {
-                        dirs.push(format!("{}/", absolute(dir)));
-                    }
-                }
-                // `name=path`; a bare `name` (from the sysroot) names no file.
-                _ => {
-                    if let Some((_, path)) = value.split_once('=') {
-                        externs.push(absolute(path));
-                    }
-                }
-            }
+        let cwd = Path::new(&request.cwd);
+        let absolute = |p: &str| normalise(&cwd.join(p));
+        Unkeyed {
+            dirs: job.dependency_dirs.iter().map(|d| absolute(d)).collect(),
+            externs: job
+                .externs
+                .iter()
+                .filter_map(|(_, path)| path.as_deref().map(absolute))
+                .collect(),
         }
-        Unkeyed { dirs, externs }
     }
 
     fn skips(&self, path: &str) -> bool {
-        self.dirs.iter().any(|d| path.starts_with(d.as_str()))
-            && !self.externs.iter().any(|e| e == path)
+        let path = Path::new(path);
+        self.dirs.iter().any(|d| path.starts_with(d)) && !self.externs.iter().any(|e| e == path)
     }
 }
 
@@ -153,25 +124,6 @@ pub(super) const MAGIC: &[u8; 8] = b"SWCR0001";
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Entry {
     pub reply: RustcReply,
-}
-
-fn put(out: &mut Vec<u8>, part: &[u8]) {
-    out.extend_from_slice(&(part.len() as u64).to_be_bytes());
-    out.extend_from_slice(part);
-}
-
-/// Reads one length-prefixed part off the front of `rest`.
-fn take<'a>(rest: &mut &'a [u8], what: &str) -> Result<&'a [u8], String> {
-    let (len, after) = rest
-        .split_first_chunk::<8>()
-        .ok_or(format!("truncated before its {what}"))?;
-    let len = usize::try_from(u64::from_be_bytes(*len)).unwrap_or(usize::MAX);
-    if len > after.len() {
-        return Err(format!("truncated in its {what}"));
-    }
-    let (part, after) = after.split_at(len);
-    *rest = after;
-    Ok(part)
 }
 
 fn text(bytes: &[u8], what: &str) -> Result<String, String> {
@@ -258,6 +210,13 @@ mod tests {
         }
     }
 
+    /// The key of `r` as the server makes it: with its arguments' classification
+    /// (a default one where a test's arguments are not a job's).
+    fn key(identity: &str, r: &RustcRequest) -> Key {
+        let job = crate::args::rustc::classify(&r.args).unwrap_or_default();
+        job_key(identity, r, &job)
+    }
+
     fn request() -> RustcRequest {
         RustcRequest {
             cwd: "/p/app".into(),
@@ -277,12 +236,12 @@ mod tests {
 
     #[test]
     fn the_order_of_the_environment_and_of_the_files_is_not_the_job() {
-        let k = job_key(RUSTC, &request());
+        let k = key(RUSTC, &request());
         assert!(Key::parse(k.as_str()).is_some());
         let mut r = request();
         r.env.reverse();
         r.files.reverse();
-        assert_eq!(k, job_key(RUSTC, &r));
+        assert_eq!(k, key(RUSTC, &r));
     }
 
     #[test]
@@ -290,6 +249,9 @@ mod tests {
         let mut r = request();
         r.args.extend(
             [
+                "--crate-type",
+                "lib",
+                "--emit=dep-info,metadata,link",
                 "-L",
                 "dependency=/p/target/deps",
                 "--extern",
@@ -300,35 +262,38 @@ mod tests {
             ]
             .map(String::from),
         );
+        let job = crate::args::rustc::classify(&r.args).unwrap();
+        assert_eq!(job.dependency_dirs, ["/p/target/deps"]);
+        assert_eq!(job.externs.len(), 3, "{:?}", job.externs);
         r.files
             .push(file("/p/target/deps/libdep-1.rmeta", 'd', false));
         r.files
             .push(file("/p/target/deps/librel-2.rmeta", 'e', false));
-        let k = job_key(RUSTC, &r);
+        let k = key(RUSTC, &r);
         // Another crate finished meanwhile: its files are there, the key is the same.
         let mut more = r.clone();
         more.files
             .push(file("/p/target/deps/libother-3.rmeta", 'f', false));
         more.files
             .push(file("/p/target/deps/libother-3.rlib", 'f', false));
-        assert_eq!(k, job_key(RUSTC, &more));
+        assert_eq!(k, key(RUSTC, &more));
         // The crates named by --extern (absolute, or relative to the cwd) are keyed.
         for i in [2, 3] {
             let mut changed = r.clone();
             changed.files[i].hash = "9".repeat(64);
-            assert_ne!(k, job_key(RUSTC, &changed), "{}", changed.files[i].path);
+            assert_ne!(k, key(RUSTC, &changed), "{}", changed.files[i].path);
         }
         // A file beside the dependency directory, not in it, is keyed.
         let mut beside = r.clone();
         beside
             .files
             .push(file("/p/target/deps-old/x.rmeta", 'f', false));
-        assert_ne!(k, job_key(RUSTC, &beside));
+        assert_ne!(k, key(RUSTC, &beside));
     }
 
     #[test]
     fn everything_that_can_change_the_outputs_changes_the_key() {
-        let k = job_key(RUSTC, &request());
+        let k = key(RUSTC, &request());
         type Change = Box<dyn Fn(&mut RustcRequest)>;
         let changes: Vec<(&str, Change)> = vec![
             ("cwd", Box::new(|r| r.cwd = "/q/app".into())),
@@ -367,10 +332,10 @@ mod tests {
         for (what, change) in changes {
             let mut r = request();
             change(&mut r);
-            assert_ne!(k, job_key(RUSTC, &r), "{what}");
+            assert_ne!(k, key(RUSTC, &r), "{what}");
         }
         let other = "rustc 1.94.0 (def 2025-12-01)\nhost: x86_64-unknown-linux-gnu\n";
-        assert_ne!(k, job_key(other, &request()));
+        assert_ne!(k, key(other, &request()));
     }
 
     #[test]
@@ -379,7 +344,7 @@ mod tests {
         let argv: Vec<String> = ["gcc", "-c", "a.c", "-o", "a.o"].map(String::from).into();
         let c = super::super::job_key("gcc 12; target x86_64-linux-gnu", &argv, b"").unwrap();
         let empty = RustcRequest::default();
-        assert_ne!(c, job_key("gcc 12; target x86_64-linux-gnu", &empty));
+        assert_ne!(c, key("gcc 12; target x86_64-linux-gnu", &empty));
     }
 
     #[test]

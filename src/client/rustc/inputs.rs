@@ -11,9 +11,9 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use crate::args::rustc::{self as rustc_args, RustcJob};
+use crate::args::rustc::{self as rustc_args, normalise, RustcJob};
 use crate::blobs::sha256_hex;
 use crate::config::ClientConfig;
 use crate::protocol::rustc::JobFile;
@@ -131,21 +131,6 @@ pub(super) fn collect(cfg: &ClientConfig, job: &RustcJob, site: Site) -> Result<
         env: site.env,
         files,
     })
-}
-
-/// `path` without `.` and `..` components (lexically, as rustc's dep-info names files).
-pub(super) fn normalise(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
 }
 
 #[derive(Default)]

@@ -11,10 +11,10 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::args::rustc::{self as rustc_args, RustcJob};
+use crate::args::rustc::{self as rustc_args, normalise, RustcJob};
 use crate::protocol::rustc::{OutputFile, RustcReply};
 
-use super::inputs::{normalise, Inputs};
+use super::inputs::Inputs;
 
 /// What of rustc's stderr an early part already printed.
 #[derive(Debug, Default)]

@@ -4,6 +4,7 @@
 //! stored under that key. The client sends no key: only what it asked for is looked
 //! up, and only what ran here is stored.
 
+use crate::args::rustc::RustcJob;
 use crate::cache::{self, Cache, Key, Lookup};
 use crate::conn::Conn;
 use crate::exit::ExitCode;
@@ -25,11 +26,12 @@ impl<'a> Cached<'a> {
         cache: Option<&'a Cache>,
         identity: &str,
         request: &RustcRequest,
+        job: &RustcJob,
         mark: bool,
     ) -> Option<Cached<'a>> {
         cache.map(|cache| Cached {
             cache,
-            key: cache::rustc::job_key(identity, request),
+            key: cache::rustc::job_key(identity, request, job),
             mark,
         })
     }

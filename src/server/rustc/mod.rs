@@ -189,7 +189,8 @@ pub(super) fn serve(
         Err(why) => return refuse_job(conn, &why),
     };
     names.input = job.crate_name.clone();
-    let cached = farm::Cached::of(shared.cache.as_ref(), &preamble.identity, &request, mark);
+    let cache = shared.cache.as_ref();
+    let cached = farm::Cached::of(cache, &preamble.identity, &request, &job, mark);
     if let Some(done) = cached.as_ref().and_then(|c| c.answer(conn, peer)) {
         return done;
     }
