@@ -16,7 +16,7 @@ use crate::transport::Peer;
 
 use super::dialect::{Dialect, ExtJob};
 use super::record::{JobResult, RejectReason, Summary};
-use super::reply::{send_reply, write_prelude};
+use super::reply::{pack_object, send_reply, write_prelude};
 use super::{CacheConfig, Shared};
 
 /// The cache's directory when none is given, for the user the server runs as (never
@@ -137,18 +137,13 @@ fn miss(
 fn answer_hit(conn: &mut Conn, shared: &Shared, ext: &ExtJob, key: &Key, entry: Entry) -> Summary {
     let mut bytes = Vec::with_capacity(12);
     encode_answer(Answer::Hit, &mut bytes);
-    let object = if ext.zstd {
-        match zstd::bulk::compress(&entry.object, 1) {
-            Ok(packed) => packed,
-            Err(e) => {
-                return Summary::disconnected(
-                    ExitCode::IoError,
-                    format!("cannot compress the object: {e}"),
-                )
-            }
-        }
-    } else {
-        entry.object
+    let dialect = Dialect {
+        version: Version::V1,
+        ext: Some(ext.clone()),
+    };
+    let object = match pack_object(&dialect, entry.object) {
+        Ok(packed) => packed,
+        Err(why) => return Summary::disconnected(ExitCode::IoError, why),
     };
     let reply = Reply {
         status: entry.status,
@@ -156,10 +151,6 @@ fn answer_hit(conn: &mut Conn, shared: &Shared, ext: &ExtJob, key: &Key, entry: 
         stderr: entry.stderr,
         object,
         deps: None,
-    };
-    let dialect = Dialect {
-        version: Version::V1,
-        ext: Some(ext.clone()),
     };
     let sent = conn
         .send(&bytes)

@@ -199,14 +199,7 @@ pub(super) fn compiled(
 fn attach_object(peer: Peer, dialect: &Dialect, output: &Path, reply: &mut Reply) -> Summary {
     let object = fs::read(output)
         .map_err(|e| format!("the compiler succeeded but wrote no output file: {e}"))
-        .and_then(|object| {
-            if dialect.zstd() {
-                zstd::bulk::compress(&object, 1)
-                    .map_err(|e| format!("cannot compress the object: {e}"))
-            } else {
-                Ok(object)
-            }
-        });
+        .and_then(|object| pack_object(dialect, object));
     match object {
         Ok(object) => {
             reply.object = object;
@@ -226,6 +219,16 @@ fn attach_object(peer: Peer, dialect: &Dialect, output: &Path, reply: &mut Reply
             .because(why)
             .rejected(RejectReason::ServerError)
         }
+    }
+}
+
+/// An object as the reply carries it: zstd-compressed when the extension's `zstd` was
+/// accepted, else as it is.
+pub(super) fn pack_object(dialect: &Dialect, object: Vec<u8>) -> Result<Vec<u8>, String> {
+    if dialect.zstd() {
+        zstd::bulk::compress(&object, 1).map_err(|e| format!("cannot compress the object: {e}"))
+    } else {
+        Ok(object)
     }
 }
 
