@@ -50,7 +50,7 @@ pub(super) async fn upload_missing(s: &Session, blobs: &[Blob]) -> Result<usize,
         .collect();
     let (small, large): (Vec<&Blob>, Vec<&Blob>) =
         wanted.iter().partition(|b| fits_batch(s, b.data.len()));
-    for batch in batches(s.caps.max_batch, &small) {
+    for batch in batches(s.caps.max_batch, small, |b| b.data.len()) {
         update_batch(s, &batch).await?;
     }
     for blob in &large {
@@ -67,18 +67,19 @@ pub(super) async fn upload_missing(s: &Session, blobs: &[Blob]) -> Result<usize,
     Ok(wanted.len())
 }
 
-/// Blobs grouped so that each group stays within `limit` bytes.
-fn batches<'a>(limit: usize, blobs: &[&'a Blob]) -> Vec<Vec<&'a Blob>> {
-    let mut out: Vec<Vec<&Blob>> = Vec::new();
+/// `items` grouped so that each group's blobs (of `size` bytes each, plus the
+/// per-blob overhead) stay within `limit` bytes.
+fn batches<T>(limit: usize, items: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
     let mut used = 0;
-    for &blob in blobs {
-        let cost = blob.data.len() + PER_BLOB;
+    for item in items {
+        let cost = size(&item) + PER_BLOB;
         if out.is_empty() || used + cost > limit {
             out.push(Vec::new());
             used = 0;
         }
         used += cost;
-        out.last_mut().expect("a batch was just pushed").push(blob);
+        out.last_mut().expect("a batch was just pushed").push(item);
     }
     out
 }
@@ -201,18 +202,8 @@ pub(super) async fn download(
             got.insert(d.hash.clone(), data);
         }
     }
-    let mut group: Vec<Digest> = Vec::new();
-    let mut used = 0;
-    for d in small {
-        let cost = d.size_bytes as usize + PER_BLOB;
-        if !group.is_empty() && used + cost > s.caps.max_batch {
-            read_batch(s, std::mem::take(&mut group), &mut got).await?;
-            used = 0;
-        }
-        used += cost;
-        group.push(d.clone());
-    }
-    if !group.is_empty() {
+    let small: Vec<Digest> = small.into_iter().cloned().collect();
+    for group in batches(s.caps.max_batch, small, |d| d.size_bytes as usize) {
         read_batch(s, group, &mut got).await?;
     }
     Ok(got)
@@ -295,7 +286,7 @@ mod tests {
         };
         let blobs = [blob(100), blob(500), blob(300), blob(10)];
         let refs: Vec<&Blob> = blobs.iter().collect();
-        let groups = batches(1200, &refs);
+        let groups = batches(1200, refs, |b| b.data.len());
         let sizes: Vec<Vec<usize>> = groups
             .iter()
             .map(|g| g.iter().map(|b| b.data.len()).collect())
