@@ -311,8 +311,18 @@ struct Job {
 impl Job {
     /// Served remotely: `remote on <host>[slot] ok …`.
     fn remote_ok(&self) -> bool {
+        self.ok_after("remote on ")
+    }
+
+    /// Served by the host's farm cache: `farm cache hit on <host>[slot] ok …`.
+    fn farm_hit(&self) -> bool {
+        self.ok_after("farm cache hit on ")
+    }
+
+    /// `<how> <host>[slot] ok …`.
+    fn ok_after(&self, how: &str) -> bool {
         self.how
-            .strip_prefix("remote on ")
+            .strip_prefix(how)
             .is_some_and(|rest| rest.split_whitespace().nth(1) == Some("ok"))
     }
 }
@@ -362,9 +372,14 @@ fn words(line: &str) -> impl Iterator<Item = &str> {
 
 /// The server's COMPILE_OK lines naming rustc.
 fn rustc_ok_lines(server_log: &str) -> Vec<&str> {
+    rustc_lines(server_log, "COMPILE_OK")
+}
+
+/// The server's job lines with `result` (`COMPILE_OK`, `CACHE_HIT`) naming rustc.
+fn rustc_lines<'a>(server_log: &'a str, result: &str) -> Vec<&'a str> {
     server_log
         .lines()
-        .filter(|l| l.contains("COMPILE_OK") && words(l).any(|w| w == "rustc"))
+        .filter(|l| l.contains(result) && words(l).any(|w| w == "rustc"))
         .collect()
 }
 
@@ -921,11 +936,7 @@ fn run_summary_counts_rustc_jobs() {
     let mut cmd = through_run(&cargo_build, &proj);
     let out = run_cargo(&mut cmd, "swarmcc --run cargo build of rust-outdir");
     assert_success(&out, "swarmcc --run cargo build of rust-outdir");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let summary = stderr
-        .lines()
-        .find(|l| l.contains("build finished in"))
-        .unwrap_or_else(|| panic!("no summary:\n{stderr}"));
+    let (summary, _) = run_summary(&out);
     let remote: usize = summary
         .split(": ")
         .nth(2)
@@ -943,10 +954,7 @@ fn run_summary_counts_rustc_jobs() {
 
 /// The server's CACHE_HIT lines naming rustc.
 fn rustc_hit_lines(server_log: &str) -> Vec<&str> {
-    server_log
-        .lines()
-        .filter(|l| l.contains("CACHE_HIT") && words(l).any(|w| w == "rustc"))
-        .collect()
+    rustc_lines(server_log, "CACHE_HIT")
 }
 
 /// The summary of `swarmcc --run`'s build, and its cache line.
@@ -1004,12 +1012,9 @@ fn clean_build(farm: &Farm, proj: &Path, target: &Path, client_log: &Path) -> (O
 
 /// Whether the client log has `job <krate>: farm cache hit on … ok`.
 fn farm_hit_in(client_log: &str, krate: &str) -> bool {
-    jobs(client_log).iter().any(|j| {
-        j.krate == krate
-            && j.how
-                .strip_prefix("farm cache hit on ")
-                .is_some_and(|rest| rest.split_whitespace().nth(1) == Some("ok"))
-    })
+    jobs(client_log)
+        .iter()
+        .any(|j| j.krate == krate && j.farm_hit())
 }
 
 /// The farm cache for rustc: a crate graph built, cleaned and built again through a
