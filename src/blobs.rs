@@ -91,9 +91,7 @@ impl BlobStore {
     /// Opens a keyed store: entries under names of the form of a sha256 chosen by the
     /// caller, each checked against the sha256 it ends with.
     pub fn open_keyed(dir: &Path, max_bytes: u64) -> io::Result<BlobStore> {
-        let store = Self::unscanned(dir, max_bytes, true)?;
-        store.scan()?;
-        Ok(store)
+        Self::open_as(dir, max_bytes, true)
     }
 
     /// [`open_keyed`](Self::open_keyed) for a short-lived process: the directory is
@@ -276,8 +274,7 @@ impl BlobStore {
             }
         };
         if sha256_hex(&data) != hash {
-            self.forget(hash);
-            let _ = fs::remove_file(&path);
+            self.remove(hash);
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
@@ -310,8 +307,7 @@ impl BlobStore {
         };
         let body = data.len().checked_sub(TRAILER);
         if body.is_none_or(|n| Sha256::digest(&data[..n])[..] != data[n..]) {
-            self.forget(key);
-            let _ = fs::remove_file(&path);
+            self.remove(key);
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
