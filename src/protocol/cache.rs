@@ -20,7 +20,7 @@
 //! A key is 64 lowercase hex digits (`cache::key`), nothing else: it becomes a file
 //! name on the server.
 
-use super::frame::{parse_header, HEADER_LEN};
+use super::frame::{encode_raw_header, is_sha256_hex, parse_header, HEADER_LEN};
 use super::Error;
 
 const SWCK: [u8; 4] = *b"SWCK";
@@ -31,17 +31,12 @@ pub const KEY_LEN: usize = 64;
 
 /// Appends the client's key.
 pub fn encode_key(key: &str, out: &mut Vec<u8>) -> Result<(), Error> {
-    if !is_key(key.as_bytes()) {
+    if !is_sha256_hex(key.as_bytes()) {
         return Err(Error::Encode("a cache key is 64 lowercase hex digits"));
     }
-    out.extend_from_slice(&SWCK);
-    out.extend_from_slice(format!("{KEY_LEN:08x}").as_bytes());
+    encode_raw_header(SWCK, KEY_LEN as u32, out);
     out.extend_from_slice(key.as_bytes());
     Ok(())
-}
-
-fn is_key(bytes: &[u8]) -> bool {
-    bytes.len() == KEY_LEN && bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The server's decoder for the key.
@@ -69,7 +64,7 @@ impl KeyDecoder {
         let Some(body) = buf.get(HEADER_LEN..HEADER_LEN + KEY_LEN) else {
             return Ok(None);
         };
-        if !is_key(body) {
+        if !is_sha256_hex(body) {
             return Err(Error::BadString {
                 what: "SWCK",
                 why: "not 64 lowercase hex digits",
@@ -90,11 +85,11 @@ pub enum Answer {
 }
 
 pub fn encode_answer(answer: Answer, out: &mut Vec<u8>) {
-    out.extend_from_slice(match answer {
-        Answer::Hit => &SWCH,
-        Answer::Miss => &SWCM,
-    });
-    out.extend_from_slice(b"00000000");
+    let token = match answer {
+        Answer::Hit => SWCH,
+        Answer::Miss => SWCM,
+    };
+    encode_raw_header(token, 0, out);
 }
 
 /// The client's decoder for the server's answer.

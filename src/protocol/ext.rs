@@ -23,7 +23,9 @@
 //! (it does not wait for more bytes), so a client whose memory of a host is stale loses
 //! one connection, forgets, and speaks plain distcc.
 
-use super::frame::{decode_string, encode_header, parse_header, Token, HEADER_LEN};
+use super::frame::{
+    decode_string, encode_header, encode_raw_header, parse_header, Token, HEADER_LEN,
+};
 use super::Error;
 
 /// The `DIST` value of an extension request: "SW" and the extension version.
@@ -109,14 +111,12 @@ pub fn encode_accepted(features: &[&str], out: &mut Vec<u8>) -> Result<(), Error
 
 /// Appends one keep-alive.
 pub fn encode_keepalive(out: &mut Vec<u8>) {
-    out.extend_from_slice(&SWKA);
-    out.extend_from_slice(b"00000000");
+    encode_raw_header(SWKA, 0, out);
 }
 
 /// Appends the advertisement a swarmccd sends after a plain reply.
 pub fn encode_advertisement(out: &mut Vec<u8>) {
-    out.extend_from_slice(&SWXT);
-    out.extend_from_slice(format!("{ADVERTISED:08x}").as_bytes());
+    encode_raw_header(SWXT, ADVERTISED, out);
 }
 
 /// Whether `buf` starts with an advertisement of a version we speak.
@@ -156,8 +156,7 @@ fn encode_text(token: [u8; 4], text: &str, out: &mut Vec<u8>) -> Result<(), Erro
     if text.len() > MAX_TEXT as usize || text.as_bytes().contains(&0) {
         return Err(Error::Encode("extension text too long or with a NUL byte"));
     }
-    out.extend_from_slice(&token);
-    out.extend_from_slice(format!("{:08x}", text.len()).as_bytes());
+    encode_raw_header(token, text.len() as u32, out);
     out.extend_from_slice(text.as_bytes());
     Ok(())
 }

@@ -77,11 +77,23 @@ pub struct Header {
 
 /// Appends a 12-byte header with `value` as 8 lowercase hex digits.
 pub fn encode_header(token: Token, value: u32, out: &mut Vec<u8>) {
+    encode_raw_header(token.bytes(), value, out);
+}
+
+/// [`encode_header`] for a token of swarmcc's own messages (`SWOP`, `RFIL`…), which
+/// distcc's [`Token`] list does not name.
+pub fn encode_raw_header(token: [u8; 4], value: u32, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.extend_from_slice(&token.bytes());
+    out.extend_from_slice(&token);
     for shift in (0..8).rev() {
         out.push(HEX[((value >> (shift * 4)) & 0xf) as usize]);
     }
+}
+
+/// Whether `bytes` are a sha256 as the extension's messages carry it: 64 lowercase hex
+/// digits (a rustc job's file hashes, a farm cache key).
+pub fn is_sha256_hex(bytes: &[u8]) -> bool {
+    bytes.len() == 64 && bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Parses exactly 8 hex digits (either case) into a number; `None` for anything else.

@@ -34,7 +34,7 @@
 //! outputs of one reply together are bounded by `max_blob` too, since the client
 //! holds the whole reply in memory.
 
-use super::frame::wire_len;
+use super::frame::{encode_raw_header as header, is_sha256_hex, wire_len};
 use super::Error;
 
 mod decode;
@@ -169,11 +169,6 @@ pub enum ServerMsg {
     /// `RERL`: the metadata, before the reply (status 0, stdout empty).
     Early(RustcReply),
     Reply(RustcReply),
-}
-
-fn header(token: [u8; 4], value: u32, out: &mut Vec<u8>) {
-    out.extend_from_slice(&token);
-    out.extend_from_slice(format!("{value:08x}").as_bytes());
 }
 
 fn put_bytes(token: [u8; 4], body: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
@@ -327,8 +322,7 @@ fn parse_flag(s: &str, what: &'static str) -> Result<bool, Error> {
 }
 
 fn check_hash(hash: &str) -> Result<(), Error> {
-    let hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
-    if hash.len() == 64 && hash.bytes().all(hex) {
+    if is_sha256_hex(hash.as_bytes()) {
         return Ok(());
     }
     Err(Error::BadString {
